@@ -1,0 +1,32 @@
+# Development tasks. `make install` sets up everything in .venv; `make test` runs the suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build of torch that this project develops and tests against. Override for another
+# build, e.g. `make install TORCH="torch==2.14.1"`. The package itself accepts any torch>=2.1.
+TORCH ?= torch==2.13.0
+
+.PHONY: install test lint demo bench clean
+
+install:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "$(TORCH)"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints/dev.txt -e ".[dev]"
+	$(BIN)/pinncheck --version
+
+test:
+	$(BIN)/python -m pytest -q
+
+lint:
+	$(BIN)/ruff check pinncheck tests bench
+	$(BIN)/ruff format --check pinncheck tests bench
+	$(BIN)/mypy
+
+demo:
+	$(BIN)/pinncheck check "x1**2*sin(x2)" -d x1=0:1 -d x2=0:1
+
+bench:
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
