@@ -1,0 +1,142 @@
+"""Error statistics of autograd against exact values, exact across chunks, and tolerances."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+# Default tolerances by dtype and derivative order (orders above the table use its last row).
+# A point passes when |autograd - exact| <= atol + rtol*|exact|, where the default atol is
+# scale-aware: scale * max|exact| over all points (never below `floor`). Measured on this
+# project's reference expressions (README, "Tolerances"): float64 errors stay below ~1e-15 of a
+# derivative's largest magnitude, float32 errors below ~4e-6, while pointwise relative errors
+# near a derivative's zero crossings reach 2e-3 in float32. The table leaves a margin of 100x or
+# more; a wrong derivative is off by O(1) of its scale and still fails.
+TOLERANCES: dict[str, list[tuple[float, float, float]]] = {
+    #             (rtol,  scale, floor)  for orders 1, 2, 3+
+    "float64": [(1e-9, 1e-12, 1e-13), (1e-9, 1e-11, 1e-12), (1e-8, 1e-10, 1e-11)],
+    "float32": [(1e-5, 1e-4, 1e-6), (1e-5, 3e-4, 1e-5), (1e-4, 1e-3, 1e-4)],
+}
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Pass criterion for one quantity: ``|a - e| <= atol + rtol*|e|`` at every point.
+
+    ``atol`` is either fixed (``atol`` given) or ``scale * max|e|`` with a lower ``floor``.
+    """
+
+    rtol: float
+    atol: float | None = None
+    scale: float = 0.0
+    floor: float = 0.0
+
+    def effective_atol(self, max_abs_exact: float) -> float:
+        if self.atol is not None:
+            return self.atol
+        return max(self.scale * max_abs_exact, self.floor)
+
+
+def default_tolerance(
+    dtype: str, order: int, *, rtol: float | None = None, atol: float | None = None
+) -> Tolerance:
+    """The table's tolerance for ``dtype`` and derivative ``order``, with user overrides."""
+    rows = TOLERANCES[dtype]
+    r, s, f = rows[min(max(order, 1), len(rows)) - 1]
+    return Tolerance(rtol=r if rtol is None else rtol, atol=atol, scale=s, floor=f)
+
+
+@dataclass
+class ErrorStats:
+    """Running error statistics of one quantity; ``update`` once per chunk.
+
+    The statistics do not depend on how the points were split into chunks.
+    """
+
+    rtol: float
+    count: int = 0
+    finite: int = 0
+    nonfinite: int = 0
+    max_abs_error: float = 0.0
+    max_abs_exact: float = 0.0
+    max_abs_autograd: float = 0.0
+    sum_sq_error: float = 0.0
+    # Worst point: where |a - e| - rtol*|e| is largest, the margin compared with atol.
+    worst_excess: float = -math.inf
+    worst_index: int | None = None
+    worst_point: list[float] | None = None
+    worst_values: tuple[float, float] | None = None
+    first_nonfinite_index: int | None = None
+    first_nonfinite_point: list[float] | None = None
+    first_nonfinite_values: tuple[float, float] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def update(
+        self,
+        autograd: torch.Tensor,
+        exact: torch.Tensor,
+        points: list[torch.Tensor],
+        offset: int,
+    ) -> None:
+        """Fold in one chunk: values at the points ``offset .. offset+len-1``."""
+        a = autograd.to(torch.float64)
+        e = exact.to(torch.float64)
+        if a.shape != e.shape:
+            a, e = torch.broadcast_tensors(a, e)
+        n = e.numel()
+        self.count += n
+        ok = torch.isfinite(a) & torch.isfinite(e)
+        n_ok = int(ok.sum())
+        self.finite += n_ok
+        if n_ok < n:
+            self.nonfinite += n - n_ok
+            if self.first_nonfinite_index is None:
+                i = int((~ok).nonzero()[0, 0])
+                self.first_nonfinite_index = offset + i
+                self.first_nonfinite_point = [float(p[i]) for p in points]
+                self.first_nonfinite_values = (float(a[i]), float(e[i]))
+        if n_ok == 0:
+            return
+        zero = torch.zeros((), dtype=torch.float64, device=e.device)
+        err = torch.where(ok, (a - e).abs(), zero)
+        ae = torch.where(ok, e.abs(), zero)
+        self.max_abs_error = max(self.max_abs_error, float(err.max()))
+        self.max_abs_exact = max(self.max_abs_exact, float(ae.max()))
+        self.max_abs_autograd = max(
+            self.max_abs_autograd, float(torch.where(ok, a.abs(), zero).max())
+        )
+        self.sum_sq_error += float((err * err).sum())
+        excess = torch.where(ok, err - self.rtol * ae, torch.full_like(err, -math.inf))
+        i = int(excess.argmax())
+        if float(excess[i]) > self.worst_excess:
+            self.worst_excess = float(excess[i])
+            self.worst_index = offset + i
+            self.worst_point = [float(p[i]) for p in points]
+            self.worst_values = (float(a[i]), float(e[i]))
+
+    @property
+    def rms_error(self) -> float:
+        return math.sqrt(self.sum_sq_error / self.finite) if self.finite else math.nan
+
+    @property
+    def max_rel_error(self) -> float:
+        """max |a - e| / max |e|: the error relative to the quantity's scale."""
+        if self.finite == 0:
+            return math.nan
+        if self.max_abs_exact == 0.0:
+            return 0.0 if self.max_abs_error == 0.0 else math.inf
+        return self.max_abs_error / self.max_abs_exact
+
+    def status(self, tol: Tolerance, scale: float | None = None) -> str:
+        """ "pass", "fail", or "undefined" (non-finite values on either side).
+
+        ``scale`` replaces max|exact| as the reference of a scale-aware atol (a residual is
+        compared relative to the size of its PDE's terms, not to itself, which is ~0).
+        """
+        if self.nonfinite or self.finite == 0:
+            return "undefined"
+        ref = self.max_abs_exact if scale is None else scale
+        return "pass" if self.worst_excess <= tol.effective_atol(ref) else "fail"

@@ -1,0 +1,170 @@
+"""Rich tables and one-line summaries for reports. Imported only when output is produced."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ._results import QuantityResult
+
+STATUS_STYLE = {
+    "pass": "green",
+    "fail": "bold red",
+    "undefined": "bold yellow",
+    "error": "bold red",
+    "not proved": "yellow",
+}
+
+
+def fmt(x: float | None) -> str:
+    if x is None:
+        return "-"
+    if x != x:
+        return "nan"
+    if x == 0:
+        return "0"
+    return f"{x:.2e}"
+
+
+def short(text: str, width: int = 48) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def status_text(status: str) -> Text:
+    return Text(
+        status.upper() if status in ("pass", "fail") else status, style=STATUS_STYLE.get(status, "")
+    )
+
+
+def point_text(q: QuantityResult) -> str:
+    s = q.stats
+    point, values = s.worst_point, s.worst_values
+    if s.nonfinite and s.first_nonfinite_point is not None:
+        point, values = s.first_nonfinite_point, s.first_nonfinite_values
+    if point is None or values is None:
+        return "-"
+    coords = ", ".join(f"{n}={v:.4g}" for n, v in zip(q.variables, point, strict=True))
+    return f"{coords} (autograd {values[0]:.6g}, exact {values[1]:.6g})"
+
+
+def quantity_table(title: str, rows: Sequence[tuple[str, str, QuantityResult]]) -> Table:
+    """One row per quantity: label, exact expression, error figures, worst point, status."""
+    table = Table(title=title, title_justify="left", show_lines=False)
+    table.add_column("derivative")
+    table.add_column("exact", overflow="fold")
+    table.add_column("max abs err", justify="right")
+    table.add_column("max rel err", justify="right")
+    table.add_column("rms err", justify="right")
+    table.add_column("non-finite", justify="right")
+    table.add_column("worst point", overflow="fold")
+    table.add_column("status")
+    for label, exact, q in rows:
+        s = q.stats
+        table.add_row(
+            label,
+            short(exact),
+            fmt(s.max_abs_error if s.finite else None),
+            fmt(s.max_rel_error if s.finite else None),
+            fmt(s.rms_error if s.finite else None),
+            str(s.nonfinite),
+            point_text(q),
+            status_text(q.status),
+        )
+    return table
+
+
+def header(console: Console, title: str, fields: dict[str, Any]) -> None:
+    console.print(Text(title, style="bold"))
+    console.print(Text("  ".join(f"{k}: {v}" for k, v in fields.items()), style="dim"))
+
+
+def summary_line(console: Console, status: str, text: str) -> None:
+    line = Text()
+    line.append(status.upper(), style=STATUS_STYLE.get(status, "bold"))
+    line.append(f": {text}")
+    console.print(line)
+
+
+def describe_failures(results: Sequence[QuantityResult]) -> str:
+    bad = [r for r in results if r.status != "pass"]
+    if not bad:
+        worst = max((r.stats.max_rel_error for r in results), default=0.0)
+        return f"all {len(results)} agree (largest error relative to scale {fmt(worst)})"
+    parts = []
+    for r in bad:
+        if r.status == "undefined":
+            parts.append(f"{r.name} undefined at {r.stats.nonfinite} point(s) (NaN or inf)")
+        else:
+            parts.append(
+                f"{r.name} off by {fmt(r.stats.max_abs_error)} "
+                f"(allowed {fmt(r.effective_atol)} + {r.tolerance.rtol:g}*|exact|)"
+            )
+    return f"{len(bad)} of {len(results)} disagree: " + "; ".join(parts)
+
+
+def equation_table(equations: Sequence[Any]) -> Table:
+    """One row per PDE: residual sizes, agreement, symbolic proof, status."""
+    table = Table(title="equations", title_justify="left")
+    table.add_column("equation", overflow="fold")
+    table.add_column("max |R| autograd", justify="right")
+    table.add_column("max |R| exact", justify="right")
+    table.add_column("max abs err", justify="right")
+    table.add_column("term scale", justify="right")
+    table.add_column("symbolic zero")
+    table.add_column("status")
+    for e in equations:
+        s = e.stats
+        status = status_text(e.status)
+        if e.status_detail != "ok":
+            status.append(f" ({e.status_detail})")
+        table.add_row(
+            e.equation,
+            fmt(s.max_abs_autograd if s.finite else None),
+            fmt(s.max_abs_exact if s.finite else None),
+            fmt(s.max_abs_error if s.finite else None),
+            fmt(e.term_scale),
+            e.symbolic,
+            status,
+        )
+    return table
+
+
+def residual_summary(console: Console, report: Any) -> None:
+    eqs = report.equations
+    bad_terms = [d for d in report.derivatives if d.status != "pass"]
+    if report.status == "pass":
+        what = "autograd agrees with SymPy on every term and residual"
+        if not report.any_residual:
+            what += "; the candidate solves " + ("the PDE" if len(eqs) == 1 else "every PDE")
+        summary_line(console, "pass", what)
+        return
+    parts = []
+    if bad_terms:
+        parts.append(describe_failures(report.derivatives))
+    for e in eqs:
+        if e.status != "pass":
+            parts.append(f"{e.name} ({e.equation}): {e.status_detail}")
+    summary_line(console, "fail", "; ".join(parts))
+
+
+def run_table(report: Any) -> Table:
+    """``pinncheck run``: one row per check."""
+    table = Table(title="pinncheck run", title_justify="left")
+    for col in ("name", "kind", "file", "status", "expected", "worst error", "time", "result"):
+        table.add_column(col, justify="right" if col in ("worst error", "time") else "left")
+    for r in report.results:
+        table.add_row(
+            r.entry.name,
+            r.entry.kind,
+            r.entry.file.name,
+            status_text(r.status),
+            r.entry.expect,
+            fmt(r.worst_error),
+            f"{r.seconds:.2f}s",
+            Text("ok", style="green") if r.met else Text("MISSED", style="bold red"),
+        )
+    return table

@@ -1,0 +1,87 @@
+"""Symbolic work with a time budget: proofs that a residual is zero, and display forms.
+
+SymPy's ``simplify`` can run for minutes (over 100 s for one second derivative of a steep tanh
+expression), and a Python thread cannot be stopped. So the work runs in a child process that is
+killed when the budget is spent; the caller then falls back (numeric check, unsimplified form).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import sympy
+
+DEFAULT_TIMEOUT = 5.0
+
+
+def _prove_zero(expr: sympy.Expr) -> str:
+    # Cheap canonical forms first, then the expensive ones.
+    if expr == 0:
+        return "zero"
+    for step in (
+        sympy.expand,
+        sympy.cancel,
+        lambda e: sympy.expand(e.rewrite(sympy.exp)),
+        sympy.simplify,
+    ):
+        try:
+            if step(expr) == 0:
+                return "zero"
+        except Exception:  # a failing rewrite proves nothing either way
+            continue
+    return "unknown"
+
+
+def _simplify(expr: sympy.Expr) -> sympy.Expr:
+    return sympy.simplify(expr)
+
+
+def _child(fn: Callable[[Any], Any], arg: Any, conn: Any) -> None:
+    try:
+        conn.send(("ok", fn(arg)))
+    except Exception as exc:  # reported to the parent, which falls back
+        conn.send(("error", repr(exc)))
+    finally:
+        conn.close()
+
+
+def run_with_budget(fn: Callable[[Any], Any], arg: Any, timeout: float) -> tuple[str, Any]:
+    """Run ``fn(arg)`` in a child process; ``("ok", value)``, ``("timeout", None)`` or
+    ``("error", message)``."""
+    if timeout <= 0:
+        return "timeout", None
+    method = "fork" if sys.platform.startswith("linux") else "spawn"
+    ctx: Any = mp.get_context(method)
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(fn, arg, child), daemon=True)
+    proc.start()
+    child.close()
+    try:
+        if parent.poll(timeout):
+            status, value = parent.recv()
+            return status, value
+        return "timeout", None
+    except EOFError:
+        return "error", "the worker exited"
+    finally:
+        if proc.is_alive():
+            proc.kill()
+        proc.join(1)
+        parent.close()
+
+
+def prove_zero(expr: sympy.Expr, timeout: float = DEFAULT_TIMEOUT) -> str:
+    """``"proved"`` when SymPy shows ``expr == 0`` within ``timeout`` s, else ``"not proved"``."""
+    if expr == 0:
+        return "proved"
+    status, value = run_with_budget(_prove_zero, expr, timeout)
+    return "proved" if status == "ok" and value == "zero" else "not proved"
+
+
+def simplified(expr: sympy.Expr, timeout: float = DEFAULT_TIMEOUT) -> sympy.Expr:
+    """``simplify(expr)`` if it finishes within ``timeout`` s, else ``expr`` unchanged."""
+    status, value = run_with_budget(_simplify, expr, timeout)
+    return value if status == "ok" else expr

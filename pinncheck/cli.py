@@ -1,0 +1,458 @@
+"""The ``pinncheck`` command: options in, tables/JSON and exit codes out.
+
+The work happens in the library (``pinncheck.check`` and friends). This module only maps
+options to that API and results to output. It imports torch and sympy lazily, inside the
+commands, so that ``pinncheck --help`` and ``--version`` stay instant.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+
+from ._errors import ExitCode, PinncheckError, UserCodeError
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+app = typer.Typer(
+    name="pinncheck",
+    help="Check autograd partial derivatives and PDE residuals against SymPy's exact ones.\n\n"
+    "Exit codes: 0 everything passed; 1 a check failed or was undefined; 2 bad input or usage; "
+    "3 internal error.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"pinncheck {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool | None,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = None,
+) -> None:
+    """pinncheck: is your derivative code right?"""
+
+
+# Options shared by the commands -------------------------------------------------------------
+DomainOpt = Annotated[
+    list[str],
+    typer.Option(
+        "--domain",
+        "-d",
+        metavar="NAME=LO:HI",
+        help="Sampling interval of a variable; repeat, or separate with commas. "
+        "Bounds may be constant expressions (-pi:pi).",
+    ),
+]
+PointsOpt = Annotated[int, typer.Option("--points", "-n", help="Number of random points.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Sampling seed (printed and recorded).")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:N or auto.")]
+DtypeOpt = Annotated[str, typer.Option("--dtype", help="float64 or float32 (autograd side).")]
+RtolOpt = Annotated[
+    float | None, typer.Option("--rtol", help="Relative tolerance (overrides the table).")
+]
+AtolOpt = Annotated[
+    float | None,
+    typer.Option("--atol", help="Absolute tolerance (overrides the scale-aware default)."),
+]
+ChunkOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--chunk-size", help="Points per chunk (bounds memory; results do not depend on it)."
+    ),
+]
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table (default) or json.")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")]
+
+
+def _stdout() -> Console:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def _stderr() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _emit_json(doc: Any) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2, allow_nan=False) + "\n")
+    sys.stdout.flush()
+
+
+@contextmanager
+def _errors(kind: str, fmt: Format, debug: bool) -> Iterator[None]:
+    """Turn pinncheck's exceptions into one message and a documented exit code."""
+    from rich.text import Text
+
+    try:
+        yield
+    except (typer.Exit, typer.Abort):
+        raise
+    except PinncheckError as exc:
+        err = _stderr()
+        if isinstance(exc, UserCodeError) and exc.details:
+            err.print(Text(exc.details.rstrip()))
+        err.print(Text(f"error: {exc}", style="bold red"))
+        if fmt is Format.json:
+            _emit_json(
+                {
+                    "pinncheck": __version__,
+                    "kind": kind,
+                    "status": "error",
+                    "error": str(exc),
+                    "exit_code": int(exc.exit_code),
+                }
+            )
+        raise typer.Exit(int(exc.exit_code)) from None
+    except KeyboardInterrupt:
+        _stderr().print(Text("interrupted", style="bold red"))
+        raise typer.Exit(130) from None
+    except Exception as exc:
+        err = _stderr()
+        if debug:
+            err.print(Text(traceback.format_exc().rstrip()))
+        err.print(
+            Text(
+                f"internal error: {type(exc).__name__}: {exc}. This is a bug in pinncheck; "
+                "rerun with --debug for the traceback and report it.",
+                style="bold red",
+            )
+        )
+        if fmt is Format.json:
+            _emit_json(
+                {
+                    "pinncheck": __version__,
+                    "kind": kind,
+                    "status": "error",
+                    "error": f"internal error: {type(exc).__name__}: {exc}",
+                    "exit_code": int(ExitCode.INTERNAL),
+                }
+            )
+        raise typer.Exit(int(ExitCode.INTERNAL)) from None
+
+
+class _LazyProgress:
+    """A progress bar that appears only on a terminal, and only for runs longer than ~1 s."""
+
+    def __init__(self, enabled: bool, label: str) -> None:
+        self.enabled = enabled
+        self.label = label
+        self.t0 = time.perf_counter()
+        self.bar: Any = None
+        self.task: Any = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            if done >= total or time.perf_counter() - self.t0 < 1.0:
+                return
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
+            self.bar = Progress(
+                TextColumn(self.label),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("points"),
+                TimeRemainingColumn(),
+                console=_stderr(),
+                transient=True,
+            )
+            self.task = self.bar.add_task(self.label, total=total)
+            self.bar.start()
+            del TransferSpeedColumn
+        self.bar.update(self.task, completed=done)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+@contextmanager
+def _progress(fmt: Format, label: str) -> Iterator[Callable[[int, int], None]]:
+    enabled = fmt is Format.table and sys.stderr.isatty() and not os.environ.get("CI")
+    bar = _LazyProgress(enabled, label)
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+def _finish(status: str) -> NoReturn:
+    raise typer.Exit(int(ExitCode.OK if status == "pass" else ExitCode.FAILED))
+
+
+def _warn(warnings: list[str]) -> None:
+    from rich.text import Text
+
+    err = _stderr()
+    for w in warnings:
+        err.print(Text(f"warning: {w}", style="yellow"))
+
+
+@app.command()
+def check(
+    expr: Annotated[str, typer.Argument(help="Expression in SymPy syntax, e.g. 'x1**2*sin(x2)'.")],
+    domain: DomainOpt,
+    points: PointsOpt = 1000,
+    order: Annotated[int, typer.Option("--order", help="Check all partials up to this order.")] = 2,
+    seed: SeedOpt = 20240917,
+    device: DeviceOpt = "cpu",
+    dtype: DtypeOpt = "float64",
+    rtol: RtolOpt = None,
+    atol: AtolOpt = None,
+    chunk_size: ChunkOpt = None,
+    fmt: FormatOpt = Format.table,
+    debug: DebugOpt = False,
+) -> None:
+    """Compare autograd's partial derivatives of EXPR with SymPy's, at random points."""
+    with _errors("check", fmt, debug):
+        from ._check import check as run_check
+
+        with _progress(fmt, "check") as progress:
+            report = run_check(
+                expr,
+                domain,
+                n=points,
+                order=order,
+                device=device,
+                dtype=dtype,
+                seed=seed,
+                rtol=rtol,
+                atol=atol,
+                chunk_size=chunk_size,
+                progress=progress,
+            )
+        if fmt is Format.json:
+            _emit_json(report.to_dict())
+        else:
+            _print_check(_stdout(), report)
+    _finish(report.status)
+
+
+def _print_check(out: Console, report: Any) -> None:
+    from ._render import describe_failures, header, quantity_table, summary_line
+
+    o = report.options
+    header(
+        out,
+        f"pinncheck check  {report.expression}",
+        {
+            "domain": str(report.domain),
+            "n": o.n,
+            "seed": o.seed,
+            "device": str(o.device),
+            "dtype": o.dtype_name,
+            "order": report.order,
+        },
+    )
+    out.print(quantity_table("", [(d.name, d.exact, d) for d in report.derivatives]))
+    _warn(report.warnings)
+    summary_line(out, report.status, describe_failures(report.derivatives))
+
+
+def _print_residual(out: Console, report: Any) -> None:
+    from ._render import equation_table, header, quantity_table, residual_summary
+
+    o = report.options
+    sysm = report.system
+    header(
+        out,
+        "pinncheck residual  " + "; ".join(sysm.equations),
+        {
+            "solution": "; ".join(f"{k}={v}" for k, v in sysm.solution_texts.items()),
+            **(
+                {"params": ", ".join(f"{k}={v}" for k, v in sysm.params.items())}
+                if sysm.params
+                else {}
+            ),
+            "domain": str(sysm.domain),
+            "n": o.n,
+            "seed": o.seed,
+            "device": str(o.device),
+            "dtype": o.dtype_name,
+        },
+    )
+    out.print(
+        quantity_table("derivative terms", [(d.name, d.exact, d) for d in report.derivatives])
+    )
+    out.print(equation_table(report.equations))
+    for e in report.equations:
+        if e.forcing is not None:
+            out.print(f"forcing {e.name}: f = {e.forcing}", markup=False)
+    _warn(report.warnings)
+    residual_summary(out, report)
+
+
+PRINTERS: dict[str, Callable[[Console, Any], None]] = {
+    "check": _print_check,
+    "residual": _print_residual,
+}
+
+
+def print_report(out: Console, report: Any) -> None:
+    PRINTERS[report.kind](out, report)
+
+
+@app.command()
+def residual(
+    pde: Annotated[
+        list[str],
+        typer.Option(
+            "--pde",
+            help="A PDE; 'LHS = RHS' means LHS - RHS. "
+            "Derivatives: u_t, u_xx (single-letter variables) or diff(u, x, 2). Repeat "
+            "for systems.",
+        ),
+    ],
+    solution: Annotated[
+        list[str],
+        typer.Option(
+            "--solution",
+            "-s",
+            metavar="NAME=EXPR",
+            help="Candidate solution of one unknown; repeat per unknown.",
+        ),
+    ],
+    domain: DomainOpt,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            "-p",
+            metavar="NAME=VALUE",
+            help="A constant; may use earlier ones (lam=10-sqrt(100+4*pi**2)).",
+        ),
+    ] = None,
+    any_residual: Annotated[
+        bool,
+        typer.Option(
+            "--any-residual", help="Check agreement only; the candidate need not solve the PDE."
+        ),
+    ] = False,
+    symbolic_timeout: Annotated[
+        float,
+        typer.Option(
+            "--symbolic-timeout", help="Seconds SymPy may spend proving each residual zero."
+        ),
+    ] = 5.0,
+    forcing: Annotated[
+        bool,
+        typer.Option(
+            "--forcing", help="Print the manufactured source term f = PDE(u), simplified."
+        ),
+    ] = False,
+    points: PointsOpt = 1000,
+    seed: SeedOpt = 20240917,
+    device: DeviceOpt = "cpu",
+    dtype: DtypeOpt = "float64",
+    rtol: RtolOpt = None,
+    atol: AtolOpt = None,
+    chunk_size: ChunkOpt = None,
+    fmt: FormatOpt = Format.table,
+    debug: DebugOpt = False,
+) -> None:
+    """Check PDE residuals of a candidate solution: autograd against SymPy, and if it solves."""
+    with _errors("residual", fmt, debug):
+        from ._residual import residual as run_residual
+
+        with _progress(fmt, "residual") as progress:
+            report = run_residual(
+                pde,
+                solution,
+                domain,
+                param=param,
+                n=points,
+                device=device,
+                dtype=dtype,
+                seed=seed,
+                rtol=rtol,
+                atol=atol,
+                any_residual=any_residual,
+                symbolic_timeout=symbolic_timeout,
+                forcing=forcing,
+                chunk_size=chunk_size,
+                progress=progress,
+            )
+        if fmt is Format.json:
+            _emit_json(report.to_dict())
+        else:
+            _print_residual(_stdout(), report)
+    _finish(report.status)
+
+
+@app.command("run")
+def run_cmd(
+    files: Annotated[list[str], typer.Argument(help="Check files (TOML) to run.")],
+    fmt: FormatOpt = Format.table,
+    debug: DebugOpt = False,
+) -> None:
+    """Run every check in TOML check files; exit 0 only if each meets its expectation."""
+    with _errors("run", fmt, debug):
+        from ._checkfile import load_files, run_entries
+
+        entries = load_files(files)
+        report = run_entries(entries)
+        if fmt is Format.json:
+            _emit_json(report.to_dict())
+        else:
+            from ._render import run_table, summary_line
+
+            out = _stdout()
+            out.print(run_table(report))
+            for r in report.results:
+                if not r.met:
+                    out.rule(f"{r.entry.name} ({r.entry.file})", style="red")
+                    if r.report is not None:
+                        print_report(out, r.report)
+                        if r.entry.expect_diagnosis and r.status == r.entry.expect:
+                            out.print(
+                                f"expected the diagnosis to mention {r.entry.expect_diagnosis!r}",
+                                markup=False,
+                            )
+                    else:
+                        out.print(f"error: {r.error}", markup=False)
+            met = sum(r.met for r in report.results)
+            summary_line(
+                out, report.status, f"{met} of {len(report.results)} checks met their expectation"
+            )
+    _finish(report.status)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
