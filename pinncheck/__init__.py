@@ -24,7 +24,11 @@ if TYPE_CHECKING:
     from ._check import check as check
     from ._domain import Domain as Domain
     from ._domain import parse_domain as parse_domain
+    from ._checkfile import RunReport as RunReport
+    from ._checkfile import run_files as run_files
     from ._parse import parse_expression as parse_expression
+    from ._residual import ResidualReport as ResidualReport
+    from ._residual import residual as residual
 
 _LAZY = {
     "check": "._check",
@@ -32,6 +36,10 @@ _LAZY = {
     "Domain": "._domain",
     "parse_domain": "._domain",
     "parse_expression": "._parse",
+    "residual": "._residual",
+    "ResidualReport": "._residual",
+    "run_files": "._checkfile",
+    "RunReport": "._checkfile",
 }
 
 
