@@ -22,10 +22,10 @@ from ._version import __version__ as __version__
 if TYPE_CHECKING:
     from ._check import CheckReport as CheckReport
     from ._check import check as check
-    from ._domain import Domain as Domain
-    from ._domain import parse_domain as parse_domain
     from ._checkfile import RunReport as RunReport
     from ._checkfile import run_files as run_files
+    from ._domain import Domain as Domain
+    from ._domain import parse_domain as parse_domain
     from ._parse import parse_expression as parse_expression
     from ._residual import ResidualReport as ResidualReport
     from ._residual import residual as residual

@@ -32,7 +32,7 @@ from fractions import Fraction
 from types import MappingProxyType
 from typing import Any, NoReturn
 
-import sympy  # noqa: TID253 - this module exists to build SymPy objects
+import sympy  # this module exists to build SymPy objects
 
 from pinncheck._errors import ExpressionError
 
@@ -63,14 +63,14 @@ MAX_EXPONENT: int = 1_000
 _MAX_DIGITS = 300
 """Most digits of an integer literal; also the largest ``|log10|`` of any exact number."""
 _MAX_MAGNITUDE = 1e300
-"""Largest magnitude of a float literal or of a constant raised to a power."""
+"""Largest magnitude of a float literal and of any constant part of an expression."""
 _MAX_RATIONAL_BITS = 1_200
 """Most bits in the numerator or denominator of an exact number (about 360 digits)."""
 _MAX_ROOT_BITS = 256
 """Most bits (after removing factors 2, 3, 5 and 7) of a number raised to a fractional power.
 
 SymPy factorises the base to simplify such powers, which gets slow for large numbers."""
-_MAX_CONSTANT_WORK = 5_000
+_MAX_CONSTANT_WORK = 2_000
 """Budget for SymPy's simplification of functions and powers of constant expressions.
 
 SymPy inspects a constant argument numerically (is it zero? positive?), evaluating the whole
@@ -757,7 +757,7 @@ class _Builder:
             problem = _number_problem(number)
             if problem is not None:
                 self.fail(node, problem, "rescale the expression or use smaller constants")
-        if not result.is_Rational and not result.free_symbols:
+        if not result.is_Rational and result.is_number:
             value = self.approximate(result)
             if not _is_finite(value) or abs(value) > _MAX_MAGNITUDE:
                 self.fail(
@@ -778,7 +778,7 @@ class _Builder:
 
     def spend(self, node: ast.AST, constant: sympy.Expr) -> None:
         """Charge the work SymPy will do on a function or power of a constant expression."""
-        if constant.is_Number or constant.free_symbols:
+        if constant.is_Number or not constant.is_number:
             return
         self.constant_work += self.size(constant)
         if self.constant_work > _MAX_CONSTANT_WORK:
@@ -973,7 +973,7 @@ class _Builder:
         if handler is not None:
             return self.checked(node, handler(args))
         self.spend(node, args[0])
-        if name in ("erf", "erfc") and not args[0].free_symbols:
+        if name in ("erf", "erfc") and args[0].is_number:
             value = self.constant_value(node.args[0], args[0], f"the argument of {name}")
             if abs(value) > _MAX_SPECIAL_ARGUMENT:
                 self.fail(
@@ -982,7 +982,7 @@ class _Builder:
                     f"keep constant arguments of {name} within +-{_MAX_SPECIAL_ARGUMENT:g}; "
                     f"{name} is already constant far below that",
                 )
-        if name in _GROWING_FUNCTIONS and not args[0].free_symbols:
+        if name in _GROWING_FUNCTIONS and args[0].is_number:
             value = self.constant_value(node.args[0], args[0], f"the argument of {name}")
             limit = _LOG_MAX_MAGNITUDE
             if value > limit or (name != "exp" and value < -limit):
@@ -1007,7 +1007,7 @@ class _Builder:
         """Build ``base**exponent`` after checking that SymPy can build it quickly."""
         self.spend(node, base)
         self.spend(node, exponent)
-        if not exponent.free_symbols:
+        if exponent.is_number:
             self.check_power(node, base_node, exponent_node, base, exponent)
         return self.checked(node, sympy.Pow(base, exponent))
 
@@ -1041,7 +1041,7 @@ class _Builder:
                     f"the combined exponent is too large (at most {MAX_EXPONENT} in magnitude)",
                     hint,
                 )
-        if base.free_symbols:
+        if not base.is_number:
             # SymPy distributes powers over a product, so check its numeric coefficient.
             coefficient = base.as_coeff_Mul()[0]
             if coefficient.is_Rational and coefficient not in (sympy.S.One, sympy.S.NegativeOne):

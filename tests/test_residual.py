@@ -8,8 +8,8 @@ import sympy
 from pinncheck import ExpressionError, residual
 from pinncheck._domain import parse_domain
 from pinncheck._engine import Term
-from pinncheck._pde import parse_system
 from pinncheck._parse import real_symbol
+from pinncheck._pde import parse_system
 
 HEAT = dict(
     pde="u_t - nu*u_xx",
