@@ -74,6 +74,7 @@ class PDESystem:
     solutions: dict[str, sympy.Expr]
     solution_texts: dict[str, str]
     params: dict[str, sympy.Expr]
+    param_texts: dict[str, str]
 
     def term_label(self, term: Term) -> str:
         return term_label(term, self.domain)
@@ -275,4 +276,9 @@ def parse_system(
             )
         residuals.append(expr)
     terms = sorted(used, key=lambda t: (unknowns.index(t.function), len(t.alpha), t.alpha))
-    return PDESystem(domain, tuple(eqs), tuple(residuals), tuple(terms), sols, texts, param_values)
+    param_texts = {
+        check_identifier(k, what="parameter name"): v for k, v in _pairs(params, "parameter")
+    }
+    return PDESystem(
+        domain, tuple(eqs), tuple(residuals), tuple(terms), sols, texts, param_values, param_texts
+    )

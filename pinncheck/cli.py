@@ -296,7 +296,7 @@ def _print_residual(out: Console, report: Any) -> None:
         {
             "solution": "; ".join(f"{k}={v}" for k, v in sysm.solution_texts.items()),
             **(
-                {"params": ", ".join(f"{k}={v}" for k, v in sysm.params.items())}
+                {"params": ", ".join(f"{k}={v}" for k, v in sysm.param_texts.items())}
                 if sysm.params
                 else {}
             ),
