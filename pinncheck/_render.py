@@ -45,6 +45,8 @@ def point_text(q: QuantityResult) -> str:
     point, values = s.worst_point, s.worst_values
     if s.nonfinite and s.first_nonfinite_point is not None:
         point, values = s.first_nonfinite_point, s.first_nonfinite_values
+    elif s.max_abs_error == 0:
+        return "- (exact agreement)"
     if point is None or values is None:
         return "-"
     coords = ", ".join(f"{n}={v:.4g}" for n, v in zip(q.variables, point, strict=True))
