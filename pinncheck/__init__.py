@@ -27,8 +27,12 @@ if TYPE_CHECKING:
     from ._domain import Domain as Domain
     from ._domain import parse_domain as parse_domain
     from ._parse import parse_expression as parse_expression
+    from ._probe import ProbeReport as ProbeReport
+    from ._probe import probe as probe
     from ._residual import ResidualReport as ResidualReport
     from ._residual import residual as residual
+    from ._verify import VerifyReport as VerifyReport
+    from ._verify import verify as verify
 
 _LAZY = {
     "check": "._check",
@@ -40,6 +44,10 @@ _LAZY = {
     "ResidualReport": "._residual",
     "run_files": "._checkfile",
     "RunReport": "._checkfile",
+    "verify": "._verify",
+    "VerifyReport": "._verify",
+    "probe": "._probe",
+    "ProbeReport": "._probe",
 }
 
 

@@ -65,6 +65,27 @@ def _prepare_residual(opts: dict[str, Any], base: Path) -> Job:
     return prepare_residual(args.pop("pde"), args.pop("solution"), args.pop("domain"), **args)
 
 
+def _prepare_verify(opts: dict[str, Any], base: Path) -> Job:
+    from ._verify import prepare_verify
+
+    args = _run_args(opts)
+    return prepare_verify(
+        args.pop("target"),
+        args.pop("pde"),
+        args.pop("solution"),
+        args.pop("domain"),
+        base_dir=base,
+        **args,
+    )
+
+
+def _prepare_probe(opts: dict[str, Any], base: Path) -> Job:
+    from ._probe import prepare_probe
+
+    args = _run_args(opts)
+    return prepare_probe(args.pop("target"), args.pop("domain"), base_dir=base, **args)
+
+
 KINDS: dict[str, KindSpec] = {
     "check": KindSpec({"expr": str, "order": int, **RUN_KEYS}, ("expr", "domain"), _prepare_check),
     "residual": KindSpec(
@@ -79,6 +100,30 @@ KINDS: dict[str, KindSpec] = {
         },
         ("pde", "solution", "domain"),
         _prepare_residual,
+    ),
+    "verify": KindSpec(
+        {
+            "target": str,
+            "pde": (str, list),
+            "solution": (str, list, dict),
+            "param": (str, list, dict),
+            **RUN_KEYS,
+        },
+        ("target", "pde", "solution", "domain"),
+        _prepare_verify,
+    ),
+    "probe": KindSpec(
+        {
+            "target": str,
+            "domain": (str, list),
+            "points": int,
+            "seed": int,
+            "device": str,
+            "dtype": str,
+            "jacobian_points": int,
+        },
+        ("target", "domain"),
+        _prepare_probe,
     ),
 }
 

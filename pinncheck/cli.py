@@ -318,9 +318,23 @@ def _print_residual(out: Console, report: Any) -> None:
     residual_summary(out, report)
 
 
+def _print_verify(out: Console, report: Any) -> None:
+    from ._render_user import print_verify
+
+    print_verify(out, report, _warn)
+
+
+def _print_probe(out: Console, report: Any) -> None:
+    from ._render_user import print_probe
+
+    print_probe(out, report, _warn)
+
+
 PRINTERS: dict[str, Callable[[Console, Any], None]] = {
     "check": _print_check,
     "residual": _print_residual,
+    "verify": _print_verify,
+    "probe": _print_probe,
 }
 
 
@@ -450,6 +464,133 @@ def run_cmd(
             summary_line(
                 out, report.status, f"{met} of {len(report.results)} checks met their expectation"
             )
+    _finish(report.status)
+
+
+# verify and probe: the user's own code ------------------------------------------------------
+RUNS_USER_CODE = (
+    "This runs your code: TARGET's module is imported and its function called, the way pytest "
+    "runs a test file (file.py:NAME is imported from its path with its folder first on "
+    "sys.path; package.module:NAME is imported with the current folder on sys.path)."
+)
+TargetArg = Annotated[
+    str,
+    typer.Argument(metavar="TARGET", help="path/to/file.py:NAME or package.module:NAME."),
+]
+PdeOpt = Annotated[
+    list[str],
+    typer.Option(
+        "--pde",
+        help="A PDE; 'LHS = RHS' means LHS - RHS. Derivatives: u_t, u_xx (single-letter "
+        "variables) or diff(u, x, 2). Repeat for systems.",
+    ),
+]
+SolutionOpt = Annotated[
+    list[str],
+    typer.Option(
+        "--solution",
+        "-s",
+        metavar="NAME=EXPR",
+        help="Manufactured solution of one unknown (need not solve the PDE); repeat per unknown.",
+    ),
+]
+ParamOpt = Annotated[
+    list[str] | None,
+    typer.Option("--param", "-p", metavar="NAME=VALUE", help="A constant; may use earlier ones."),
+]
+
+
+@app.command(
+    help=(
+        "Check YOUR PINN residual function against the exact residual of --pde.\n\n"
+        "TARGET names f(x, u) (DeepXDE's convention): x is an (n, d) tensor with "
+        "requires_grad=True, columns in the order of the -d options; u is (n, m), the "
+        "manufactured --solution computed from x with torch operations, columns in the order of "
+        "the --solution options. f returns an (n,) or (n, 1) tensor, an (n, k) tensor, or a list "
+        "of k tensors for k PDEs. The solution need not solve the PDE: a generic smooth u, with "
+        "every derivative term non-zero, catches more bugs. When they disagree, pinncheck says "
+        "where and fits your residual on the candidate terms to say what your code computed "
+        "instead.\n\n" + RUNS_USER_CODE + " Errors in your code exit 2 with their traceback."
+    )
+)
+def verify(
+    target: TargetArg,
+    pde: PdeOpt,
+    solution: SolutionOpt,
+    domain: DomainOpt,
+    param: ParamOpt = None,
+    points: PointsOpt = 1000,
+    seed: SeedOpt = 20240917,
+    device: DeviceOpt = "cpu",
+    dtype: DtypeOpt = "float64",
+    rtol: RtolOpt = None,
+    atol: AtolOpt = None,
+    chunk_size: ChunkOpt = None,
+    fmt: FormatOpt = Format.table,
+    debug: DebugOpt = False,
+) -> None:
+    with _errors("verify", fmt, debug):
+        from ._verify import verify as run_verify
+
+        with _progress(fmt, "verify") as progress:
+            report = run_verify(
+                target,
+                pde,
+                solution,
+                domain,
+                param=param,
+                n=points,
+                device=device,
+                dtype=dtype,
+                seed=seed,
+                rtol=rtol,
+                atol=atol,
+                chunk_size=chunk_size,
+                progress=progress,
+            )
+        if fmt is Format.json:
+            _emit_json(report.to_dict())
+        else:
+            _print_verify(_stdout(), report)
+    _finish(report.status)
+
+
+@app.command(
+    help=(
+        "Check that YOUR model is pointwise (output i depends on input i only) and "
+        "deterministic.\n\n"
+        "TARGET names an nn.Module, a callable mapping an (n, d) tensor to (n, m), or a "
+        "zero-argument factory returning one. pinncheck measures the Jacobian's off-diagonal mass "
+        "on a small batch, confirms it by changing single points, calls the model twice, checks "
+        "that second derivatives do not vanish (ReLU), and names the likely culprit submodules "
+        "(BatchNorm or Dropout in training mode...). The model runs in its own dtype and on its "
+        "own device. Exit 0 when pointwise and deterministic, 1 otherwise.\n\n" + RUNS_USER_CODE
+    )
+)
+def probe(
+    target: TargetArg,
+    domain: DomainOpt,
+    points: Annotated[int, typer.Option("--points", "-n", help="Batch size of the probe.")] = 64,
+    seed: SeedOpt = 20240917,
+    device: Annotated[
+        str | None,
+        typer.Option("--device", help="cpu, cuda, cuda:N or auto (default: the model's own)."),
+    ] = None,
+    dtype: Annotated[
+        str | None,
+        typer.Option("--dtype", help="float32 or float64 (default: the model's own, or float32)."),
+    ] = None,
+    fmt: FormatOpt = Format.table,
+    debug: DebugOpt = False,
+) -> None:
+    with _errors("probe", fmt, debug):
+        from ._probe import probe as run_probe
+
+        report = run_probe(target, domain, n=points, seed=seed, device=device, dtype=dtype)
+        if fmt is Format.json:
+            _emit_json(report.to_dict())
+        else:
+            _print_probe(_stdout(), report)
     _finish(report.status)
 
 

@@ -1,0 +1,866 @@
+"""``pinncheck.probe``: is the user's model pointwise and deterministic?
+
+The ones-vector method that PINNs use to get pointwise derivatives (``grad(u, x,
+grad_outputs=ones)``) is only right when output row ``i`` depends on input row ``i`` alone: the
+Jacobian over the batch must be block diagonal. Batch normalisation in training mode, a mean
+over the batch, attention over the batch axis... break this, and the "derivatives" silently
+become sums over points. Dropout in training mode makes every call (and every residual)
+random. Piecewise-linear activations make every second derivative zero.
+
+``probe`` measures the Jacobian's off-diagonal mass on a small batch (where batch coupling,
+which scales like 1/batch, is strongest; a pointwise model gives exactly 0), confirms it by
+changing single points, calls the model twice to test determinism, checks second derivatives,
+and walks the model's submodules (with forward hooks) to name the culprits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import inspect
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ._domain import Domain, DomainLike, parse_domain
+from ._errors import OptionError, UserCodeError
+from ._options import resolve_device, resolve_dtype, run_options
+from ._results import _num, environment
+from ._sample import DEFAULT_SEED, sample_box
+from ._usercode import Target, call_user, parse_target, resolve, zero_arg_callable
+
+DEFAULT_POINTS = 64
+JACOBIAN_POINTS = 32
+PERTURBED_POINTS = 3
+SECOND_ORDER_OUTPUTS = 4
+# A pointwise, deterministic model changes other rows by exactly 0; anything above this many
+# units of rounding (relative to the output's size) counts.
+ROUNDING_UNITS = 16
+
+_RELU_LIKE = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.PReLU,
+    nn.RReLU,
+    nn.Hardtanh,
+    nn.Threshold,
+    nn.Hardshrink,
+    nn.Softshrink,
+)
+_ATTENTION = (nn.MultiheadAttention, nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
+
+
+@dataclass
+class Culprit:
+    """A submodule that likely causes a finding.
+
+    Attributes:
+        name: its qualified name in ``model.named_modules()`` (``""`` is the model itself).
+        type: its class name.
+        problem: ``"batch coupling"``, ``"nondeterminism"`` or ``"vanishing second derivatives"``.
+        reason: why it is suspected.
+        observed: whether the forward hooks saw the problem appear in it (not just its type).
+    """
+
+    name: str
+    type: str
+    problem: str
+    reason: str
+    observed: bool = False
+
+    @property
+    def display(self) -> str:
+        return f"{self.type} `{self.name}`" if self.name else f"{self.type} (the model itself)"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.type,
+            "problem": self.problem,
+            "reason": self.reason,
+            "observed": self.observed,
+        }
+
+
+@dataclass
+class ProbeReport:
+    """The outcome of :func:`probe`. ``status`` is ``"pass"`` when the model is pointwise,
+    deterministic and finite; ``diagnosis`` explains a failure, ``warnings`` the rest."""
+
+    target: str
+    model_type: str
+    domain: Domain
+    dtype: str
+    device: str
+    n: int
+    seed: int
+    output_columns: int
+    jacobian_points: int
+    offdiag_ratio: float | None
+    offdiag_max_row_ratio: float | None
+    perturbation: dict[str, Any]
+    deterministic: bool
+    nondeterminism: float
+    randomness_from_rng: bool | None
+    nonfinite_points: int
+    second_derivatives_vanish: bool
+    culprits: list[Culprit] = field(default_factory=list)
+    diagnosis: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    kind: str = "probe"
+
+    @property
+    def jacobian_coupled(self) -> bool:
+        tol = _tolerance(self.dtype)
+        return self.offdiag_ratio is not None and not self.offdiag_ratio <= tol
+
+    @property
+    def perturbation_coupled(self) -> bool:
+        return bool(self.perturbation.get("coupled"))
+
+    @property
+    def pointwise(self) -> bool:
+        return not (self.jacobian_coupled or self.perturbation_coupled)
+
+    @property
+    def finite(self) -> bool:
+        return self.nonfinite_points == 0
+
+    @property
+    def status(self) -> str:
+        return "pass" if self.pointwise and self.deterministic and self.finite else "fail"
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "pass"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document of ``pinncheck probe --format json`` (schema in the README)."""
+        return {
+            **environment(),
+            "kind": self.kind,
+            "status": self.status,
+            "target": self.target,
+            "model_type": self.model_type,
+            "variables": list(self.domain.names),
+            "domain": self.domain.as_dict(),
+            "n": self.n,
+            "seed": self.seed,
+            "dtype": self.dtype,
+            "device": self.device,
+            "output_columns": self.output_columns,
+            "pointwise": self.pointwise,
+            "jacobian_points": self.jacobian_points,
+            "offdiag_ratio": _num(self.offdiag_ratio),
+            "offdiag_max_row_ratio": _num(self.offdiag_max_row_ratio),
+            "coupling_tolerance": _tolerance(self.dtype),
+            "perturbation": dict(self.perturbation),
+            "deterministic": self.deterministic,
+            "nondeterminism": _num(self.nondeterminism),
+            "randomness_from_rng": self.randomness_from_rng,
+            "finite": self.finite,
+            "nonfinite_points": self.nonfinite_points,
+            "second_derivatives_vanish": self.second_derivatives_vanish,
+            "culprits": [c.to_dict() for c in self.culprits],
+            "diagnosis": list(self.diagnosis),
+            "warnings": list(self.warnings),
+            "timings": dict(self.timings),
+        }
+
+
+def _eps(dtype: str) -> float:
+    return float(torch.finfo(getattr(torch, dtype)).eps)
+
+
+def _tolerance(dtype: str) -> float:
+    return ROUNDING_UNITS * _eps(dtype)
+
+
+@dataclass
+class ProbeJob:
+    """A validated ``probe``: the target named, the user's code not yet imported."""
+
+    target: Target | Any
+    domain: Domain
+    n: int
+    seed: int
+    device: torch.device | None
+    dtype: torch.dtype | None
+    jacobian_points: int
+
+    def run(self, progress: Any = None) -> ProbeReport:
+        return _Probe(self).run()
+
+
+def prepare_probe(
+    target: str | Any,
+    domain: DomainLike,
+    *,
+    n: int = DEFAULT_POINTS,
+    seed: int = DEFAULT_SEED,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    jacobian_points: int = JACOBIAN_POINTS,
+    base_dir: str | Path | None = None,
+) -> ProbeJob:
+    """Validate the arguments of :func:`probe` without running the user's code."""
+    run_options(n=n, seed=seed, device="cpu", dtype="float32", rtol=None, atol=None)
+    if n < 2:
+        raise OptionError(f"probe needs at least 2 points to see coupling between them, got {n}.")
+    if isinstance(jacobian_points, bool) or not isinstance(jacobian_points, int):
+        raise OptionError(f"jacobian_points must be an integer >= 2, got {jacobian_points!r}.")
+    if jacobian_points < 2:
+        raise OptionError(f"jacobian_points must be an integer >= 2, got {jacobian_points!r}.")
+    dom = parse_domain(domain)
+    dev = resolve_device(device) if device is not None else None
+    dt = resolve_dtype(dtype)[1] if dtype is not None else None
+    tgt = parse_target(target, base_dir) if isinstance(target, str) else target
+    return ProbeJob(tgt, dom, n, seed, dev, dt, jacobian_points)
+
+
+def probe(
+    model: str | Any,
+    domain: DomainLike,
+    *,
+    n: int = DEFAULT_POINTS,
+    seed: int = DEFAULT_SEED,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    jacobian_points: int = JACOBIAN_POINTS,
+    base_dir: str | Path | None = None,
+) -> ProbeReport:
+    """Check that a model is pointwise (output i depends on input i only) and deterministic.
+
+    Args:
+        model: an ``nn.Module``, a callable mapping an ``(n, d)`` tensor to ``(n, m)``, a
+            zero-argument factory returning one, or ``"path/to/file.py:name"`` /
+            ``"package.module:name"`` naming any of these (importing it runs the user's code).
+        domain: the input box; its variables are the input columns, in order.
+        n: the batch size for the determinism, perturbation and second-derivative checks.
+        seed: the sampling seed.
+        device, dtype: default to the model's own (its parameters'); else CPU and float32. When
+            given for a model with other parameters, a copy of the model is converted.
+        jacobian_points: the batch size on which the full Jacobian is measured (batch coupling
+            scales like 1/batch, so a small batch shows it best).
+        base_dir: the folder a relative target path is resolved against.
+
+    Returns:
+        A :class:`ProbeReport`: ``offdiag_ratio`` (0 for a pointwise model), ``deterministic``,
+        ``culprits``, ``diagnosis`` and ``warnings``.
+
+    Raises:
+        UserCodeError: importing, building or calling the model failed, or its output is not
+            ``(n, m)``.
+
+    Example:
+        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+        >>> r = probe(net, ["x=0:1", "t=0:1"])
+        >>> r.status, r.offdiag_ratio
+        ('pass', 0.0)
+    """
+    job = prepare_probe(
+        model,
+        domain,
+        n=n,
+        seed=seed,
+        device=device,
+        dtype=dtype,
+        jacobian_points=jacobian_points,
+        base_dir=base_dir,
+    )
+    return job.run()
+
+
+# Hooks --------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Record:
+    name: str
+    type: str
+    parent: int | None
+    inputs: list[torch.Tensor]
+    outputs: list[torch.Tensor] = field(default_factory=list)
+
+
+def _batch_tensors(value: Any, n: int) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value.detach().clone()] if value.dim() >= 1 and value.shape[0] == n else []
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _batch_tensors(v, n)]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _batch_tensors(v, n)]
+    return []
+
+
+@contextlib.contextmanager
+def _recording(model: nn.Module, n: int) -> Iterator[list[_Record]]:
+    """Record every submodule call's batch-major inputs and outputs, in call order."""
+    records: list[_Record] = []
+    stack: list[int] = []
+    handles = []
+
+    def pre(name: str) -> Callable[..., None]:
+        def hook(mod: nn.Module, args: Any) -> None:
+            parent = stack[-1] if stack else None
+            records.append(_Record(name, type(mod).__name__, parent, _batch_tensors(args, n)))
+            stack.append(len(records) - 1)
+
+        return hook
+
+    def post(name: str) -> Callable[..., None]:
+        def hook(mod: nn.Module, args: Any, output: Any) -> None:
+            if stack:
+                records[stack.pop()].outputs = _batch_tensors(output, n)
+
+        return hook
+
+    for name, mod in model.named_modules():
+        handles.append(mod.register_forward_pre_hook(pre(name)))
+        handles.append(mod.register_forward_hook(post(name)))
+    try:
+        yield records
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@dataclass
+class _Origin:
+    """Where a difference first appears: the innermost call whose output changed while its
+    inputs did not. ``around`` holds, when the difference enters in that call's own code
+    between two of its submodule calls, the last unchanged child and the first changed one."""
+
+    record: _Record
+    has_children: bool
+    around: list[_Record]
+
+    @property
+    def in_own_code(self) -> bool:
+        return bool(self.around) or (not self.record.name and self.has_children)
+
+
+def _first_appearance(
+    a: list[_Record], b: list[_Record], changed: Callable[[torch.Tensor, torch.Tensor], bool]
+) -> _Origin | None:
+    if [r.name for r in a] != [r.name for r in b]:
+        return None
+
+    def any_changed(xs: Sequence[torch.Tensor], ys: Sequence[torch.Tensor]) -> bool:
+        return any(x.shape == y.shape and changed(x, y) for x, y in zip(xs, ys, strict=False))
+
+    flags = [
+        (any_changed(ra.inputs, rb.inputs), any_changed(ra.outputs, rb.outputs))
+        for ra, rb in zip(a, b, strict=True)
+    ]
+    origin = [i for i, (inp, out) in enumerate(flags) if out and not inp]
+    inner = [i for i in origin if not any(a[k].parent == i for k in origin)]
+    if not inner:
+        return None
+    i = inner[0]
+    children = [k for k in range(len(a)) if a[k].parent == i]
+    hit = [k for k in children if flags[k][0]]
+    around: list[_Record] = []
+    if hit:
+        before = [k for k in children if k < hit[0]]
+        around = [a[k] for k in before[-1:]] + [a[hit[0]]]
+    return _Origin(a[i], bool(children), around)
+
+
+# The probe ---------------------------------------------------------------------------------
+
+
+class _Probe:
+    def __init__(self, job: ProbeJob) -> None:
+        self.job = job
+        self.dom = job.domain
+        self.warnings: list[str] = []
+
+    def build(self) -> None:
+        obj, self.label = resolve(self.job.target)
+        owned = True
+        if isinstance(obj, nn.Module):
+            model: Any = obj
+            owned = False
+        elif inspect.isclass(obj) or (callable(obj) and zero_arg_callable(obj)):
+            if not zero_arg_callable(obj):
+                raise UserCodeError(
+                    f"{self.label} is a class whose constructor needs arguments; name an "
+                    "instance or a zero-argument factory that builds the model."
+                )
+            model = call_user(obj, what=f"The factory {self.label}")
+            if isinstance(model, torch.Tensor) or not callable(model):
+                raise UserCodeError(
+                    f"The factory {self.label} returned a {type(model).__name__}, not a model "
+                    "(an nn.Module or a callable mapping an (n, d) tensor to (n, m))."
+                )
+        elif callable(obj):
+            model = obj
+        else:
+            raise UserCodeError(
+                f"{self.label} is a {type(obj).__name__}, not an nn.Module, a callable or a "
+                "zero-argument factory."
+            )
+        if isinstance(model, nn.Module) and not owned:
+            # Probing runs forward passes, which update BatchNorm statistics: use a copy.
+            try:
+                model = copy.deepcopy(model)
+            except Exception:
+                self.warnings.append(
+                    "The model could not be copied, so probing it ran forward passes on the "
+                    "original (BatchNorm running statistics may have been updated)."
+                )
+        params = (
+            [p for p in model.parameters() if p.is_floating_point()]
+            if isinstance(model, nn.Module)
+            else []
+        )
+        want_dtype, want_device = self.job.dtype, self.job.device
+        if params:
+            dtype, device = params[0].dtype, params[0].device
+            if (want_dtype is not None and want_dtype != dtype) or (
+                want_device is not None and want_device != device
+            ):
+                try:
+                    model = model.to(dtype=want_dtype or dtype, device=want_device or device)
+                except Exception as exc:
+                    raise UserCodeError(
+                        f"Converting the model to {want_dtype or dtype} on "
+                        f"{want_device or device} failed: {exc}"
+                    ) from None
+                self.warnings.append(
+                    f"The model's parameters are {str(dtype).replace('torch.', '')} on {device}; "
+                    f"a copy was converted to {str(want_dtype or dtype).replace('torch.', '')} "
+                    f"on {want_device or device} as asked."
+                )
+                dtype, device = want_dtype or dtype, want_device or device
+        else:
+            dtype = want_dtype or torch.float32
+            device = want_device or torch.device("cpu")
+        self.model = model
+        self.dtype: torch.dtype = dtype
+        self.dtype_name = str(dtype).replace("torch.", "")
+        self.device: torch.device = torch.device(device)
+        self.tol = _tolerance(self.dtype_name)
+
+    def forward(
+        self, x: torch.Tensor, *, rng_seed: int | None = None, grad: bool = False
+    ) -> torch.Tensor:
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices, enabled=rng_seed is not None):
+            if rng_seed is not None:
+                torch.manual_seed(rng_seed)
+            with torch.set_grad_enabled(grad):
+                y = call_user(self.model, x, what=self.what)
+        n = x.shape[0]
+        if not isinstance(y, torch.Tensor):
+            raise UserCodeError(
+                f"The model {self.label} returned a {type(y).__name__}; expected a tensor of "
+                f"shape (n, m) for an (n, {x.shape[1]}) input."
+            )
+        if y.dim() == 1 and y.shape[0] == n:
+            y = y[:, None]
+        if y.dim() != 2 or y.shape[0] != n:
+            raise UserCodeError(
+                f"The model {self.label} returned shape {tuple(y.shape)} for an input of shape "
+                f"{tuple(x.shape)}; expected (n, m) = ({n}, m): one output row per input point."
+            )
+        if y.is_complex():
+            raise UserCodeError(f"The model {self.label} returned complex values.")
+        return y
+
+    def run(self) -> ProbeReport:
+        t0 = time.perf_counter()
+        self.build()
+        job, dom = self.job, self.dom
+        self.what = (
+            f"The model {self.label} (called on an (n, {len(dom)}) input, columns "
+            f"{', '.join(dom.names)})"
+        )
+        cols = sample_box(dom, job.seed, 0, job.n, dtype=self.dtype, device=self.device)
+        x = torch.stack(cols, dim=1)
+        self.x = x
+        self.rng = job.seed % (2**31)
+        # Determinism and finiteness.
+        y1 = self.forward(x)
+        y2 = self.forward(x)
+        self.scale = float(torch.nan_to_num(y1.detach().abs(), nan=0.0, posinf=0.0).max()) or 1.0
+        diff = (y1.detach() - y2.detach()).abs()
+        nondet = float(torch.nan_to_num(diff, nan=math.inf).max()) / self.scale
+        bad_rows = ~torch.isfinite(y1.detach()).all(dim=1)
+        nonfinite = int(bad_rows.sum())
+        deterministic = nondet <= self.tol or bool((diff == 0).all())
+        from_rng: bool | None = None
+        if not deterministic:
+            a = self.forward(x, rng_seed=self.rng)
+            b = self.forward(x, rng_seed=self.rng)
+            from_rng = bool(((a - b).abs() <= self.tol * self.scale).all())
+        reliable = deterministic or bool(from_rng)
+        jac, jac_row, jac_points = self.jacobian()
+        perturb = self.perturbation(reliable)
+        vanish, first_zero = self.second_derivatives()
+        t1 = time.perf_counter()
+        report = ProbeReport(
+            target=self.label,
+            model_type=type(self.model).__name__,
+            domain=dom,
+            dtype=self.dtype_name,
+            device=str(self.device),
+            n=job.n,
+            seed=job.seed,
+            output_columns=int(y1.shape[1]),
+            jacobian_points=jac_points,
+            offdiag_ratio=jac,
+            offdiag_max_row_ratio=jac_row,
+            perturbation=perturb,
+            deterministic=deterministic,
+            nondeterminism=nondet,
+            randomness_from_rng=from_rng,
+            nonfinite_points=nonfinite,
+            second_derivatives_vanish=vanish,
+            warnings=list(self.warnings),
+        )
+        self.explain(report, bad_rows, first_zero)
+        report.timings = {"probe_s": t1 - t0, "total_s": time.perf_counter() - t0}
+        return report
+
+    # Measurements ------------------------------------------------------------------------
+
+    def jacobian(self) -> tuple[float | None, float | None, int]:
+        """Off-diagonal Jacobian mass relative to the diagonal, on a small batch."""
+        b = min(self.job.jacobian_points, self.job.n)
+        xs = self.x[:b].detach().clone().requires_grad_(True)
+        y = self.forward(xs, rng_seed=self.rng, grad=True)
+        if not y.requires_grad:
+            self.warnings.append(
+                "The model's output has no gradient with respect to its input (computed without "
+                "autograd, or detached), so its Jacobian was not measured; only single-point "
+                "perturbations were checked. A PINN needs that gradient."
+            )
+            return None, None, b
+        # One backward pass per point, with random weights over the output columns (so that
+        # no two columns can cancel): row i of the weighted Jacobian is J[i, :, j, :] . w.
+        gen = torch.Generator().manual_seed(0)
+        w = torch.randn(y.shape[1], generator=gen, dtype=torch.float64).to(y.dtype).to(y.device)
+        diag = torch.zeros(b, dtype=torch.float64)
+        off = torch.zeros(b, dtype=torch.float64)
+        for i in range(b):
+            go = torch.zeros_like(y)
+            go[i] = w
+            (g,) = call_user(
+                lambda go=go: torch.autograd.grad(y, xs, go, retain_graph=True, allow_unused=True),
+                what=f"Differentiating the output of {self.label}",
+            )
+            if g is None:
+                continue
+            g = g.detach().to(torch.float64).cpu()
+            diag[i] = (g[i] ** 2).sum()
+            g[i] = 0.0
+            off[i] = (g**2).sum()
+        total_d, total_o = float(diag.sum()), float(off.sum())
+        if total_d == 0.0:
+            ratio = 0.0 if total_o == 0.0 else math.inf
+        else:
+            ratio = math.sqrt(total_o / total_d)
+        rows = [
+            math.sqrt(o / d) if d > 0 else (0.0 if o == 0 else math.inf)
+            for d, o in zip(diag.tolist(), off.tolist(), strict=True)
+        ]
+        return ratio, max(rows), b
+
+    def changed_rows(self, a: torch.Tensor, b: torch.Tensor, skip: int | None) -> torch.Tensor:
+        d = (a.detach() - b.detach()).abs().reshape(a.shape[0], -1)
+        d = torch.nan_to_num(d, nan=math.inf).amax(dim=1)
+        if skip is not None:
+            d[skip] = 0.0
+        return d
+
+    def perturbation(self, reliable: bool) -> dict[str, Any]:
+        """Change single points; do the other points' outputs move?"""
+        n = self.job.n
+        picks = sorted({0, n // 2, n - 1})[:PERTURBED_POINTS]
+        fresh = sample_box(
+            self.dom, self.job.seed + 1, 0, len(picks), dtype=self.dtype, device=self.device
+        )
+        fresh_x = torch.stack(fresh, dim=1)
+        base = self.forward(self.x, rng_seed=self.rng)
+        worst, rows, at = 0.0, 0, picks[0]
+        for k, j in enumerate(picks):
+            xp = self.x.clone()
+            xp[j] = fresh_x[k]
+            yp = self.forward(xp, rng_seed=self.rng)
+            d = self.changed_rows(yp, base, j) / self.scale
+            moved = int((d > self.tol).sum())
+            if float(d.max()) > worst:
+                worst, rows, at = float(d.max()), moved, j
+        return {
+            "points": picks,
+            "max_rel_change": _num(worst),
+            "rows_changed": rows,
+            "worst_point": at,
+            "reliable": reliable,
+            "coupled": reliable and worst > self.tol,
+        }
+
+    def second_derivatives(self) -> tuple[bool, bool]:
+        """(second derivatives all exactly zero, first derivatives all exactly zero)."""
+        xs = self.x.detach().clone().requires_grad_(True)
+        y = self.forward(xs, rng_seed=self.rng, grad=True)
+        if not y.requires_grad:
+            return False, False
+        first_zero = True
+        second_zero = True
+        for a in range(min(y.shape[1], SECOND_ORDER_OUTPUTS)):
+
+            def first(a: int = a) -> Any:
+                return torch.autograd.grad(
+                    y[:, a].sum(), xs, retain_graph=True, create_graph=True, allow_unused=True
+                )
+
+            (g,) = call_user(first, what=f"Differentiating the output of {self.label}")
+            if g is None:
+                continue
+            if bool((g != 0).any()):
+                first_zero = False
+            if not g.requires_grad:
+                continue
+            for k in range(xs.shape[1]):
+
+                def second(k: int = k, g: torch.Tensor = g) -> Any:
+                    return torch.autograd.grad(
+                        g[:, k].sum(), xs, retain_graph=True, allow_unused=True
+                    )
+
+                (h,) = call_user(second, what=f"Differentiating the output of {self.label}")
+                if h is not None and bool((h != 0).any()):
+                    second_zero = False
+        return (second_zero and not first_zero), first_zero
+
+    # Culprits and words ------------------------------------------------------------------
+
+    def static_culprits(self) -> list[Culprit]:
+        from torch.nn.modules.batchnorm import _BatchNorm
+        from torch.nn.modules.dropout import _DropoutNd
+
+        out: list[Culprit] = []
+        if not isinstance(self.model, nn.Module):
+            return out
+        for name, mod in self.model.named_modules():
+            kind = type(mod).__name__
+            if isinstance(mod, _BatchNorm) and (mod.training or not mod.track_running_stats):
+                why = (
+                    "in training mode, normalising each feature with the mean and variance of "
+                    "the whole batch"
+                    if mod.training
+                    else "built with track_running_stats=False, using the batch's statistics "
+                    "even in eval mode"
+                )
+                out.append(Culprit(name, kind, "batch coupling", why))
+            elif isinstance(mod, _ATTENTION):
+                out.append(
+                    Culprit(
+                        name,
+                        kind,
+                        "batch coupling",
+                        "attention mixes the positions of a sequence; with (n, d) inputs the "
+                        "points may be attended over",
+                    )
+                )
+            elif isinstance(mod, (_DropoutNd, nn.AlphaDropout)) and mod.training and mod.p > 0:
+                out.append(
+                    Culprit(
+                        name,
+                        kind,
+                        "nondeterminism",
+                        f"in training mode with p={mod.p:g}, drawing a new random mask on "
+                        "every call",
+                    )
+                )
+            elif isinstance(mod, _RELU_LIKE):
+                out.append(
+                    Culprit(
+                        name,
+                        kind,
+                        "vanishing second derivatives",
+                        "piecewise linear, with a second derivative that is zero almost everywhere",
+                    )
+                )
+        return out
+
+    def locate(self, perturb_row: int | None) -> _Origin | None:
+        """Run twice with hooks and find where the difference first appears."""
+        if not isinstance(self.model, nn.Module):
+            return None
+        n = self.job.n
+        x2 = self.x.clone()
+        seed = self.rng
+        if perturb_row is not None:
+            fresh = sample_box(
+                self.dom, self.job.seed + 1, 0, 1, dtype=self.dtype, device=self.device
+            )
+            x2[perturb_row] = torch.stack(fresh, dim=1)[0]
+        with _recording(self.model, n) as ra:
+            self.forward(self.x, rng_seed=seed if perturb_row is not None else None)
+        with _recording(self.model, n) as rb:
+            self.forward(x2, rng_seed=seed if perturb_row is not None else None)
+
+        def changed(a: torch.Tensor, b: torch.Tensor) -> bool:
+            if not (a.is_floating_point() and b.is_floating_point()):
+                return bool((a != b).any())
+            d = self.changed_rows(a, b, perturb_row)
+            ref = float(torch.nan_to_num(a.abs(), nan=0.0, posinf=0.0).max()) or 1.0
+            return bool((d > self.tol * ref).any())
+
+        return _first_appearance(ra, rb, changed)
+
+    def explain(self, r: ProbeReport, bad_rows: torch.Tensor, first_zero: bool) -> None:
+        static = self.static_culprits()
+        names = self.dom.names
+        if not r.finite:
+            j = int(bad_rows.nonzero()[0, 0])
+            at = ", ".join(f"{v}={float(c):.4g}" for v, c in zip(names, self.x[j], strict=True))
+            r.diagnosis.append(
+                f"the model returns NaN or inf at {r.nonfinite_points} of {r.n} points (first at "
+                f"{at})"
+            )
+        if not r.pointwise:
+            r.diagnosis.append(self.coupling_line(r))
+            r.culprits += [c for c in static if c.problem == "batch coupling"]
+            found = self.locate(perturb_row=int(r.perturbation.get("worst_point", 0)))
+            r.diagnosis += self.culprit_lines(r, found, "batch coupling")
+        if not r.deterministic:
+            line = (
+                f"nondeterministic: two calls on the same input differ by up to "
+                f"{r.nondeterminism:.3g} (relative to the output's size)"
+            )
+            if r.randomness_from_rng:
+                line += (
+                    "; with a fixed torch seed they agree, so the randomness comes from torch's RNG"
+                )
+            elif r.randomness_from_rng is False:
+                line += (
+                    "; they differ even with a fixed torch seed (state that changes between calls, "
+                    "or nondeterministic kernels), so the coupling checks are unreliable"
+                )
+            r.diagnosis.append(
+                line + ". The PDE residual, and the loss, are then random at every step"
+            )
+            r.culprits += [c for c in static if c.problem == "nondeterminism"]
+            found = self.locate(perturb_row=None)
+            r.diagnosis += self.culprit_lines(r, found, "nondeterminism")
+        if first_zero:
+            r.warnings.append(
+                "The output does not depend on the inputs: every first derivative is zero at "
+                "every sampled point."
+            )
+        elif r.second_derivatives_vanish:
+            relu = [c for c in static if c.problem == "vanishing second derivatives"]
+            r.culprits += relu
+            where = (
+                " (piecewise-linear activations: " + ", ".join(c.display for c in relu) + ")"
+                if relu
+                else " (piecewise-linear activations, e.g. F.relu in forward())"
+            )
+            r.warnings.append(
+                "The second derivatives of the output with respect to the inputs vanish at "
+                f"every sampled point{where}: second-order PDE terms will be zero (u_xx, u_tt, "
+                "... computed from this model). Use a smooth activation (tanh, SiLU, GELU, "
+                "softplus)."
+            )
+
+    def coupling_line(self, r: ProbeReport) -> str:
+        p = r.perturbation
+        parts = []
+        if r.jacobian_coupled:
+            parts.append(
+                f"the Jacobian's off-diagonal mass is {r.offdiag_ratio:.3g} of its diagonal on "
+                f"{r.jacobian_points} points (worst point {r.offdiag_max_row_ratio:.3g}; a "
+                "pointwise model gives exactly 0)"
+            )
+        elif r.offdiag_ratio is not None:
+            parts.append(
+                "the Jacobian is diagonal, so the coupling passes through detached or "
+                "non-differentiable operations"
+            )
+        if p.get("coupled"):
+            parts.append(
+                f"changing point {p['worst_point']} alone changed the outputs at "
+                f"{p['rows_changed']} of the other {r.n - 1} points by up to "
+                f"{float(p['max_rel_change']):.3g} (relative)"
+            )
+        elif p.get("reliable"):
+            parts.append("single-point perturbations did not move other outputs beyond rounding")
+        return (
+            "batch coupling: output i depends on other points of the batch, not only on input i: "
+            + "; ".join(parts)
+            + ". The ones-vector derivatives (grad(u, x, ones)) of this model are sums over "
+            "points, not pointwise derivatives, so every PDE term is wrong"
+        )
+
+    def culprit_lines(self, r: ProbeReport, found: _Origin | None, problem: str) -> list[str]:
+        """Name the suspects (by type) and where the hooks saw the problem appear."""
+        suspects = [c for c in r.culprits if c.problem == problem]
+        lines = []
+        note = ""
+        if found is not None:
+            rec = found.record
+            label = f"{rec.type} `{rec.name}`" if rec.name else f"{rec.type} (the model itself)"
+            if found.in_own_code:
+                around = found.around
+                if len(around) == 2:
+                    where = f"between the calls of `{around[0].name}` and `{around[1].name}`"
+                elif around:
+                    where = f"before the call of `{around[0].name}`"
+                else:
+                    where = "after its submodules"
+                what = (
+                    "a mean, sum, std, softmax or sort over dim 0 (the batch)"
+                    if problem == "batch coupling"
+                    else "random numbers (torch.rand, F.dropout)"
+                )
+                if not any(c.name == rec.name for c in suspects):
+                    r.culprits.append(
+                        Culprit(rec.name, rec.type, problem, f"in its forward(), {where}", True)
+                    )
+                lines.append(
+                    f"the {problem} arises in the forward() of {label}, {where}, not in a "
+                    f"submodule: look there for {what}"
+                )
+            else:
+                match = [c for c in suspects if c.name == rec.name]
+                if match:
+                    match[0].observed = True
+                else:
+                    c = Culprit(
+                        rec.name,
+                        rec.type,
+                        problem,
+                        "its output changes while its inputs do not",
+                        True,
+                    )
+                    r.culprits.append(c)
+                    suspects.append(c)
+                note = f" (the {problem} first appears at {label})"
+        if suspects:
+            reasons = "; ".join(dict.fromkeys(c.reason for c in suspects))
+            fix = (
+                "Call model.eval() before computing PDE residuals, or use a per-point "
+                "normalisation (LayerNorm) or none in a PINN"
+                if problem == "batch coupling"
+                else "Call model.eval() (or use p=0) when computing PDE residuals"
+            )
+            plural = "s" if len(suspects) > 1 else ""
+            shown = ", ".join(c.display for c in suspects)
+            lines.insert(0, f"likely culprit{plural}: {shown}: {reasons}{note}. {fix}")
+        return lines
+
+
+__all__ = ["Culprit", "ProbeJob", "ProbeReport", "prepare_probe", "probe"]

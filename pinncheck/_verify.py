@@ -1,0 +1,654 @@
+"""``pinncheck.verify``: check the user's own PINN residual code with a manufactured solution.
+
+The user's function is called DeepXDE-style, ``f(x, u)``: ``x`` is an ``(n, d)`` tensor with
+``requires_grad=True`` (columns in the domain's order) and ``u`` an ``(n, m)`` tensor computed
+from ``x`` as torch operations (the manufactured solution, one column per unknown), so that
+``u`` sits on the autograd graph exactly as a network's output would. The result is compared
+pointwise with the exact residual of the PDEs (SymPy). The manufactured solution need not solve
+the PDE: any smooth ``u`` works, and a generic one catches more bugs.
+
+When they disagree, the user's residual is fitted against the exact values of candidate terms
+(:mod:`pinncheck._explain`) to say what the code computed instead, and the user's
+``torch.autograd.grad`` calls are inspected for the usual causes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sympy
+import torch
+
+from ._autograd import multi_indices
+from ._compare import ErrorStats, Tolerance, default_tolerance
+from ._domain import DomainLike, parse_domain
+from ._engine import DEFAULT_CHUNK, Progress, Term, symbols_of
+from ._errors import UserCodeError
+from ._evaluate import Evaluator
+from ._exact import exact_partials
+from ._explain import (
+    FIT_RTOL,
+    CandidateSet,
+    Fit,
+    candidate_set,
+    dependencies,
+    explain,
+    fit_columns,
+    max_order,
+    no_fit_line,
+)
+from ._options import RunOptions, run_options
+from ._pde import Assignments, PDESystem, parse_system
+from ._residual import SOLVE_RTOL, EquationResult, substitute, system_warnings
+from ._results import _num, environment, overall_status
+from ._sample import DEFAULT_SEED, sample_box
+from ._usercode import GradCall, Target, call_user, parse_target, resolve, trace_grad
+
+# The fit and the diagnosis use at most this many points (the first ones of the sample).
+FIT_POINTS = 2000
+WORST_POINTS = 3
+
+ResidualFunction = Callable[[torch.Tensor, torch.Tensor], Any]
+
+
+@dataclass
+class VerifyEquation(EquationResult):
+    """One PDE: the user's residual against the exact one, and what went wrong."""
+
+    failing_points: int = 0
+    worst_points: list[dict[str, Any]] = field(default_factory=list)
+    diagnosis: list[str] = field(default_factory=list)
+    fit: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        s = self.stats
+        return {
+            "equation": self.equation,
+            "name": self.name,
+            "exact_residual": str(self.exact_residual),
+            "max_abs_residual_user": _num(s.max_abs_autograd if s.finite else math.nan),
+            "max_abs_residual_exact": _num(s.max_abs_exact if s.finite else math.nan),
+            "term_scale": _num(self.term_scale),
+            **self.stats_dict(),
+            "failing_points": self.failing_points,
+            "worst_points": self.worst_points,
+            "diagnosis": list(self.diagnosis),
+            "fit": self.fit,
+        }
+
+
+@dataclass
+class VerifyReport:
+    """The outcome of :func:`verify`. ``status`` is ``"pass"`` or ``"fail"``.
+
+    ``diagnosis`` says, for each equation that disagrees, where and (when pinncheck can tell)
+    what the code computed instead and why; ``warnings`` flag weak manufactured solutions.
+    """
+
+    target: str
+    system: PDESystem
+    options: RunOptions
+    equations: list[VerifyEquation]
+    diagnosis: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    grad_calls: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+    kind: str = "verify"
+
+    @property
+    def status(self) -> str:
+        return overall_status([e.status for e in self.equations])
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "pass"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document of ``pinncheck verify --format json`` (schema in the README)."""
+        from ._check import run_header, tolerance_header
+
+        sysm = self.system
+        return {
+            **environment(),
+            "kind": self.kind,
+            "status": self.status,
+            "target": self.target,
+            "pdes": list(sysm.equations),
+            "solutions": dict(sysm.solution_texts),
+            "params": {k: _num(float(v)) for k, v in sysm.params.items()},
+            "variables": list(sysm.domain.names),
+            "domain": sysm.domain.as_dict(),
+            **run_header(self.options),
+            "tolerances": tolerance_header(self.options),
+            "equations": [e.to_dict() for e in self.equations],
+            "diagnosis": list(self.diagnosis),
+            "warnings": list(self.warnings),
+            "grad_calls": self.grad_calls,
+            "timings": dict(self.timings),
+        }
+
+
+@dataclass
+class VerifyJob:
+    """A validated ``verify``: everything parsed, the user's code not yet imported."""
+
+    target: Target | ResidualFunction
+    system: PDESystem
+    options: RunOptions
+
+    def run(self, progress: Progress | None = None) -> VerifyReport:
+        return _Run(self).run(progress)
+
+
+def prepare_verify(
+    target: str | ResidualFunction,
+    pde: str | Sequence[str],
+    solution: Assignments,
+    domain: DomainLike,
+    *,
+    param: Assignments = None,
+    n: int = 1000,
+    device: str | torch.device = "cpu",
+    dtype: str | torch.dtype = "float64",
+    seed: int = DEFAULT_SEED,
+    rtol: float | None = None,
+    atol: float | None = None,
+    chunk_size: int | None = None,
+    base_dir: str | Path | None = None,
+) -> VerifyJob:
+    """Validate and parse the arguments of :func:`verify` without running the user's code."""
+    opts = run_options(
+        n=n, seed=seed, device=device, dtype=dtype, rtol=rtol, atol=atol, chunk_size=chunk_size
+    )
+    system = parse_system(pde, solution, parse_domain(domain), param)
+    tgt = parse_target(target, base_dir) if isinstance(target, str) else target
+    return VerifyJob(tgt, system, opts)
+
+
+def verify(
+    target: str | ResidualFunction,
+    pde: str | Sequence[str],
+    solution: Assignments,
+    domain: DomainLike,
+    *,
+    param: Assignments = None,
+    n: int = 1000,
+    device: str | torch.device = "cpu",
+    dtype: str | torch.dtype = "float64",
+    seed: int = DEFAULT_SEED,
+    rtol: float | None = None,
+    atol: float | None = None,
+    chunk_size: int | None = None,
+    base_dir: str | Path | None = None,
+    progress: Progress | None = None,
+) -> VerifyReport:
+    """Check a user's PINN residual function against the exact residual of ``pde``.
+
+    The function is called as ``f(x, u)`` (DeepXDE's convention): ``x`` is an ``(n, d)``
+    tensor with ``requires_grad=True``, columns in the order of ``domain``; ``u`` is ``(n, m)``,
+    the manufactured ``solution`` computed from ``x`` with torch operations, columns in the
+    order of ``solution``. It must return an ``(n,)`` or ``(n, 1)`` tensor, an ``(n, k)``
+    tensor, or a list/tuple of ``k`` such tensors for ``k`` PDEs. Importing a target module and
+    calling the function runs the user's code, as pytest does with a test file.
+
+    Args:
+        target: the function, or ``"path/to/file.py:function"`` / ``"package.module:function"``.
+        pde, solution, domain, param: as for :func:`pinncheck.residual`. The solution need not
+            solve the PDE; a generic one (every derivative term non-zero) catches more bugs.
+        n, device, dtype, seed, rtol, atol, chunk_size: as for :func:`pinncheck.residual`; the
+            function is called once per chunk of points.
+        base_dir: the folder a relative target path is resolved against (default: the current
+            folder).
+        progress: called as ``progress(done, n)`` after each chunk.
+
+    Returns:
+        A :class:`VerifyReport`; when an equation disagrees, ``report.diagnosis`` explains it,
+        e.g. ``"your residual ≈ 1.0·u_x − 0.1·u_tt; expected 1.0·u_t − 0.1·u_xx: ..."``.
+
+    Raises:
+        UserCodeError: importing or calling the user's code failed, or it returned the wrong
+            shape (the message holds the user's traceback in ``details``).
+        ExpressionError, DomainError, OptionError, DeviceError: bad input.
+
+    Example:
+        >>> def f(x, u):
+        ...     g = torch.autograd.grad(u, x, torch.ones_like(u), create_graph=True)[0]
+        ...     return g[:, 1:2] + u * g[:, 0:1]
+        >>> verify(f, "u_t + u*u_x", "u=sin(x)*exp(-t)+x*t**2", ["x=0:1", "t=0:1"]).status
+        'pass'
+    """
+    job = prepare_verify(
+        target,
+        pde,
+        solution,
+        domain,
+        param=param,
+        n=n,
+        device=device,
+        dtype=dtype,
+        seed=seed,
+        rtol=rtol,
+        atol=atol,
+        chunk_size=chunk_size,
+        base_dir=base_dir,
+    )
+    return job.run(progress)
+
+
+def _shape_text(shape: Sequence[int], n: int) -> str:
+    return "(" + ", ".join("n" if s == n else str(s) for s in shape) + ")"
+
+
+def equation_columns(
+    out: Any, n: int, k: int, label: str, device: torch.device | None = None
+) -> list[torch.Tensor]:
+    """The user's result as ``k`` tensors of shape ``(n,)``.
+
+    Raises:
+        UserCodeError: anything else (wrong type, shape, or number of equations).
+    """
+    usage = (
+        f"return an (n,) or (n, 1) tensor per PDE: one tensor, an (n, {k}) tensor, or a list of "
+        f"{k} tensors (n = {n} points here)"
+    )
+    if isinstance(out, torch.Tensor):
+        if out.dim() == 1 and out.shape[0] == n:
+            cols = [out]
+        elif out.dim() == 2 and out.shape[0] == n:
+            cols = [out[:, i] for i in range(out.shape[1])]
+        else:
+            raise UserCodeError(
+                f"{label} returned a tensor of shape {tuple(out.shape)} for {n} points; {usage}."
+            )
+    elif isinstance(out, (list, tuple)):
+        cols = []
+        for i, item in enumerate(out):
+            if not isinstance(item, torch.Tensor):
+                raise UserCodeError(
+                    f"{label} returned a {type(out).__name__} whose item {i} is a "
+                    f"{type(item).__name__}, not a tensor; {usage}."
+                )
+            if item.shape in ((n,), (n, 1)):
+                cols.append(item.reshape(n))
+            else:
+                raise UserCodeError(
+                    f"{label} returned a {type(out).__name__} whose item {i} has shape "
+                    f"{tuple(item.shape)} for {n} points; {usage}."
+                )
+    else:
+        raise UserCodeError(f"{label} returned a {type(out).__name__}, not a tensor; {usage}.")
+    if len(cols) != k:
+        raise UserCodeError(
+            f"{label} returned {len(cols)} equation(s) but {k} PDE(s) were given (--pde); {usage}."
+        )
+    for c in cols:
+        if c.is_complex():
+            raise UserCodeError(f"{label} returned a {c.dtype} tensor; expected real values.")
+    return [c.detach().to(device=device, dtype=torch.float64) for c in cols]
+
+
+class _Run:
+    """One run of a :class:`VerifyJob` (keeps the arrays the diagnosis needs)."""
+
+    def __init__(self, job: VerifyJob) -> None:
+        self.job = job
+        self.system = job.system
+        self.opts = job.options
+        self.dom = job.system.domain
+        self.syms = symbols_of(self.dom)
+        self.k = len(job.system.residuals)
+
+    # The user's side ---------------------------------------------------------------------
+
+    def call(self, fn: ResidualFunction, cols: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Build ``x`` and ``u`` from the sampled columns, call the user, check the result."""
+        x = torch.stack(list(cols), dim=1).detach().requires_grad_(True)
+        with torch.enable_grad():
+            ev = Evaluator({s: x[:, i] for i, s in enumerate(self.syms)})
+            us = []
+            for sol in self.system.solutions.values():
+                v = ev.tensor(sol)
+                if not v.requires_grad:  # a constant solution: keep it on the graph
+                    v = v + 0 * x[:, 0]
+                us.append(v)
+            u = torch.stack(us, dim=1)
+            what = f"Your residual function {self.label}"
+            with trace_grad() as calls:
+                out = call_user(fn, x, u, what=what)
+        self.calls.append(calls)
+        return equation_columns(out, x.shape[0], self.k, what, x.device)
+
+    # The run -----------------------------------------------------------------------------
+
+    def run(self, progress: Progress | None) -> VerifyReport:
+        t_start = time.perf_counter()
+        fn, self.label = resolve(self.job.target)
+        if not callable(fn):
+            raise UserCodeError(
+                f"{self.label} is a {type(fn).__name__}, not a function f(x, u) returning the "
+                "PDE residual."
+            )
+        self.calls: list[list[GradCall]] = []
+        system, opts, dom = self.system, self.opts, self.dom
+        order = max_order(system)
+        alphas = [(), *multi_indices(len(dom), order)]
+        self.exact: dict[Term, sympy.Expr] = {}
+        for fname, sol in system.solutions.items():
+            for a, e in exact_partials(sol, self.syms, alphas).items():
+                self.exact[Term(fname, a)] = e
+        exact_res = [substitute(r, self.exact) for r in system.residuals]
+        exact_parts = [
+            [substitute(p, self.exact) for p in sympy.Add.make_args(r)] for r in system.residuals
+        ]
+        tols = [self.tolerance(r) for r in system.residuals]
+        stats = [ErrorStats(rtol=t.rtol) for t in tols]
+        scale = [0.0] * self.k
+        user: list[list[torch.Tensor]] = [[] for _ in range(self.k)]
+        exact: list[list[torch.Tensor]] = [[] for _ in range(self.k)]
+        points: list[torch.Tensor] = []
+        n = opts.n
+        chunk = max(1, min(n, opts.chunk_size or DEFAULT_CHUNK))
+        t_user = t_exact = 0.0
+        for start in range(0, n, chunk):
+            stop = min(n, start + chunk)
+            cols = sample_box(dom, opts.seed, start, stop, dtype=opts.dtype, device=opts.device)
+            t0 = time.perf_counter()
+            got = self.call(fn, cols)
+            t1 = time.perf_counter()
+            pts64 = [p.to(torch.float64) for p in cols]
+            ev = Evaluator(dict(zip(self.syms, pts64, strict=True)))
+            for i in range(self.k):
+                ex = ev.tensor(exact_res[i], like=pts64[0])
+                total = torch.zeros_like(pts64[0])
+                for part in exact_parts[i]:
+                    total = total + ev.tensor(part, like=pts64[0]).abs()
+                finite = torch.nan_to_num(total, nan=0.0, posinf=0.0)
+                scale[i] = max(scale[i], float(finite.max()))
+                stats[i].update(got[i], ex, pts64, start)
+                user[i].append(got[i].cpu())
+                exact[i].append(ex.cpu())
+            points.append(torch.stack(pts64, dim=1).cpu())
+            t_exact += time.perf_counter() - t1
+            t_user += t1 - t0
+            if progress is not None:
+                progress(stop, n)
+        self.points = torch.cat(points)
+        self.user = [torch.cat(v) for v in user]
+        self.exact_values = [torch.cat(v) for v in exact]
+        equations = [
+            VerifyEquation(
+                name=f"eq{i + 1}",
+                stats=stats[i],
+                tolerance=tols[i],
+                variables=dom.names,
+                equation=system.equations[i],
+                exact_residual=exact_res[i],
+                term_scale=scale[i],
+                symbolic="not checked",
+                check_solution=False,
+            )
+            for i in range(self.k)
+        ]
+        t_diag = time.perf_counter()
+        report = VerifyReport(
+            self.label,
+            system,
+            opts,
+            equations,
+            warnings=system_warnings(system),
+            grad_calls=len(self.calls[0]) if self.calls else 0,
+        )
+        self.diagnose(report, fn)
+        t_end = time.perf_counter()
+        report.timings = {
+            "user_s": t_user,
+            "exact_s": t_exact,
+            "diagnosis_s": t_end - t_diag,
+            "total_s": t_end - t_start,
+        }
+        return report
+
+    def tolerance(self, residual: sympy.Expr) -> Tolerance:
+        order = max(
+            (len(t.alpha) for t in self.system.terms if t.placeholder() in residual.free_symbols),
+            default=1,
+        )
+        o = self.opts
+        return default_tolerance(o.dtype_name, order, rtol=o.rtol, atol=o.atol)
+
+    # The diagnosis -----------------------------------------------------------------------
+
+    def point_text(self, i: int) -> str:
+        coords = ", ".join(
+            f"{name}={float(v):.4g}" for name, v in zip(self.dom.names, self.points[i], strict=True)
+        )
+        return coords
+
+    def diagnose(self, report: VerifyReport, fn: ResidualFunction) -> None:
+        m = min(FIT_POINTS, self.opts.n)
+        cands = candidate_set(self.system)
+        pts = [self.points[:m, j].contiguous() for j in range(len(self.dom))]
+        ev = Evaluator(dict(zip(self.syms, pts, strict=True)))
+        terms = list(self.exact)
+        term_values = dict(zip(terms, ev.tensors([self.exact[t] for t in terms]), strict=True))
+        a = cands.values(pts, term_values)
+        rows_ok = torch.isfinite(a).all(dim=1)
+        report.warnings += self.solution_warnings(report, cands, a[rows_ok])
+        for i, eq in enumerate(report.equations):
+            self.locate(eq, i)
+            if eq.status == "pass":
+                continue
+            lines = list(eq.diagnosis)
+            b = self.user[i][:m]
+            ok = rows_ok & torch.isfinite(b)
+            lines += self.nonfinite_lines(i)
+            bb, aa = b[ok], a[ok]
+            if bb.numel() == 0:
+                pass
+            elif float(bb.abs().max()) == 0.0:
+                lines.append(
+                    "your residual is identically 0: every derivative in your code vanished, so "
+                    "they do not depend on the inputs. Usually the tensor you differentiate with "
+                    "respect to is not on the graph of u (a slice such as x[:, 0:1] taken after "
+                    "u was computed from x; torch.autograd.grad then returns None with "
+                    "allow_unused=True, and a helper turned it into zeros). Differentiate with "
+                    "respect to x itself and slice the gradient: torch.autograd.grad(u, x, "
+                    "torch.ones_like(u), create_graph=True)[0][:, 0:1]"
+                )
+                eq.fit = self.fit_dict(cands, i, Fit({}, 0.0, True), int(ok.sum()))
+            else:
+                fit = fit_columns(
+                    aa,
+                    bb,
+                    rtol=FIT_RTOL[self.opts.dtype_name],
+                    prefer=list(cands.expected[i]),
+                )
+                eq.fit = self.fit_dict(cands, i, fit, int(ok.sum()))
+                if fit.accepted:
+                    lines += explain(
+                        cands, i, fit, dtype_name=self.opts.dtype_name, batch=self.batch_size()
+                    )
+                else:
+                    lines.append(no_fit_line(cands, fit))
+            eq.diagnosis = lines
+        failed = [e for e in report.equations if e.status != "pass"]
+        for e in failed:
+            prefix = f"{e.name}: " if self.k > 1 else ""
+            report.diagnosis += [e.diagnosis[0]] + [prefix + line for line in e.diagnosis[1:]]
+        if failed:
+            report.diagnosis += self.grad_evidence(order=max_order(self.system))
+            report.diagnosis += self.batch_coupling(fn)
+
+    def batch_size(self) -> int:
+        return min(self.opts.n, self.opts.chunk_size or DEFAULT_CHUNK)
+
+    def locate(self, eq: VerifyEquation, i: int) -> None:
+        """Count the failing points, record the worst ones, and write the 'where' line."""
+        s, tol = eq.stats, eq.tolerance
+        u, e = self.user[i], self.exact_values[i]
+        finite = torch.isfinite(u) & torch.isfinite(e)
+        err = torch.where(finite, (u - e).abs(), torch.zeros_like(u))
+        excess = torch.where(finite, err - tol.rtol * e.abs(), torch.full_like(u, -math.inf))
+        bad = (excess > eq.effective_atol) | ~finite
+        eq.failing_points = int(bad.sum())
+        top = torch.topk(excess, min(WORST_POINTS, excess.numel())).indices.tolist()
+        eq.worst_points = [
+            {
+                "index": j,
+                **{n: float(self.points[j, c]) for c, n in enumerate(self.dom.names)},
+                "user": _num(float(u[j])),
+                "exact": _num(float(e[j])),
+            }
+            for j in top
+            if math.isfinite(float(excess[j]))
+        ]
+        if eq.status == "pass":
+            return
+        if s.finite == 0:
+            eq.diagnosis = [f"{eq.name} ({eq.equation}) is undefined (NaN or inf) at every point"]
+            return
+        worst = "; ".join(
+            f"{self.point_text(p['index'])} (yours {float(u[p['index']]):.6g}, expected "
+            f"{float(e[p['index']]):.6g})"
+            for p in eq.worst_points
+        )
+        eq.diagnosis = [
+            f"{eq.name} ({eq.equation}) disagrees at {eq.failing_points} of {s.count} points: max "
+            f"|error| {s.max_abs_error:.3g} (allowed {eq.effective_atol:.2g} + "
+            f"{tol.rtol:g}·|expected|, PDE term scale {eq.term_scale:.3g}); worst at {worst}"
+        ]
+
+    def nonfinite_lines(self, i: int) -> list[str]:
+        u, e = self.user[i], self.exact_values[i]
+        lines = []
+        bad_exact = ~torch.isfinite(e)
+        bad_user = ~torch.isfinite(u) & ~bad_exact
+        if bool(bad_user.any()):
+            j = int(bad_user.nonzero()[0, 0])
+            lines.append(
+                f"your residual is NaN or inf at {int(bad_user.sum())} point(s) where the exact "
+                f"one is finite, first at {self.point_text(j)} (yours {float(u[j])}); look for "
+                "a division by a derivative, a log or sqrt of a negative value, or an overflow"
+            )
+        if bool(bad_exact.any()):
+            j = int(bad_exact.nonzero()[0, 0])
+            lines.append(
+                f"the exact residual itself is undefined (NaN or inf) at {int(bad_exact.sum())} "
+                f"point(s), first at {self.point_text(j)}: choose a manufactured solution that "
+                "is smooth on the whole domain"
+            )
+        return lines
+
+    def fit_dict(self, cands: CandidateSet, i: int, fit: Fit, points: int) -> dict[str, Any]:
+        return {
+            "accepted": fit.accepted,
+            "relative_residual": _num(fit.rel_residual),
+            "formula": cands.formula(fit.coefficients) if fit.accepted else None,
+            "coefficients": {cands.columns[j].label: c for j, c in fit.coefficients.items()}
+            if fit.accepted
+            else {},
+            "expected": cands.formula(cands.expected[i]),
+            "points": points,
+        }
+
+    def solution_warnings(
+        self, report: VerifyReport, cands: CandidateSet, a: torch.Tensor
+    ) -> list[str]:
+        """Weak manufactured solutions: zero or dependent terms, or an exact solution."""
+        out = []
+        for e in report.equations:
+            s = e.stats
+            if s.finite and s.max_abs_exact <= SOLVE_RTOL * e.term_scale:
+                out.append(
+                    f"The manufactured solution solves {e.name} ({e.equation}): its exact "
+                    "residual is 0, so a residual that returns zeros would pass too. A generic u "
+                    "that does not solve the PDE catches more bugs."
+                )
+        if a.shape[0] == 0:
+            return out
+        used = {j for ex in cands.expected for j in ex} - {0}
+        index = {c.expr: j for j, c in enumerate(cands.columns)}
+        zero: list[int] = []
+        deps: list[tuple[int, dict[int, float]]] = []
+        # Each unknown's value and derivatives (and a constant): which are zero, and which are
+        # combinations of others for this solution. Only relations with a PDE term matter.
+        for fname in self.system.solutions:
+            own = [index[t.placeholder()] for t in cands.by_symbol.values() if t.function == fname]
+            z, found = dependencies(cands, a, [0, *own])
+            zero += z
+            deps += [(j, c) for j, c in found if j in used or used & set(c)]
+        label = [c.label for c in cands.columns]
+        pde_zero = [label[j] for j in zero if j in used]
+        if pde_zero:
+            out.append(
+                f"The term(s) {', '.join(pde_zero)} of the PDE are zero at every sampled point for "
+                "this manufactured solution, so a bug in them cannot show; choose a solution for "
+                "which every term is non-zero."
+            )
+        if deps:
+            shown = [f"{label[j]} ≈ {cands.formula(c)}" for j, c in deps[:3]]
+            more = f" (+{len(deps) - 3} more)" if len(deps) > 3 else ""
+            poly = "*".join(f"{name}**3" for name in self.dom.names)
+            out.append(
+                "For this manufactured solution "
+                + ", ".join(shown)
+                + more
+                + " at every sampled point: pinncheck cannot tell these terms apart, so a bug "
+                "that confuses them may pass unnoticed and the diagnosis may be ambiguous. Add a "
+                f"generic term to the solution (e.g. + {poly})."
+            )
+        return out
+
+    def grad_evidence(self, order: int) -> list[str]:
+        calls = self.calls[0] if self.calls else []
+        lines = []
+        nones = [shape for c in calls for shape in c.none_shapes]
+        if nones:
+            n = self.batch_size()
+            shapes = sorted({_shape_text(s, n) for s in nones})
+            lines.append(
+                f"evidence: torch.autograd.grad returned None for {len(nones)} input(s) of shape "
+                f"{', '.join(shapes)} (allow_unused=True): those tensors are not on the graph of "
+                "what was differentiated"
+            )
+        flat = [c for c in calls if not c.create_graph]
+        if flat and order >= 2:
+            lines.append(
+                f"evidence: {len(flat)} of your {len(calls)} torch.autograd.grad call(s) ran "
+                "without create_graph=True; a derivative computed that way is detached and "
+                "cannot be differentiated again (higher derivatives of it are zero or an error)"
+            )
+        return lines
+
+    def batch_coupling(self, fn: ResidualFunction) -> list[str]:
+        """Call the user's function on half of the first chunk: do the values change?"""
+        half = max(1, min(self.batch_size(), self.opts.n) // 2)
+        if half >= self.opts.n:
+            return []
+        cols = sample_box(
+            self.dom, self.opts.seed, 0, half, dtype=self.opts.dtype, device=self.opts.device
+        )
+        got = self.call(fn, cols)
+        worst = 0.0
+        for i in range(self.k):
+            full = self.user[i][:half]
+            diff = (got[i].cpu() - full).abs()
+            ref = float(full.abs().max()) or 1.0
+            worst = max(worst, float(torch.nan_to_num(diff, nan=0.0).max()) / ref)
+        limit = 1e-9 if self.opts.dtype_name == "float64" else 1e-4
+        if worst <= limit:
+            return []
+        return [
+            f"your residual couples the points of the batch: calling it on the first {half} "
+            f"points alone changes its values there by up to {worst:.2g} (relative). A "
+            "residual must be pointwise; look for a mean or sum over dim 0, a sum() before "
+            "torch.autograd.grad over the wrong axis, or a batch-coupled model"
+        ]
+
+
+__all__ = ["VerifyEquation", "VerifyJob", "VerifyReport", "prepare_verify", "verify"]
