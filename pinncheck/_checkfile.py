@@ -186,12 +186,18 @@ class EntryResult:
 
 
 def worst_error(report: Any) -> float:
-    """The largest error relative to scale over every compared quantity of a report."""
+    """The largest error relative to scale over every compared quantity of a report.
+
+    For ``probe``, the Jacobian's off-diagonal mass relative to its diagonal.
+    """
     values = [q.stats.max_rel_error for q in getattr(report, "derivatives", [])]
     values += [
         q.stats.max_abs_error / q.term_scale if q.term_scale else q.stats.max_abs_error
         for q in getattr(report, "equations", [])
     ]
+    ratio = getattr(report, "offdiag_ratio", None)  # probe: the batch-coupling figure
+    if ratio is not None:
+        values.append(ratio)
     finite = [v for v in values if not math.isnan(v)]
     return max(finite) if finite else math.nan
 

@@ -300,6 +300,15 @@ def prepare_residual(
     return ResidualJob(system, opts, any_residual, float(symbolic_timeout), forcing)
 
 
+def equation_tolerance(system: PDESystem, residual: sympy.Expr, opts: RunOptions) -> Tolerance:
+    """The tolerance of one residual: the table's row for its highest derivative order."""
+    order = max(
+        (len(t.alpha) for t in system.terms if t.placeholder() in residual.free_symbols),
+        default=1,
+    )
+    return default_tolerance(opts.dtype_name, order, rtol=opts.rtol, atol=opts.atol)
+
+
 def run_system(
     system: PDESystem,
     opts: RunOptions,
@@ -322,10 +331,7 @@ def run_system(
         for t in system.terms
     }
     for d, r in zip(derived, system.residuals, strict=True):
-        order = max(
-            (len(t.alpha) for t in system.terms if t.placeholder() in r.free_symbols), default=1
-        )
-        tols[d.name] = default_tolerance(opts.dtype_name, order, rtol=opts.rtol, atol=opts.atol)
+        tols[d.name] = equation_tolerance(system, r, opts)
     outcome = run_plan(
         plan,
         n=opts.n,

@@ -25,7 +25,7 @@ import sympy
 import torch
 
 from ._autograd import multi_indices
-from ._compare import ErrorStats, Tolerance, default_tolerance
+from ._compare import ErrorStats, Tolerance
 from ._domain import DomainLike, parse_domain
 from ._engine import DEFAULT_CHUNK, Progress, Term, symbols_of
 from ._errors import UserCodeError
@@ -44,7 +44,13 @@ from ._explain import (
 )
 from ._options import RunOptions, run_options
 from ._pde import Assignments, PDESystem, parse_system
-from ._residual import SOLVE_RTOL, EquationResult, substitute, system_warnings
+from ._residual import (
+    SOLVE_RTOL,
+    EquationResult,
+    equation_tolerance,
+    substitute,
+    system_warnings,
+)
 from ._results import _num, environment, overall_status
 from ._sample import DEFAULT_SEED, sample_box
 from ._usercode import GradCall, Target, call_user, parse_target, resolve, trace_grad
@@ -414,12 +420,7 @@ class _Run:
         return report
 
     def tolerance(self, residual: sympy.Expr) -> Tolerance:
-        order = max(
-            (len(t.alpha) for t in self.system.terms if t.placeholder() in residual.free_symbols),
-            default=1,
-        )
-        o = self.opts
-        return default_tolerance(o.dtype_name, order, rtol=o.rtol, atol=o.atol)
+        return equation_tolerance(self.system, residual, self.opts)
 
     # The diagnosis -----------------------------------------------------------------------
 

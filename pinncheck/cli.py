@@ -85,6 +85,23 @@ ChunkOpt = Annotated[
         "--chunk-size", help="Points per chunk (bounds memory; results do not depend on it)."
     ),
 ]
+PdeOpt = Annotated[
+    list[str],
+    typer.Option(
+        "--pde",
+        help="A PDE; 'LHS = RHS' means LHS - RHS. Derivatives: u_t, u_xx (single-letter "
+        "variables) or diff(u, x, 2). Repeat for systems.",
+    ),
+]
+ParamOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--param",
+        "-p",
+        metavar="NAME=VALUE",
+        help="A constant; may use earlier ones (lam=10-sqrt(100+4*pi**2)).",
+    ),
+]
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table (default) or json.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")]
 
@@ -344,15 +361,7 @@ def print_report(out: Console, report: Any) -> None:
 
 @app.command()
 def residual(
-    pde: Annotated[
-        list[str],
-        typer.Option(
-            "--pde",
-            help="A PDE; 'LHS = RHS' means LHS - RHS. "
-            "Derivatives: u_t, u_xx (single-letter variables) or diff(u, x, 2). Repeat "
-            "for systems.",
-        ),
-    ],
+    pde: PdeOpt,
     solution: Annotated[
         list[str],
         typer.Option(
@@ -363,15 +372,7 @@ def residual(
         ),
     ],
     domain: DomainOpt,
-    param: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--param",
-            "-p",
-            metavar="NAME=VALUE",
-            help="A constant; may use earlier ones (lam=10-sqrt(100+4*pi**2)).",
-        ),
-    ] = None,
+    param: ParamOpt = None,
     any_residual: Annotated[
         bool,
         typer.Option(
@@ -477,14 +478,6 @@ TargetArg = Annotated[
     str,
     typer.Argument(metavar="TARGET", help="path/to/file.py:NAME or package.module:NAME."),
 ]
-PdeOpt = Annotated[
-    list[str],
-    typer.Option(
-        "--pde",
-        help="A PDE; 'LHS = RHS' means LHS - RHS. Derivatives: u_t, u_xx (single-letter "
-        "variables) or diff(u, x, 2). Repeat for systems.",
-    ),
-]
 SolutionOpt = Annotated[
     list[str],
     typer.Option(
@@ -493,10 +486,6 @@ SolutionOpt = Annotated[
         metavar="NAME=EXPR",
         help="Manufactured solution of one unknown (need not solve the PDE); repeat per unknown.",
     ),
-]
-ParamOpt = Annotated[
-    list[str] | None,
-    typer.Option("--param", "-p", metavar="NAME=VALUE", help="A constant; may use earlier ones."),
 ]
 
 
