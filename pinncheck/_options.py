@@ -11,6 +11,8 @@ from ._errors import DeviceError, OptionError
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 MAX_ORDER = 6
+# Ten billion points take hours on a CPU; more is a typo, not a check.
+MAX_POINTS = 10**10
 
 
 def resolve_device(spec: str | torch.device) -> torch.device:
@@ -81,8 +83,10 @@ def run_options(
     atol: float | None,
     chunk_size: int | None = None,
 ) -> RunOptions:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise OptionError(f"The number of points must be an integer >= 1, got {n!r}.")
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_POINTS:
+        raise OptionError(
+            f"The number of points must be an integer from 1 to {MAX_POINTS:.0e}, got {n!r}."
+        )
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise OptionError(f"The seed must be an integer >= 0, got {seed!r}.")
     for label, value in (("rtol", rtol), ("atol", atol)):

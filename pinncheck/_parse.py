@@ -220,7 +220,7 @@ _LOOKALIKES = {
     "\u00b3": "^3",
     "\u03c0": "pi",
 }
-_IMPLICIT_NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d*)?|\.\d+)([A-Za-z_]\w*)")
+_IMPLICIT_NUMBER = re.compile(r"(?<![\w.])((?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)([A-Za-z_]\w*)")
 _FLOAT_EXPONENT = re.compile(r"[eE]\d+")
 _LEXICAL_PART = re.compile(
     r"\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|[A-Za-z_]\w*|\*\*|//|[-+*/%@<>&|~]"
@@ -689,6 +689,12 @@ class _Source:
                 continue  # a valid float (1e5) or complex (2j) literal
             if number == "0" and name[0] in "xXoObB":
                 continue  # a hexadecimal, octal or binary literal
+            if name in ("e", "E"):
+                self.fail(
+                    f"{number + name!r} is an incomplete number",
+                    f"write the exponent ({number}e3), or {number}*E for Euler's number",
+                    match.start() + 1,
+                )
             self.fail(
                 f"{number + name!r} is a number directly followed by a name",
                 f"write {number}*{name} (implicit multiplication is not supported)",
@@ -751,7 +757,7 @@ class _Builder:
             self.fail(
                 node,
                 f"{_show(self.source.node_text(node), 40)} is complex",
-                "pinncheck works with real-valued expressions",
+                "only real-valued expressions are supported",
             )
         for number in (result, result.as_coeff_Mul()[0], result.as_coeff_Add()[0]):
             problem = _number_problem(number)
@@ -765,6 +771,13 @@ class _Builder:
                     f"constant too large: {_show(self.source.node_text(node), 40)} exceeds "
                     f"{_MAX_MAGNITUDE:g} in magnitude (or cannot be evaluated)",
                     "rescale the expression or use smaller constants",
+                )
+            if _real_part(value) is None:
+                # SymPy leaves asin(2), acosh(0), atanh(2)... unevaluated; they are complex.
+                self.fail(
+                    node,
+                    f"{_show(self.source.node_text(node), 40)} is complex",
+                    "only real-valued expressions are supported; check the function's domain",
                 )
         return result
 
@@ -798,7 +811,7 @@ class _Builder:
             self.fail(
                 node,
                 f"{role} {_show(self.source.node_text(node), 40)} is {problem}",
-                "pinncheck works with real-valued expressions of moderate size",
+                "only real-valued expressions of moderate size are supported",
             )
         return real
 
@@ -898,7 +911,7 @@ class _Builder:
             self.fail(
                 node,
                 f"{self.source.node_text(node)} is a complex number",
-                "pinncheck works with real-valued expressions",
+                "only real-valued expressions are supported",
             )
         if isinstance(value, (str, bytes)):
             self.fail(node, "strings are not allowed", "write the formula itself, without quotes")
@@ -1052,7 +1065,7 @@ class _Builder:
                 self.fail(
                     node,
                     f"{_show(self.source.node_text(node), 40)} is complex",
-                    "pinncheck works with real-valued expressions",
+                    "only real-valued expressions are supported",
                 )
             return
         self.check_constant_power(node, base_node, base, exponent, exp_value)
@@ -1094,7 +1107,7 @@ class _Builder:
                 node,
                 f"{_show(self.source.node_text(node), 40)} is a fractional power of a negative "
                 "number, which is complex",
-                "pinncheck works with real-valued expressions",
+                "only real-valued expressions are supported",
             )
         if base.is_Rational:
             bits = max(int(base.p).bit_length(), int(base.q).bit_length())

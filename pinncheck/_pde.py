@@ -157,6 +157,13 @@ class _TermResolver:
             f"{', '.join(self.params) or 'none'}; unknowns: {', '.join(sorted(self.unknowns))}."
         )
 
+    def show(self, expr: sympy.Expr) -> str:
+        """``expr`` as text, with term placeholders written as u, u_x, d2u/dx1^2..."""
+        labels = {
+            sym: sympy.Symbol(term_label(t, self.domain)) for sym, t in self.by_placeholder.items()
+        }
+        return str(expr.xreplace(labels))
+
     def diff(self, args: list[sympy.Expr]) -> sympy.Expr:
         usage = "write diff(u, x), diff(u, x, x) or diff(u, x, 3)"
         if len(args) < 2:
@@ -168,14 +175,20 @@ class _TermResolver:
         base = self.by_placeholder.get(first) if isinstance(first, sympy.Symbol) else None
         if base is None:
             raise ExpressionError(
-                f"In the PDE {self.equation!r}, diff() is applied to {first}, which is not an "
-                f"unknown function; {usage} (expand products yourself, e.g. 2*u*u_x)."
+                f"In the PDE {self.equation!r}, diff() is applied to {self.show(first)}, which is "
+                f"not an unknown function; {usage} (expand products yourself, e.g. 2*u*u_x)."
             )
         alpha = list(base.alpha)
         syms = [real_symbol(n) for n in self.domain.names]
         i = 1
         while i < len(args):
             a = args[i]
+            if a.is_number:
+                raise ExpressionError(
+                    f"In the PDE {self.equation!r}, diff({base.function}, ...) is taken with "
+                    f"respect to a constant ({a}: a parameter or a number), not a variable "
+                    f"(variables: {', '.join(self.domain.names)}); {usage}."
+                )
             if a not in syms:
                 raise ExpressionError(
                     f"In the PDE {self.equation!r}, diff({base.function}, ...) is taken with "
@@ -227,6 +240,13 @@ def parse_system(
                 "with subscript derivatives such as u_x)."
             )
         unknowns.append(name)
+    for name, _ in _pairs(params, "parameter"):
+        base, sep, suffix = name.strip().rpartition("_")
+        if sep and base in unknowns:
+            raise ExpressionError(
+                f"The parameter name {name.strip()} looks like a derivative of the unknown "
+                f"{base} (subscript notation); rename the parameter."
+            )
     param_values = parse_params(params, reserved=[*domain.names, *unknowns])
 
     def solution_name(name: str) -> sympy.Expr:
@@ -271,9 +291,12 @@ def parse_system(
             if sym in resolver.by_placeholder:
                 used[resolver.by_placeholder[sym]] = None
         if not any(s in resolver.by_placeholder for s in expr.free_symbols):
-            raise ExpressionError(
-                f"The PDE {eq!r} does not involve any unknown ({', '.join(unknowns)})."
+            why = (
+                "cancels to an expression without any unknown"
+                if resolver.by_placeholder
+                else "does not involve any unknown"
             )
+            raise ExpressionError(f"The PDE {eq!r} {why} ({', '.join(unknowns)}).")
         residuals.append(expr)
     terms = sorted(used, key=lambda t: (unknowns.index(t.function), len(t.alpha), t.alpha))
     param_texts = {

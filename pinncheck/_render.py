@@ -160,9 +160,9 @@ def run_table(report: Any) -> Table:
         table.add_column(col, justify="right" if col in ("worst error", "time") else "left")
     for r in report.results:
         table.add_row(
-            r.entry.name,
+            Text(r.entry.name),
             r.entry.kind,
-            r.entry.file.name,
+            Text(r.entry.file.name),
             status_text(r.status),
             r.entry.expect,
             fmt(r.worst_error),

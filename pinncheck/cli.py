@@ -445,13 +445,15 @@ def run_cmd(
         if fmt is Format.json:
             _emit_json(report.to_dict())
         else:
+            from rich.text import Text
+
             from ._render import run_table, summary_line
 
             out = _stdout()
             out.print(run_table(report))
             for r in report.results:
                 if not r.met:
-                    out.rule(f"{r.entry.name} ({r.entry.file})", style="red")
+                    out.rule(Text(f"{r.entry.name} ({r.entry.file})"), style="red")
                     if r.report is not None:
                         print_report(out, r.report)
                         if r.entry.expect_diagnosis and r.status == r.entry.expect:

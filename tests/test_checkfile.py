@@ -132,3 +132,10 @@ def test_an_error_in_a_later_file_runs_nothing(tmp_path: Path, monkeypatch) -> N
 def test_missing_file_is_a_usage_error(tmp_path: Path) -> None:
     r = run_cli("run", str(tmp_path / "nope.toml"))
     assert r.exit_code == 2 and "Cannot read" in r.stderr
+
+
+def test_names_with_rich_markup_are_shown_verbatim(tmp_path: Path) -> None:
+    text = "[[check]]\nname = '[/] oops [red]x'\nexpr = 'log(x)'\ndomain = 'x=-1:1'\n"
+    r = run_cli("run", write(tmp_path, text, "[x].toml"))
+    assert r.exit_code == 1, r.stderr
+    assert "[/] oops [red]x" in r.stdout and "[x].toml" in r.stdout

@@ -210,3 +210,21 @@ def test_residual_json_schema() -> None:
         assert key in eq, key
     assert eq["symbolic_zero"] is True
     assert doc["params"] == {"nu": 0.1}
+
+
+@pytest.mark.parametrize(
+    "pde, param, needle",
+    [
+        ("u_t - nu*u_xx", ["nu=0.1", "u_xx=5"], "u_xx looks like a derivative of the unknown u"),
+        ("diff(u**2, x)", None, "applied to u**2"),
+        ("diff(u, nu)", ["nu=0.1"], "with respect to a constant"),
+        ("u - u", None, "cancels to an expression without any unknown"),
+    ],
+)
+def test_pde_errors_speak_the_users_language(
+    pde: str, param: list[str] | None, needle: str
+) -> None:
+    with pytest.raises(ExpressionError) as info:
+        system([pde], ["u=exp(-t)*sin(x)"], ["x=0:1", "t=0:1"], param)
+    assert needle in str(info.value)
+    assert "_u_" not in str(info.value)
