@@ -19,7 +19,7 @@ test:
 
 lint:
 	$(BIN)/ruff check pinncheck tests bench
-	$(BIN)/ruff format --check pinncheck tests bench
+	$(BIN)/ruff format --check pinncheck tests bench README.md
 	$(BIN)/mypy
 
 demo:

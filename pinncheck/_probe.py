@@ -11,6 +11,11 @@ random. Piecewise-linear activations make every second derivative zero.
 which scales like 1/batch, is strongest; a pointwise model gives exactly 0), confirms it by
 changing single points, calls the model twice to test determinism, checks second derivatives,
 and walks the model's submodules (with forward hooks) to name the culprits.
+
+Outputs that are NaN or inf are a finding of their own. Two outputs are equal when they are
+identical, non-finite values included (NaN against NaN, inf against inf), so a model that returns
+NaN at the same points on every call is not "nondeterministic"; the Jacobian and the second
+derivatives are measured on the points with finite outputs only.
 """
 
 from __future__ import annotations
@@ -33,7 +38,17 @@ from ._errors import OptionError, UserCodeError
 from ._options import resolve_device, resolve_dtype, run_options
 from ._results import _num, environment
 from ._sample import DEFAULT_SEED, sample_box
-from ._usercode import Target, call_user, parse_target, resolve, zero_arg_callable
+from ._usercode import (
+    Target,
+    call_user,
+    dtype_phrase,
+    exception_text,
+    parse_target,
+    resolve,
+    target_scope,
+    user_output,
+    zero_arg_callable,
+)
 
 DEFAULT_POINTS = 64
 JACOBIAN_POINTS = 32
@@ -111,6 +126,8 @@ class ProbeReport:
     randomness_from_rng: bool | None
     nonfinite_points: int
     second_derivatives_vanish: bool
+    second_derivatives_checked: bool = True
+    jacobian_note: str | None = None
     culprits: list[Culprit] = field(default_factory=list)
     diagnosis: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -120,7 +137,8 @@ class ProbeReport:
     @property
     def jacobian_coupled(self) -> bool:
         tol = _tolerance(self.dtype)
-        return self.offdiag_ratio is not None and not self.offdiag_ratio <= tol
+        # A NaN ratio (never produced on purpose) is "not measured", not "coupled".
+        return self.offdiag_ratio is not None and self.offdiag_ratio > tol
 
     @property
     def perturbation_coupled(self) -> bool:
@@ -161,6 +179,7 @@ class ProbeReport:
             "jacobian_points": self.jacobian_points,
             "offdiag_ratio": _num(self.offdiag_ratio),
             "offdiag_max_row_ratio": _num(self.offdiag_max_row_ratio),
+            "jacobian_note": self.jacobian_note,
             "coupling_tolerance": _tolerance(self.dtype),
             "perturbation": dict(self.perturbation),
             "deterministic": self.deterministic,
@@ -169,11 +188,25 @@ class ProbeReport:
             "finite": self.finite,
             "nonfinite_points": self.nonfinite_points,
             "second_derivatives_vanish": self.second_derivatives_vanish,
+            "second_derivatives_checked": self.second_derivatives_checked,
             "culprits": [c.to_dict() for c in self.culprits],
             "diagnosis": list(self.diagnosis),
             "warnings": list(self.warnings),
             "timings": dict(self.timings),
         }
+
+
+def nan_aware_difference(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``|a - b|`` elementwise, where identical values are equal even when not finite.
+
+    NaN against NaN and inf against inf (of the same sign) give 0; a non-finite value against
+    any other value gives inf. A deterministic model that returns NaN at some points therefore
+    differs from itself by exactly 0.
+    """
+    a, b = a.detach(), b.detach()
+    same = (a == b) | (torch.isnan(a) & torch.isnan(b))
+    d = torch.where(same, torch.zeros_like(a), (a - b).abs())
+    return torch.nan_to_num(d, nan=math.inf, posinf=math.inf)
 
 
 def _eps(dtype: str) -> float:
@@ -412,7 +445,8 @@ class _Probe:
         if isinstance(model, nn.Module) and not owned:
             # Probing runs forward passes, which update BatchNorm statistics: use a copy.
             try:
-                model = copy.deepcopy(model)
+                with user_output():
+                    model = copy.deepcopy(model)
             except Exception:
                 self.warnings.append(
                     "The model could not be copied, so probing it ran forward passes on the "
@@ -430,11 +464,13 @@ class _Probe:
                 want_device is not None and want_device != device
             ):
                 try:
-                    model = model.to(dtype=want_dtype or dtype, device=want_device or device)
+                    with user_output():
+                        model = model.to(dtype=want_dtype or dtype, device=want_device or device)
                 except Exception as exc:
                     raise UserCodeError(
                         f"Converting the model to {want_dtype or dtype} on "
-                        f"{want_device or device} failed: {exc}"
+                        f"{want_device or device} failed: {type(exc).__name__}: "
+                        f"{exception_text(exc)}"
                     ) from None
                 self.warnings.append(
                     f"The model's parameters are {str(dtype).replace('torch.', '')} on {device}; "
@@ -460,11 +496,32 @@ class _Probe:
                 torch.manual_seed(rng_seed)
             with torch.set_grad_enabled(grad):
                 y = call_user(self.model, x, what=self.what)
+        return self.checked_output(y, x)
+
+    def checked_output(self, y: Any, x: torch.Tensor) -> torch.Tensor:
+        """The model's output as an ``(n, m)`` floating tensor, or a :class:`UserCodeError`."""
         n = x.shape[0]
         if not isinstance(y, torch.Tensor):
             raise UserCodeError(
                 f"The model {self.label} returned a {type(y).__name__}; expected a tensor of "
                 f"shape (n, m) for an (n, {x.shape[1]}) input."
+            )
+        if y.device.type == "meta":
+            raise UserCodeError(
+                f"The model {self.label} returned a tensor on the meta device, which holds no "
+                "values; return the output computed on the input's device."
+            )
+        if y.layout != torch.strided:
+            raise UserCodeError(
+                f"The model {self.label} returned a {y.layout} tensor; return a dense tensor."
+            )
+        if y.is_complex():
+            raise UserCodeError(f"The model {self.label} returned complex values.")
+        if not y.is_floating_point():
+            raise UserCodeError(
+                f"The model {self.label} returned {dtype_phrase(y.dtype)} tensor; a model's "
+                "output must be floating point (float32 or float64), or it has no derivatives "
+                "(a comparison such as x > 0, .long() or .round() makes integers or booleans)."
             )
         if y.dim() == 1 and y.shape[0] == n:
             y = y[:, None]
@@ -473,11 +530,19 @@ class _Probe:
                 f"The model {self.label} returned shape {tuple(y.shape)} for an input of shape "
                 f"{tuple(x.shape)}; expected (n, m) = ({n}, m): one output row per input point."
             )
-        if y.is_complex():
-            raise UserCodeError(f"The model {self.label} returned complex values.")
+        if y.shape[1] == 0:
+            raise UserCodeError(
+                f"The model {self.label} returned shape {tuple(y.shape)}: no output columns; "
+                "expected (n, m) with m >= 1."
+            )
         return y
 
     def run(self) -> ProbeReport:
+        # The target's folder is the import scope while the model is loaded and called.
+        with target_scope(self.job.target):
+            return self.measure()
+
+    def measure(self) -> ProbeReport:
         t0 = time.perf_counter()
         self.build()
         job, dom = self.job, self.dom
@@ -489,24 +554,27 @@ class _Probe:
         x = torch.stack(cols, dim=1)
         self.x = x
         self.rng = job.seed % (2**31)
-        # Determinism and finiteness.
-        y1 = self.forward(x)
-        y2 = self.forward(x)
-        self.scale = float(torch.nan_to_num(y1.detach().abs(), nan=0.0, posinf=0.0).max()) or 1.0
-        diff = (y1.detach() - y2.detach()).abs()
-        nondet = float(torch.nan_to_num(diff, nan=math.inf).max()) / self.scale
-        bad_rows = ~torch.isfinite(y1.detach()).all(dim=1)
+        # Finiteness and determinism. Identical non-finite values count as equal, so NaN at the
+        # same points on both calls is not nondeterminism (it is reported as its own finding).
+        y1 = self.forward(x).detach()
+        y2 = self.forward(x).detach()
+        self.y1 = y1
+        finite = torch.isfinite(y1)
+        self.finite_rows = finite.all(dim=1)
+        bad_rows = ~self.finite_rows
         nonfinite = int(bad_rows.sum())
-        deterministic = nondet <= self.tol or bool((diff == 0).all())
+        self.scale = float(torch.where(finite, y1.abs(), torch.zeros_like(y1)).max()) or 1.0
+        nondet = float(nan_aware_difference(y1, y2).max()) / self.scale
+        deterministic = nondet <= self.tol
         from_rng: bool | None = None
         if not deterministic:
             a = self.forward(x, rng_seed=self.rng)
             b = self.forward(x, rng_seed=self.rng)
-            from_rng = bool(((a - b).abs() <= self.tol * self.scale).all())
+            from_rng = bool((nan_aware_difference(a, b) <= self.tol * self.scale).all())
         reliable = deterministic or bool(from_rng)
-        jac, jac_row, jac_points = self.jacobian()
+        jac, jac_row, jac_points, jac_note = self.jacobian()
         perturb = self.perturbation(reliable)
-        vanish, first_zero = self.second_derivatives()
+        vanish, first_zero, second_checked = self.second_derivatives()
         t1 = time.perf_counter()
         report = ProbeReport(
             target=self.label,
@@ -526,6 +594,8 @@ class _Probe:
             randomness_from_rng=from_rng,
             nonfinite_points=nonfinite,
             second_derivatives_vanish=vanish,
+            second_derivatives_checked=second_checked,
+            jacobian_note=jac_note,
             warnings=list(self.warnings),
         )
         self.explain(report, bad_rows, first_zero)
@@ -534,10 +604,22 @@ class _Probe:
 
     # Measurements ------------------------------------------------------------------------
 
-    def jacobian(self) -> tuple[float | None, float | None, int]:
-        """Off-diagonal Jacobian mass relative to the diagonal, on a small batch."""
-        b = min(self.job.jacobian_points, self.job.n)
-        xs = self.x[:b].detach().clone().requires_grad_(True)
+    def jacobian(self) -> tuple[float | None, float | None, int, str | None]:
+        """Off-diagonal Jacobian mass relative to the diagonal, on a small batch.
+
+        The batch is the first points with finite outputs; points where the model's own
+        derivative is NaN or inf are left out of the sums too (a pointwise model's backward pass
+        multiplies their undefined derivative by 0, which gives NaN, not coupling). Returns the
+        ratio, the worst point's ratio, the points measured and a note when points were left
+        out or nothing could be measured.
+        """
+        finite_rows = self.finite_rows.nonzero()[:, 0]
+        if finite_rows.numel() < 2:
+            where = "every point" if finite_rows.numel() == 0 else "all but one point"
+            return None, None, 0, f"not evaluated: the output is NaN or inf at {where}"
+        rows = finite_rows[: min(self.job.jacobian_points, self.job.n)]
+        b = int(rows.numel())
+        xs = self.x[rows].detach().clone().requires_grad_(True)
         y = self.forward(xs, rng_seed=self.rng, grad=True)
         if not y.requires_grad:
             self.warnings.append(
@@ -545,13 +627,13 @@ class _Probe:
                 "autograd, or detached), so its Jacobian was not measured; only single-point "
                 "perturbations were checked. A PINN needs that gradient."
             )
-            return None, None, b
+            return None, None, b, None
         # One backward pass per point, with random weights over the output columns (so that
-        # no two columns can cancel): row i of the weighted Jacobian is J[i, :, j, :] . w.
+        # no two columns can cancel): row i of the weighted Jacobian is J[i, :, j, :] . w, and
+        # mass[i, j] is its squared size at point j.
         gen = torch.Generator().manual_seed(0)
         w = torch.randn(y.shape[1], generator=gen, dtype=torch.float64).to(y.dtype).to(y.device)
-        diag = torch.zeros(b, dtype=torch.float64)
-        off = torch.zeros(b, dtype=torch.float64)
+        mass = torch.zeros(b, b, dtype=torch.float64)
         for i in range(b):
             go = torch.zeros_like(y)
             go[i] = w
@@ -559,26 +641,40 @@ class _Probe:
                 lambda go=go: torch.autograd.grad(y, xs, go, retain_graph=True, allow_unused=True),
                 what=f"Differentiating the output of {self.label}",
             )
-            if g is None:
-                continue
-            g = g.detach().to(torch.float64).cpu()
-            diag[i] = (g[i] ** 2).sum()
-            g[i] = 0.0
-            off[i] = (g**2).sum()
+            if g is not None:
+                mass[i] = (g.detach().to(torch.float64).cpu() ** 2).reshape(b, -1).sum(dim=1)
+        ok = torch.isfinite(mass.diagonal())
+        used = int(ok.sum())
+        left_out = []
+        if len(finite_rows) < self.x.shape[0]:
+            left_out.append("points with NaN or inf outputs")
+        if used < b:
+            left_out.append(f"{b - used} point(s) where the derivative is NaN or inf")
+        note = f"measured without the {' and '.join(left_out)}" if left_out else None
+        if used < 2:
+            return None, None, used, "not evaluated: the model's derivatives are NaN or inf"
+        mass = mass[ok][:, ok]
+        diag = mass.diagonal().clone()
+        off = mass.fill_diagonal_(0.0)
+        # NaN between two points with defined derivatives cannot be measured; inf is coupling.
+        off = torch.nan_to_num(off, nan=0.0).sum(dim=1)
         total_d, total_o = float(diag.sum()), float(off.sum())
         if total_d == 0.0:
             ratio = 0.0 if total_o == 0.0 else math.inf
         else:
             ratio = math.sqrt(total_o / total_d)
-        rows = [
+        per_row = [
             math.sqrt(o / d) if d > 0 else (0.0 if o == 0 else math.inf)
             for d, o in zip(diag.tolist(), off.tolist(), strict=True)
         ]
-        return ratio, max(rows), b
+        return ratio, max(per_row), used, note
 
     def changed_rows(self, a: torch.Tensor, b: torch.Tensor, skip: int | None) -> torch.Tensor:
-        d = (a.detach() - b.detach()).abs().reshape(a.shape[0], -1)
-        d = torch.nan_to_num(d, nan=math.inf).amax(dim=1)
+        """The largest change in each row (NaN against NaN is no change); row ``skip`` is 0."""
+        n = a.shape[0]
+        if a.numel() == 0:
+            return torch.zeros(n, dtype=a.dtype, device=a.device)
+        d = nan_aware_difference(a, b).reshape(n, -1).amax(dim=1)
         if skip is not None:
             d[skip] = 0.0
         return d
@@ -587,6 +683,16 @@ class _Probe:
         """Change single points; do the other points' outputs move?"""
         n = self.job.n
         picks = sorted({0, n // 2, n - 1})[:PERTURBED_POINTS]
+        if not bool(self.finite_rows.any()):
+            return {
+                "points": [],
+                "max_rel_change": None,
+                "rows_changed": 0,
+                "worst_point": None,
+                "reliable": reliable,
+                "coupled": False,
+                "evaluated": False,
+            }
         fresh = sample_box(
             self.dom, self.job.seed + 1, 0, len(picks), dtype=self.dtype, device=self.device
         )
@@ -608,16 +714,23 @@ class _Probe:
             "worst_point": at,
             "reliable": reliable,
             "coupled": reliable and worst > self.tol,
+            "evaluated": True,
         }
 
-    def second_derivatives(self) -> tuple[bool, bool]:
-        """(second derivatives all exactly zero, first derivatives all exactly zero)."""
-        xs = self.x.detach().clone().requires_grad_(True)
+    def second_derivatives(self) -> tuple[bool, bool, bool]:
+        """(second derivatives all exactly zero, first derivatives all exactly zero, evaluated).
+
+        Measured at the points with finite outputs; NaN derivatives are no evidence either way,
+        and when nothing but NaN is seen (or there is no gradient) the check is not evaluated.
+        """
+        if not bool(self.finite_rows.any()):
+            return False, False, False
+        xs = self.x[self.finite_rows].detach().clone().requires_grad_(True)
         y = self.forward(xs, rng_seed=self.rng, grad=True)
         if not y.requires_grad:
-            return False, False
-        first_zero = True
-        second_zero = True
+            return False, False, False
+        first_zero = second_zero = True
+        first_seen = second_seen = False
         for a in range(min(y.shape[1], SECOND_ORDER_OUTPUTS)):
 
             def first(a: int = a) -> Any:
@@ -626,11 +739,15 @@ class _Probe:
                 )
 
             (g,) = call_user(first, what=f"Differentiating the output of {self.label}")
-            if g is None:
+            if g is None:  # this output does not depend on the input at all
+                first_seen = second_seen = True
                 continue
-            if bool((g != 0).any()):
+            defined = ~torch.isnan(g)
+            first_seen = first_seen or bool(defined.any())
+            if bool(((g != 0) & defined).any()):
                 first_zero = False
-            if not g.requires_grad:
+            if not g.requires_grad:  # the first derivative is constant: second ones are 0
+                second_seen = True
                 continue
             for k in range(xs.shape[1]):
 
@@ -640,9 +757,20 @@ class _Probe:
                     )
 
                 (h,) = call_user(second, what=f"Differentiating the output of {self.label}")
-                if h is not None and bool((h != 0).any()):
+                if h is None:
+                    second_seen = True
+                    continue
+                defined = ~torch.isnan(h)
+                second_seen = second_seen or bool(defined.any())
+                if bool(((h != 0) & defined).any()):
                     second_zero = False
-        return (second_zero and not first_zero), first_zero
+        if not first_seen:
+            return False, False, False
+        if first_zero:
+            return False, True, True
+        if not second_seen:
+            return False, False, False
+        return second_zero, False, True
 
     # Culprits and words ------------------------------------------------------------------
 
@@ -715,8 +843,10 @@ class _Probe:
         def changed(a: torch.Tensor, b: torch.Tensor) -> bool:
             if not (a.is_floating_point() and b.is_floating_point()):
                 return bool((a != b).any())
+            if a.numel() == 0:
+                return False
             d = self.changed_rows(a, b, perturb_row)
-            ref = float(torch.nan_to_num(a.abs(), nan=0.0, posinf=0.0).max()) or 1.0
+            ref = float(torch.where(torch.isfinite(a), a.abs(), torch.zeros_like(a)).max()) or 1.0
             return bool((d > self.tol * ref).any())
 
         return _first_appearance(ra, rb, changed)
@@ -727,14 +857,23 @@ class _Probe:
         if not r.finite:
             j = int(bad_rows.nonzero()[0, 0])
             at = ", ".join(f"{v}={float(c):.4g}" for v, c in zip(names, self.x[j], strict=True))
+            row = self.y1[j]
+            value = float(row[~torch.isfinite(row)][0])
+            rest = (
+                "the other checks used the points with finite outputs"
+                if r.nonfinite_points < r.n
+                else "the other checks could not be evaluated"
+            )
             r.diagnosis.append(
-                f"the model returns NaN or inf at {r.nonfinite_points} of {r.n} points (first at "
-                f"{at})"
+                f"non-finite outputs at {r.nonfinite_points} of {r.n} points, first at {at} "
+                f"(output {value}): the model returns NaN or inf there, and so do the PDE "
+                "residual and the loss; look for a log or sqrt of a negative value, a division "
+                f"by zero, or an overflow such as exp of a large input ({rest})"
             )
         if not r.pointwise:
             r.diagnosis.append(self.coupling_line(r))
             r.culprits += [c for c in static if c.problem == "batch coupling"]
-            found = self.locate(perturb_row=int(r.perturbation.get("worst_point", 0)))
+            found = self.locate(perturb_row=int(r.perturbation.get("worst_point") or 0))
             r.diagnosis += self.culprit_lines(r, found, "batch coupling")
         if not r.deterministic:
             line = (
@@ -863,4 +1002,4 @@ class _Probe:
         return lines
 
 
-__all__ = ["Culprit", "ProbeJob", "ProbeReport", "prepare_probe", "probe"]
+__all__ = ["Culprit", "ProbeJob", "ProbeReport", "nan_aware_difference", "prepare_probe", "probe"]

@@ -108,17 +108,24 @@ def probe_table(report: Any) -> Table:
     table.add_column("check")
     table.add_column("result")
     table.add_column("detail", overflow="fold")
+    note = getattr(r, "jacobian_note", None)
     if r.offdiag_ratio is None:
-        table.add_row("pointwise (Jacobian)", Text("-"), "no gradient: not measured")
+        table.add_row("pointwise (Jacobian)", Text("-"), note or "no gradient: not measured")
     else:
         table.add_row(
             "pointwise (Jacobian)",
             _pf(not r.jacobian_coupled),
             f"off-diagonal / diagonal mass {fmt(r.offdiag_ratio)} on {r.jacobian_points} points "
-            f"(worst point {fmt(r.offdiag_max_row_ratio)})",
+            f"(worst point {fmt(r.offdiag_max_row_ratio)})" + (f"; {note}" if note else ""),
         )
     p = r.perturbation
-    if p.get("reliable"):
+    if p.get("evaluated") is False:
+        table.add_row(
+            "pointwise (perturbation)",
+            Text("-"),
+            "not evaluated: the output is NaN or inf at every point",
+        )
+    elif p.get("reliable"):
         table.add_row(
             "pointwise (perturbation)",
             _pf(not p.get("coupled")),
@@ -139,11 +146,19 @@ def probe_table(report: Any) -> Table:
         _pf(r.finite),
         "all finite" if r.finite else f"NaN or inf at {r.nonfinite_points} of {r.n} points",
     )
-    table.add_row(
-        "second derivatives",
-        Text("vanish", style="bold yellow") if r.second_derivatives_vanish else Text("ok"),
-        "zero at every sampled point" if r.second_derivatives_vanish else "non-zero",
-    )
+    if not getattr(r, "second_derivatives_checked", True):
+        why = (
+            "the output is NaN or inf at every point"
+            if r.nonfinite_points >= r.n
+            else "the output has no usable gradient (detached, or NaN)"
+        )
+        table.add_row("second derivatives", Text("-"), f"not evaluated: {why}")
+    else:
+        table.add_row(
+            "second derivatives",
+            Text("vanish", style="bold yellow") if r.second_derivatives_vanish else Text("ok"),
+            "zero at every sampled point" if r.second_derivatives_vanish else "non-zero",
+        )
     culprits = ", ".join(f"{c.display} ({c.problem})" for c in r.culprits)
     table.add_row("culprits", Text("-"), culprits or "none")
     return table
@@ -180,9 +195,10 @@ def print_probe(console: Console, report: Any, warn: Warn) -> None:
         problems.append("batch-coupled (output i depends on other points)")
     if not r.deterministic:
         problems.append("nondeterministic")
+    parts = ["is " + ", ".join(problems)] if problems else []
     if not r.finite:
-        problems.append("non-finite outputs")
-    summary_line(console, "fail", "the model is " + ", ".join(problems))
+        parts.append(f"returns NaN or inf at {r.nonfinite_points} of {r.n} points")
+    summary_line(console, "fail", "the model " + " and ".join(parts))
 
 
 __all__ = ["print_probe", "print_verify", "probe_table", "verify_table"]

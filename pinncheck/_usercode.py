@@ -6,19 +6,31 @@ file's folder at the front of ``sys.path`` (so it can import its siblings), and
 ``package.module:function`` is imported by name with the current folder (or the check file's
 folder) at the front of ``sys.path``.
 
+Each target's folder is its own scope (:func:`target_scope`): the folder is on ``sys.path`` only
+while the target is imported and run, and a module of the same name that another folder loaded
+earlier (``A/mm.py`` and then ``B/mm.py``) is set aside for that time, so every target sees the
+modules of its own folder.
+
 Failures inside the user's code become :class:`~pinncheck.UserCodeError` with the user's
-traceback (pinncheck's own frames removed) as ``details``; the CLI prints it and exits 2.
+traceback (pinncheck's own frames removed) as ``details``; the CLI prints it and exits 2. What
+the user's code prints goes to stderr (:func:`user_output`), so that pinncheck's own output on
+stdout (JSON) stays clean.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import importlib
+import importlib.machinery
 import importlib.util
 import inspect
 import keyword
+import os
+import site
 import sys
+import sysconfig
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -162,8 +174,16 @@ _HINTS = (
 )
 
 
-def _hint(exc: BaseException) -> str:
-    text = str(exc)
+def exception_text(exc: BaseException) -> str:
+    """``str(exc)``, or a note saying why it cannot be shown (the user's ``__str__`` may raise)."""
+    try:
+        text = str(exc)
+    except Exception as inner:  # any failure of the user's __str__
+        return f"<its message cannot be shown: str() raised {type(inner).__name__}>"
+    return text if isinstance(text, str) else ""
+
+
+def _hint(text: str) -> str:
     for needle, hint in _HINTS:
         if needle in text:
             return f" Hint: {hint}."
@@ -171,16 +191,178 @@ def _hint(exc: BaseException) -> str:
 
 
 def _error(what: str, exc: BaseException) -> UserCodeError:
-    message = f"{what} raised {type(exc).__name__}: {exc}".rstrip()
-    return UserCodeError(message + _hint(exc), details=user_traceback(exc))
+    text = exception_text(exc).rstrip()
+    message = f"{what} raised {type(exc).__name__}" + (f": {text}" if text else "")
+    try:
+        details: str | None = user_traceback(exc)
+    except Exception:  # the traceback is a courtesy; the message is enough
+        details = None
+    return UserCodeError(message + _hint(text), details=details)
+
+
+@contextmanager
+def user_output() -> Iterator[None]:
+    """Send what the user's code prints to stdout to stderr instead.
+
+    pinncheck's own output (the table, or the JSON document of ``--format json``) is the only
+    thing on stdout. Only writes through ``sys.stdout`` (``print``) are redirected, not writes
+    to file descriptor 1 from C code or subprocesses.
+    """
+    target = sys.stderr if sys.stderr is not None else sys.stdout
+    with contextlib.redirect_stdout(target):
+        yield
 
 
 def call_user(fn: Callable[..., Any], *args: Any, what: str) -> Any:
-    """``fn(*args)``; an exception in it becomes a :class:`UserCodeError` with its traceback."""
+    """``fn(*args)``; an exception in it becomes a :class:`UserCodeError` with its traceback.
+
+    What it prints goes to stderr (:func:`user_output`).
+    """
     try:
-        return fn(*args)
+        with user_output():
+            return fn(*args)
     except (Exception, SystemExit) as exc:
         raise _error(what, exc) from None
+
+
+# Import scopes ------------------------------------------------------------------------------
+#
+# Python caches imported modules by name in sys.modules, and the user's folders are not packages:
+# two check files in different folders may each have their own mm.py (or helpers.py). A target's
+# folder is therefore put first on sys.path only while that target is imported and run, and any
+# module of a name the folder provides that was loaded from somewhere else (another user folder)
+# is set aside for that time and put back afterwards. Modules of the standard library and of
+# installed packages are never set aside: replacing a loaded torch or numpy would break them.
+
+
+def _library_roots() -> tuple[str, ...]:
+    roots: set[str] = set()
+    for scheme_vars in (None, {"base": sys.base_prefix, "platbase": sys.base_exec_prefix}):
+        try:
+            paths = sysconfig.get_paths(vars=scheme_vars) if scheme_vars else sysconfig.get_paths()
+        except Exception:  # an odd installation: fewer roots, still safe
+            continue
+        for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+            if paths.get(key):
+                roots.add(os.path.realpath(paths[key]))
+    extra: list[str] = []
+    with contextlib.suppress(Exception):
+        extra += site.getsitepackages()
+    with contextlib.suppress(Exception):
+        extra.append(site.getusersitepackages())
+    roots.update(os.path.realpath(p) for p in extra if p)
+    roots.add(_PACKAGE_DIR)
+    return tuple(sorted(roots))
+
+
+_LIBRARY_ROOTS: tuple[str, ...] | None = None
+
+
+def _under(path: str, roots: tuple[str, ...]) -> bool:
+    return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
+
+
+def _module_location(module: object) -> str | None:
+    """The real path of a module's file (or first package folder); None for built-ins."""
+    try:
+        where = getattr(module, "__file__", None)
+        if not where:
+            paths = getattr(module, "__path__", None)
+            where = next(iter(paths), None) if paths is not None else None
+        return os.path.realpath(where) if isinstance(where, str) and where else None
+    except Exception:  # odd objects in sys.modules are left alone
+        return None
+
+
+def _provides(folder: str, top: str, where: str) -> bool:
+    """Whether ``where`` (a module of the top-level name ``top``) is the folder's own file."""
+    try:
+        rel = os.path.relpath(where, folder)
+    except ValueError:  # another drive (Windows)
+        return False
+    first = rel.split(os.sep, 1)[0]
+    return not rel.startswith(os.pardir) and first.split(".", 1)[0] == top
+
+
+def _provided_names(folder: str) -> set[str]:
+    """Top-level module names a folder provides: its .py (and extension) files and folders."""
+    suffixes = tuple(importlib.machinery.all_suffixes())
+    names: set[str] = set()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return names
+    for entry in entries:
+        try:
+            is_dir = entry.is_dir()
+        except OSError:
+            continue
+        name = entry.name if is_dir else entry.name.split(".", 1)[0]
+        if (is_dir or entry.name.endswith(suffixes)) and name.isidentifier():
+            names.add(name)
+    return names
+
+
+@contextmanager
+def folder_scope(folder: str | Path) -> Iterator[None]:
+    """Import and run code with ``folder`` first on ``sys.path`` and its own modules in view.
+
+    On entry, modules in ``sys.modules`` whose top-level name the folder provides but that were
+    loaded from elsewhere (not the standard library or an installed package) are set aside,
+    with their submodules, so that the folder's own files are imported afresh. On exit the
+    folder leaves ``sys.path`` and what was set aside is put back (modules the scope imported
+    under those names are dropped; other new modules stay, as after any import).
+    """
+    global _LIBRARY_ROOTS
+    if _LIBRARY_ROOTS is None:
+        _LIBRARY_ROOTS = _library_roots()
+    folder = os.path.realpath(str(folder))
+    provided = _provided_names(folder)
+    clashing: set[str] = set()
+    for name, module in list(sys.modules.items()):
+        top = name.partition(".")[0]
+        if top not in provided or top == "pinncheck" or top in clashing:
+            continue
+        where = _module_location(module)
+        if where is None or _under(where, _LIBRARY_ROOTS) or _provides(folder, top, where):
+            continue
+        clashing.add(top)
+    aside = {
+        name: module
+        for name, module in list(sys.modules.items())
+        if name.partition(".")[0] in clashing
+    }
+    for name in aside:
+        del sys.modules[name]
+    sys.path.insert(0, folder)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(folder)
+        for name in [n for n in list(sys.modules) if n.partition(".")[0] in clashing]:
+            if name not in aside:
+                del sys.modules[name]
+        sys.modules.update(aside)
+
+
+def target_folder(target: Target | Any) -> Path | None:
+    """The folder a target's imports are resolved in (None for an object given directly)."""
+    if not isinstance(target, Target):
+        return None
+    if target.path is not None:
+        return target.path.parent
+    return target.base_dir or Path.cwd()
+
+
+def target_scope(target: Target | Any) -> contextlib.AbstractContextManager[None]:
+    """The import scope of a target's folder (:func:`folder_scope`), for loading and running it.
+
+    Lazy imports in the user's functions (an ``import`` inside a function body) resolve in the
+    target's folder only while the scope is open, so keep it open while the code runs.
+    """
+    folder = target_folder(target)
+    return folder_scope(folder) if folder is not None else contextlib.nullcontext()
 
 
 def _import_file(path: Path) -> ModuleType:
@@ -190,16 +372,14 @@ def _import_file(path: Path) -> ModuleType:
         return cached
     digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
     name = f"pinncheck_user_{path.stem}_{digest}"
-    folder = str(path.parent)
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise UserCodeError(f"Cannot import {path}: Python does not recognise it as a module.")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
+        with user_output():
+            spec.loader.exec_module(module)
     except (Exception, SystemExit) as exc:
         sys.modules.pop(name, None)
         raise _error(f"Importing {path}", exc) from None
@@ -209,10 +389,9 @@ def _import_file(path: Path) -> ModuleType:
 
 def _import_module(name: str, base_dir: Path | None) -> ModuleType:
     folder = str(base_dir or Path.cwd())
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
     try:
-        return importlib.import_module(name)
+        with user_output():
+            return importlib.import_module(name)
     except ModuleNotFoundError as exc:
         if exc.name is not None and (name == exc.name or name.startswith(exc.name + ".")):
             raise UserCodeError(
@@ -230,40 +409,62 @@ def load_target(target: Target) -> Any:
     Raises:
         UserCodeError: the import failed (with the user's traceback), or the name is missing.
     """
-    if target.path is not None:
-        module = _import_file(target.path)
-        where = str(target.path)
-    else:
-        assert target.module is not None
-        module = _import_module(target.module, target.base_dir)
-        where = f"the module {target.module}"
-    obj: Any = module
-    walked: list[str] = []
-    for part in target.attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            names = [n for n in dir(obj) if not n.startswith("_")]
-            close = difflib.get_close_matches(part, names, n=1)
-            owner = where if not walked else ".".join(walked)
-            public = [n for n in names if callable(getattr(obj, n, None))]
-            raise UserCodeError(
-                f"{owner} has no attribute {part!r} (target {target.text!r})"
-                + (f"; did you mean {close[0]!r}?" if close else "")
-                + (f" It defines: {', '.join(public[:12])}." if public and not walked else "")
-            ) from None
-        except (Exception, SystemExit) as exc:
-            raise _error(f"Looking up {part!r} in {where}", exc) from None
-        walked.append(part)
-    return obj
+    with target_scope(target):
+        if target.path is not None:
+            module = _import_file(target.path)
+            where = str(target.path)
+        else:
+            assert target.module is not None
+            module = _import_module(target.module, target.base_dir)
+            where = f"the module {target.module}"
+        obj: Any = module
+        walked: list[str] = []
+        for part in target.attr.split("."):
+            try:
+                with user_output():
+                    obj = getattr(obj, part)
+            except AttributeError:
+                owner = where if not walked else ".".join(walked)
+                raise _missing(obj, part, owner, target, walked) from None
+            except (Exception, SystemExit) as exc:
+                raise _error(f"Looking up {part!r} in {where}", exc) from None
+            walked.append(part)
+        return obj
+
+
+def _missing(obj: Any, part: str, owner: str, target: Target, walked: list[str]) -> UserCodeError:
+    """The error for a missing attribute, with the closest name and what the module defines."""
+    names: list[str] = []
+    public: list[str] = []
+    with contextlib.suppress(Exception), user_output():
+        names = [n for n in dir(obj) if isinstance(n, str) and not n.startswith("_")]
+        for n in names:
+            with contextlib.suppress(Exception):
+                if callable(getattr(obj, n, None)):
+                    public.append(n)
+    close = difflib.get_close_matches(part, names, n=1)
+    return UserCodeError(
+        f"{owner} has no attribute {part!r} (target {target.text!r})"
+        + (f"; did you mean {close[0]!r}?" if close else "")
+        + (f" It defines: {', '.join(public[:12])}." if public and not walked else "")
+    )
 
 
 def resolve(target: Target | Any) -> tuple[Any, str]:
     """The object a target names (loaded) or the object itself, and a label for messages."""
     if isinstance(target, Target):
         return load_target(target), target.text
-    name = getattr(target, "__qualname__", None) or type(target).__name__
-    return target, str(name)
+    try:
+        name = getattr(target, "__qualname__", None)
+    except Exception:  # a user object with an odd __getattr__
+        name = None
+    return target, name if isinstance(name, str) and name else type(target).__name__
+
+
+def dtype_phrase(dtype: Any) -> str:
+    """``"an int64"``, ``"a bool"``: a tensor dtype with its article, for messages."""
+    name = str(dtype).replace("torch.", "")
+    return ("an " if name[:1] in "aeio" else "a ") + name
 
 
 def zero_arg_callable(obj: Any) -> bool:
@@ -329,10 +530,15 @@ __all__ = [
     "GradCall",
     "Target",
     "call_user",
+    "dtype_phrase",
+    "exception_text",
+    "folder_scope",
     "load_target",
     "parse_target",
     "resolve",
+    "target_scope",
     "trace_grad",
+    "user_output",
     "user_traceback",
     "zero_arg_callable",
 ]

@@ -10,6 +10,11 @@ the PDE: any smooth ``u`` works, and a generic one catches more bugs.
 When they disagree, the user's residual is fitted against the exact values of candidate terms
 (:mod:`pinncheck._explain`) to say what the code computed instead, and the user's
 ``torch.autograd.grad`` calls are inspected for the usual causes.
+
+The result must be floating point. A result in a lower precision than the run's (float32 values
+in a float64 run: the code casts somewhere, e.g. a float32 model or constant) is compared with
+that precision's tolerances, with a warning, so that a correct residual computed in float32 is
+not reported as wrong.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import sympy
 import torch
 
 from ._autograd import multi_indices
-from ._compare import ErrorStats, Tolerance
+from ._compare import TOLERANCES, ErrorStats, Tolerance, default_tolerance
 from ._domain import DomainLike, parse_domain
 from ._engine import DEFAULT_CHUNK, Progress, Term, symbols_of
 from ._errors import UserCodeError
@@ -44,6 +49,7 @@ from ._explain import (
 )
 from ._options import RunOptions, run_options
 from ._pde import Assignments, PDESystem, parse_system
+from ._probe import nan_aware_difference
 from ._residual import (
     SOLVE_RTOL,
     EquationResult,
@@ -53,11 +59,25 @@ from ._residual import (
 )
 from ._results import _num, environment, overall_status
 from ._sample import DEFAULT_SEED, sample_box
-from ._usercode import GradCall, Target, call_user, parse_target, resolve, trace_grad
+from ._usercode import (
+    GradCall,
+    Target,
+    call_user,
+    dtype_phrase,
+    exception_text,
+    parse_target,
+    resolve,
+    target_scope,
+    trace_grad,
+)
 
 # The fit and the diagnosis use at most this many points (the first ones of the sample).
 FIT_POINTS = 2000
 WORST_POINTS = 3
+# A result in a precision without a row in the tolerance table (float16, bfloat16) is compared
+# with this many units of its rounding, relative to the PDE's term scale (and as rtol): coarse,
+# but a wrong term is off by O(1) of the scale and still fails.
+HALF_ROUNDING_UNITS = 16
 
 ResidualFunction = Callable[[torch.Tensor, torch.Tensor], Any]
 
@@ -70,12 +90,14 @@ class VerifyEquation(EquationResult):
     worst_points: list[dict[str, Any]] = field(default_factory=list)
     diagnosis: list[str] = field(default_factory=list)
     fit: dict[str, Any] | None = None
+    result_dtype: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         s = self.stats
         return {
             "equation": self.equation,
             "name": self.name,
+            "result_dtype": self.result_dtype,
             "exact_residual": str(self.exact_residual),
             "max_abs_residual_user": _num(s.max_abs_autograd if s.finite else math.nan),
             "max_abs_residual_exact": _num(s.max_abs_exact if s.finite else math.nan),
@@ -293,9 +315,46 @@ def equation_columns(
             f"{label} returned {len(cols)} equation(s) but {k} PDE(s) were given (--pde); {usage}."
         )
     for c in cols:
-        if c.is_complex():
-            raise UserCodeError(f"{label} returned a {c.dtype} tensor; expected real values.")
-    return [c.detach().to(device=device, dtype=torch.float64) for c in cols]
+        _check_values(c, label)
+    try:
+        return [c.detach().to(device=device) for c in cols]
+    except Exception as exc:
+        raise UserCodeError(
+            f"{label} returned a tensor whose values cannot be read: {type(exc).__name__}: "
+            f"{exception_text(exc)}"
+        ) from None
+
+
+def _check_values(c: torch.Tensor, label: str) -> None:
+    """A result column must hold real floating-point values that can be read."""
+    if c.device.type == "meta":
+        raise UserCodeError(
+            f"{label} returned a tensor on the meta device, which holds no values; return the "
+            "residual computed from x and u."
+        )
+    if c.layout != torch.strided:
+        raise UserCodeError(f"{label} returned a {c.layout} tensor; return a dense tensor.")
+    if c.is_complex():
+        raise UserCodeError(f"{label} returned a {c.dtype} tensor; expected real values.")
+    if not c.is_floating_point():
+        raise UserCodeError(
+            f"{label} returned {dtype_phrase(c.dtype)} tensor; a residual must be floating point "
+            "(float64 or float32). Integers and booleans come from a comparison (x > 0), "
+            ".long()/.int()/.round(), or an integer constant, and lose the derivatives."
+        )
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).replace("torch.", "")
+
+
+def _eps(dtype: torch.dtype) -> float:
+    return float(torch.finfo(dtype).eps)
+
+
+def _coarser(a: torch.dtype, b: torch.dtype) -> torch.dtype:
+    """The less precise of two floating dtypes (``a`` when they are as precise)."""
+    return b if _eps(b) > _eps(a) else a
 
 
 class _Run:
@@ -312,7 +371,10 @@ class _Run:
     # The user's side ---------------------------------------------------------------------
 
     def call(self, fn: ResidualFunction, cols: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        """Build ``x`` and ``u`` from the sampled columns, call the user, check the result."""
+        """Build ``x`` and ``u`` from the sampled columns, call the user, check the result.
+
+        Returns the result's columns, detached, in the dtype the user's code returned.
+        """
         x = torch.stack(list(cols), dim=1).detach().requires_grad_(True)
         with torch.enable_grad():
             ev = Evaluator({s: x[:, i] for i, s in enumerate(self.syms)})
@@ -332,6 +394,11 @@ class _Run:
     # The run -----------------------------------------------------------------------------
 
     def run(self, progress: Progress | None) -> VerifyReport:
+        # The target's folder is the import scope while the function is loaded and called.
+        with target_scope(self.job.target):
+            return self.measure(progress)
+
+    def measure(self, progress: Progress | None) -> VerifyReport:
         t_start = time.perf_counter()
         fn, self.label = resolve(self.job.target)
         if not callable(fn):
@@ -351,12 +418,14 @@ class _Run:
         exact_parts = [
             [substitute(p, self.exact) for p in sympy.Add.make_args(r)] for r in system.residuals
         ]
-        tols = [self.tolerance(r) for r in system.residuals]
-        stats = [ErrorStats(rtol=t.rtol) for t in tols]
         scale = [0.0] * self.k
         user: list[list[torch.Tensor]] = [[] for _ in range(self.k)]
         exact: list[list[torch.Tensor]] = [[] for _ in range(self.k)]
         points: list[torch.Tensor] = []
+        starts: list[int] = []
+        # The least precise dtype the user's code returned, per equation.
+        self.result_dtypes: list[torch.dtype] = [opts.dtype] * self.k
+        returned: list[torch.dtype | None] = [None] * self.k
         n = opts.n
         chunk = max(1, min(n, opts.chunk_size or DEFAULT_CHUNK))
         t_user = t_exact = 0.0
@@ -364,8 +433,12 @@ class _Run:
             stop = min(n, start + chunk)
             cols = sample_box(dom, opts.seed, start, stop, dtype=opts.dtype, device=opts.device)
             t0 = time.perf_counter()
-            got = self.call(fn, cols)
+            raw = self.call(fn, cols)
             t1 = time.perf_counter()
+            for i, c in enumerate(raw):
+                prev = returned[i]
+                returned[i] = c.dtype if prev is None else _coarser(prev, c.dtype)
+            got = [c.to(torch.float64) for c in raw]
             pts64 = [p.to(torch.float64) for p in cols]
             ev = Evaluator(dict(zip(self.syms, pts64, strict=True)))
             for i in range(self.k):
@@ -375,14 +448,27 @@ class _Run:
                     total = total + ev.tensor(part, like=pts64[0]).abs()
                 finite = torch.nan_to_num(total, nan=0.0, posinf=0.0)
                 scale[i] = max(scale[i], float(finite.max()))
-                stats[i].update(got[i], ex, pts64, start)
                 user[i].append(got[i].cpu())
                 exact[i].append(ex.cpu())
             points.append(torch.stack(pts64, dim=1).cpu())
+            starts.append(start)
             t_exact += time.perf_counter() - t1
             t_user += t1 - t0
             if progress is not None:
                 progress(stop, n)
+        # The tolerances depend on the dtype the user's code returned, known only now: the
+        # statistics are gathered from the kept values, chunk by chunk as they were computed.
+        t1 = time.perf_counter()
+        self.result_dtypes = [d if d is not None else opts.dtype for d in returned]
+        tols = [
+            self.tolerance(r, d) for r, d in zip(system.residuals, self.result_dtypes, strict=True)
+        ]
+        stats = [ErrorStats(rtol=t.rtol) for t in tols]
+        for part, start in enumerate(starts):
+            pts = [points[part][:, j] for j in range(len(dom))]
+            for i in range(self.k):
+                stats[i].update(user[i][part], exact[i][part], pts, start)
+        t_exact += time.perf_counter() - t1
         self.points = torch.cat(points)
         self.user = [torch.cat(v) for v in user]
         self.exact_values = [torch.cat(v) for v in exact]
@@ -397,6 +483,7 @@ class _Run:
                 term_scale=scale[i],
                 symbolic="not checked",
                 check_solution=False,
+                result_dtype=_dtype_name(self.result_dtypes[i]),
             )
             for i in range(self.k)
         ]
@@ -406,7 +493,7 @@ class _Run:
             system,
             opts,
             equations,
-            warnings=system_warnings(system),
+            warnings=self.dtype_warnings(tols) + system_warnings(system),
             grad_calls=len(self.calls[0]) if self.calls else 0,
         )
         self.diagnose(report, fn)
@@ -419,8 +506,73 @@ class _Run:
         }
         return report
 
-    def tolerance(self, residual: sympy.Expr) -> Tolerance:
-        return equation_tolerance(self.system, residual, self.opts)
+    def tolerance(self, residual: sympy.Expr, result: torch.dtype | None = None) -> Tolerance:
+        """The run's tolerance for ``residual``, or that of ``result``'s dtype when coarser."""
+        opts = self.opts
+        if result is None or _coarser(opts.dtype, result) == opts.dtype:
+            return equation_tolerance(self.system, residual, opts)
+        order = max(
+            (len(t.alpha) for t in self.system.terms if t.placeholder() in residual.free_symbols),
+            default=1,
+        )
+        name = _dtype_name(result)
+        if name in TOLERANCES:
+            return default_tolerance(name, order, rtol=opts.rtol, atol=opts.atol)
+        units = HALF_ROUNDING_UNITS * _eps(result)
+        return Tolerance(
+            rtol=units if opts.rtol is None else opts.rtol,
+            atol=opts.atol,
+            scale=units,
+            floor=units / 32,
+        )
+
+    def coarse(self, i: int) -> bool:
+        """Whether equation ``i``'s result is less precise than the run."""
+        return _coarser(self.opts.dtype, self.result_dtypes[i]) != self.opts.dtype
+
+    def dtype_name(self, i: int) -> str:
+        """The dtype whose fit and coefficient tolerances apply to equation ``i``."""
+        if not self.coarse(i):
+            return self.opts.dtype_name
+        name = _dtype_name(self.result_dtypes[i])
+        return name if name in FIT_RTOL else "float32"
+
+    def dtype_warnings(self, tols: Sequence[Tolerance]) -> list[str]:
+        """One warning per coarser dtype the user's code returned."""
+        out = []
+        run = self.opts.dtype_name
+        by_dtype: dict[torch.dtype, list[int]] = {}
+        for i in range(self.k):
+            if self.coarse(i):
+                by_dtype.setdefault(self.result_dtypes[i], []).append(i)
+        for dtype, eqs in by_dtype.items():
+            name = _dtype_name(dtype)
+            which = f" ({', '.join(f'eq{i + 1}' for i in eqs)})" if self.k > 1 else ""
+            tol = tols[eqs[0]]
+            fmt = "g" if name in TOLERANCES else ".2g"
+            bounds = f"rtol {tol.rtol:{fmt}}, " + (
+                f"atol {tol.atol:g}"
+                if tol.atol is not None
+                else f"atol {tol.scale:{fmt}} of the PDE's term scale"
+            )
+            head = (
+                f"Your function returned {name} values in a {run} run{which}: part of it "
+                f"computes in {name}, probably through a cast (a {name} model, "
+                f".to(torch.{name}), or a constant such as torch.tensor(..., dtype=torch.{name}))"
+            )
+            if name in TOLERANCES:
+                out.append(
+                    f"{head}. pinncheck compared it with {name}'s tolerances ({bounds}); run "
+                    f"with --dtype {name} to check it as {name} code, or keep it in {run} to "
+                    "check it more tightly."
+                )
+            else:
+                out.append(
+                    f"{head}. pinncheck compared it with a coarse tolerance, "
+                    f"{HALF_ROUNDING_UNITS} units of {name} rounding ({bounds}), which lets small "
+                    "bugs pass; compute the residual in float32 or float64."
+                )
+        return out
 
     # The diagnosis -----------------------------------------------------------------------
 
@@ -466,13 +618,13 @@ class _Run:
                 fit = fit_columns(
                     aa,
                     bb,
-                    rtol=FIT_RTOL[self.opts.dtype_name],
+                    rtol=FIT_RTOL[self.dtype_name(i)],
                     prefer=list(cands.expected[i]),
                 )
                 eq.fit = self.fit_dict(cands, i, fit, int(ok.sum()))
                 if fit.accepted:
                     lines += explain(
-                        cands, i, fit, dtype_name=self.opts.dtype_name, batch=self.batch_size()
+                        cands, i, fit, dtype_name=self.dtype_name(i), batch=self.batch_size()
                     )
                 else:
                     lines.append(no_fit_line(cands, fit))
@@ -634,14 +786,17 @@ class _Run:
         cols = sample_box(
             self.dom, self.opts.seed, 0, half, dtype=self.opts.dtype, device=self.opts.device
         )
-        got = self.call(fn, cols)
+        got = [c.to(torch.float64).cpu() for c in self.call(fn, cols)]
         worst = 0.0
+        coarsest = self.opts.dtype
         for i in range(self.k):
             full = self.user[i][:half]
-            diff = (got[i].cpu() - full).abs()
-            ref = float(full.abs().max()) or 1.0
-            worst = max(worst, float(torch.nan_to_num(diff, nan=0.0).max()) / ref)
-        limit = 1e-9 if self.opts.dtype_name == "float64" else 1e-4
+            diff = nan_aware_difference(got[i], full)
+            ref = float(torch.where(torch.isfinite(full), full.abs(), 0.0).max()) or 1.0
+            worst = max(worst, float(diff.max()) / ref)
+            coarsest = _coarser(coarsest, self.result_dtypes[i])
+        name = _dtype_name(coarsest)
+        limit = {"float64": 1e-9, "float32": 1e-4}.get(name, HALF_ROUNDING_UNITS * _eps(coarsest))
         if worst <= limit:
             return []
         return [

@@ -127,7 +127,7 @@ def assert_pointwise(model: Any, *, domain: DomainLike, **kw: Any) -> ProbeRepor
     from ._probe import probe
 
     report = probe(model, domain, **kw)
-    title = f"pinncheck: the model {report.target} is not pointwise and deterministic"
+    title = f"pinncheck: the model {report.target} is not pointwise, deterministic and finite"
     return _passed(report, title, report.diagnosis, report.warnings)
 
 

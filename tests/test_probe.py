@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import textwrap
 from pathlib import Path
 
@@ -232,3 +233,121 @@ def test_too_few_points_is_a_usage_error() -> None:
     with pytest.raises(OptionError, match="at least 2 points"):
         probe(lambda x: x, BOX, n=1)
     assert run_cli("probe", f"{MODELS}:scaled_sin", "-d", "x=0:1", "-n", "1").exit_code == 2
+
+
+# Non-finite outputs, output types, user prints ----------------------------------------------
+
+
+def _log_half(x: torch.Tensor) -> torch.Tensor:
+    return torch.log(x[:, :1] - 0.5) + x[:, 1:]
+
+
+def _overflow(x: torch.Tensor) -> torch.Tensor:
+    return torch.exp(1000 * x[:, :1])
+
+
+def _all_nan(x: torch.Tensor) -> torch.Tensor:
+    return torch.sin(x).sum(1, keepdim=True) * float("nan")
+
+
+@pytest.mark.parametrize("model", [_log_half, _overflow, _all_nan], ids=["log", "exp", "nan"])
+def test_non_finite_outputs_are_one_finding_not_nondeterminism_or_coupling(model) -> None:  # type: ignore[no-untyped-def]
+    r = probe(model, BOX)
+    assert r.status == "fail" and not r.finite and 0 < r.nonfinite_points <= r.n
+    assert r.deterministic and r.nondeterminism == 0.0 and r.randomness_from_rng is None
+    assert r.pointwise and not r.jacobian_coupled and not r.perturbation["coupled"]
+    assert r.perturbation["reliable"]  # not "skipped: the model is random"
+    (line,) = r.diagnosis  # reported once, as its own finding
+    assert line.startswith(f"non-finite outputs at {r.nonfinite_points} of {r.n} points, first at")
+    assert r.culprits == []
+    if r.offdiag_ratio is not None:  # measured on the finite rows only
+        assert r.offdiag_ratio == 0.0 and r.offdiag_max_row_ratio == 0.0
+    else:
+        assert r.jacobian_note and "NaN or inf" in r.jacobian_note
+
+
+def test_finite_rows_of_a_partly_nan_model_are_still_checked() -> None:
+    r = probe(_log_half, BOX)
+    assert r.offdiag_ratio == 0.0 and r.perturbation["max_rel_change"] == 0.0
+    assert r.second_derivatives_checked and not r.second_derivatives_vanish
+
+
+def test_an_all_nan_model_has_unevaluated_checks_not_ok_ones() -> None:
+    r = probe(_all_nan, BOX)
+    assert r.nonfinite_points == r.n and r.offdiag_ratio is None
+    assert not r.second_derivatives_checked and not r.second_derivatives_vanish
+    assert r.perturbation["evaluated"] is False
+    doc = r.to_dict()
+    assert doc["second_derivatives_checked"] is False and doc["offdiag_ratio"] is None
+    from rich.console import Console
+
+    from pinncheck._render_user import probe_table
+
+    console = Console(width=200, record=True)
+    console.print(probe_table(r))
+    text = console.export_text()
+    assert "batch" not in text and "random" not in text
+    second = next(line for line in text.splitlines() if "second derivatives" in line)
+    assert "not evaluated" in second and " ok " not in second
+
+
+def test_coupling_and_randomness_are_still_found_beside_nan_outputs() -> None:
+    coupled = probe(lambda x: torch.log(x[:, :1] - 0.5) + x[:, 1:].mean(), BOX)
+    assert not coupled.finite and coupled.jacobian_coupled and not coupled.pointwise
+    random = probe(lambda x: torch.log(x[:, :1] - 0.5) + torch.rand(x.shape[0], 1), BOX)
+    assert not random.finite and not random.deterministic and random.randomness_from_rng
+
+
+def test_nan_aware_differences() -> None:
+    from pinncheck._probe import nan_aware_difference
+
+    inf, nan = math.inf, math.nan
+    a = torch.tensor([1.0, nan, inf, -inf, 2.0, nan, inf])
+    b = torch.tensor([1.5, nan, inf, -inf, nan, 1.0, -inf])
+    assert nan_aware_difference(a, b).tolist() == [0.5, 0.0, 0.0, 0.0, inf, inf, inf]
+
+
+@pytest.mark.parametrize(
+    "body, needle",
+    [
+        ("def model(x):\n    return x > 0.5\n", "returned a bool tensor"),
+        ("def model(x):\n    return (x > 0.5).long()\n", "returned an int64 tensor"),
+        ("def model(x):\n    return x.to('meta')\n", "meta device"),
+        ("def model(x):\n    return x[:, :0]\n", "no output columns"),
+    ],
+)
+def test_non_float_outputs_exit_2(tmp_path: Path, body: str, needle: str) -> None:
+    r = run_cli("probe", _module(tmp_path, body) + ":model", "-d", "x=0:1,t=0:1")
+    assert r.exit_code == ExitCode.USAGE, r.stdout + r.stderr
+    assert needle in r.stderr and "internal error" not in r.stderr
+    assert r.stderr.count("error:") == 1
+
+
+def test_an_exception_whose_str_fails_exits_2(tmp_path: Path) -> None:
+    body = (
+        "class Odd(Exception):\n"
+        "    def __str__(self):\n"
+        "        raise RuntimeError('str fails')\n"
+        "def model(x):\n"
+        "    raise Odd()\n"
+    )
+    r = run_cli("probe", _module(tmp_path, body) + ":model", "-d", "x=0:1,t=0:1")
+    assert r.exit_code == ExitCode.USAGE, r.stdout + r.stderr
+    assert "raised Odd" in r.stderr and "internal error" not in r.stderr
+
+
+def test_user_prints_go_to_stderr_and_json_stays_valid(tmp_path: Path) -> None:
+    body = (
+        "print('AT IMPORT')\n"
+        "def model():\n"
+        "    print('IN FACTORY')\n"
+        "    def forward(x):\n"
+        "        print('IN FORWARD')\n"
+        "        return torch.sin(x).sum(1, keepdim=True)\n"
+        "    return forward\n"
+    )
+    r = run_cli("probe", _module(tmp_path, body) + ":model", "-d", "x=0:1,t=0:1", "-f", "json")
+    assert r.exit_code == ExitCode.OK, r.stdout + r.stderr
+    assert r.json()["status"] == "pass"
+    for text in ("AT IMPORT", "IN FACTORY", "IN FORWARD"):
+        assert text in r.stderr and text not in r.stdout

@@ -82,3 +82,14 @@ def test_assert_pointwise() -> None:
     # A ReLU network passes; the report carries the warning.
     relu = assert_pointwise(f"{SAMPLES / 'models.py'}:relu_mlp", domain=["x=0:1", "t=0:1"])
     assert "second derivatives" in relu.warnings[0]
+
+
+def test_assert_pointwise_on_nan_outputs_names_only_the_non_finite_outputs() -> None:
+    def nan_model(x: torch.Tensor) -> torch.Tensor:
+        return torch.log(x[:, :1] - 0.5) + x[:, 1:]
+
+    with pytest.raises(AssertionError) as info:
+        assert_pointwise(nan_model, domain=["x=0:1", "t=0:1"])
+    message = str(info.value)
+    assert "non-finite outputs at" in message
+    assert "nondeterministic" not in message and "batch coupling" not in message

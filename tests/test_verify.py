@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -503,3 +504,208 @@ def test_results_do_not_depend_on_the_chunk_size() -> None:
     assert a.stats.max_abs_error == b.stats.max_abs_error and a.failing_points == b.failing_points
     assert a.worst_points == b.worst_points and a.fit == b.fit
     assert heat("heat_correct.py:residual", n=300, chunk_size=7).status == "pass"
+
+
+# The result's dtype and device ----------------------------------------------------------------
+
+HEAT_CODE = """
+import torch
+
+def d(y, x):
+    return torch.autograd.grad(y, x, torch.ones_like(y), create_graph=True)[0]
+
+def correct(x, u):
+    g = d(u, x)
+    return g[:, 1:2] - 0.1 * d(g[:, 0:1], x)[:, 0:1]
+
+def swapped(x, u):
+    g = d(u, x)
+    return g[:, 0:1] - 0.1 * d(g[:, 1:2], x)[:, 1:2]
+
+def as_int(x, u):
+    return correct(x, u).to(torch.int64)
+
+def as_bool(x, u):
+    return correct(x, u) > 0
+
+def as_float32(x, u):
+    return correct(x, u).float()
+
+def float32_constant(x, u):
+    g = d(u, x)
+    nu = torch.tensor(0.1, dtype=torch.float32)
+    return g[:, 1:2].float() - nu * d(g[:, 0:1], x)[:, 0:1].float()
+
+def swapped_float32(x, u):
+    return swapped(x, u).float()
+
+def as_float16(x, u):
+    return correct(x, u).half()
+
+def on_meta(x, u):
+    return correct(x, u).to("meta")
+
+class Odd(Exception):
+    def __str__(self):
+        raise RuntimeError("str fails")
+
+def odd(x, u):
+    raise Odd()
+
+def prints(x, u):
+    print("USER STDOUT")
+    return correct(x, u)
+"""
+
+
+@pytest.mark.parametrize(
+    "name, needle",
+    [
+        ("as_int", "returned an int64 tensor; a residual must be floating point"),
+        ("as_bool", "returned a bool tensor; a residual must be floating point"),
+        ("on_meta", "meta device"),
+        ("odd", "raised Odd"),
+    ],
+)
+def test_non_float_results_and_odd_exceptions_exit_2(
+    tmp_path: Path, name: str, needle: str
+) -> None:
+    path = write(tmp_path, "heat_dtypes.py", HEAT_CODE)
+    r = run_cli("verify", f"{path}:{name}", *HEAT_ARGS)
+    assert r.exit_code == ExitCode.USAGE, r.stdout + r.stderr
+    assert needle in r.stderr and "internal error" not in r.stderr
+    assert r.stderr.count("error:") == 1
+    with pytest.raises(UserCodeError, match=needle):
+        verify(f"{path}:{name}", **HEAT)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["as_float32", "float32_constant"])
+def test_a_float32_result_in_a_float64_run_passes_with_float32_tolerances(
+    tmp_path: Path, name: str
+) -> None:
+    path = write(tmp_path, "heat_dtypes.py", HEAT_CODE)
+    report = verify(f"{path}:{name}", **HEAT)  # type: ignore[arg-type]
+    assert report.status == "pass", report.diagnosis
+    (eq,) = report.equations
+    assert eq.result_dtype == "float32" and eq.tolerance.rtol == 1e-5
+    (warning,) = report.warnings
+    assert "returned float32 values in a float64 run" in warning and "cast" in warning
+    assert report.to_dict()["equations"][0]["result_dtype"] == "float32"
+
+
+def test_a_wrong_float32_result_still_fails_with_its_diagnosis(tmp_path: Path) -> None:
+    path = write(tmp_path, "heat_dtypes.py", HEAT_CODE)
+    report = verify(f"{path}:swapped_float32", **HEAT)  # type: ignore[arg-type]
+    assert report.status == "fail"
+    text = "\n".join(report.diagnosis)
+    assert "columns of x and t are swapped" in text and "local or small" not in text
+    assert "float32" in report.warnings[0]
+
+
+def test_a_float16_result_is_compared_coarsely_with_a_warning(tmp_path: Path) -> None:
+    path = write(tmp_path, "heat_dtypes.py", HEAT_CODE)
+    report = verify(f"{path}:as_float16", **HEAT)  # type: ignore[arg-type]
+    assert report.status == "pass", report.diagnosis
+    assert report.equations[0].result_dtype == "float16"
+    assert "returned float16 values in a float64 run" in report.warnings[0]
+    assert "coarse" in report.warnings[0]
+    wrong = verify(_burgers(lambda v: (v["u_x"] - 0.1 * v["u_tt"]).half()), **HEAT)  # type: ignore[arg-type]
+    assert wrong.status == "fail"
+
+
+def test_a_float64_run_of_a_correct_function_has_no_dtype_warning(tmp_path: Path) -> None:
+    path = write(tmp_path, "heat_dtypes.py", HEAT_CODE)
+    report = verify(f"{path}:correct", **HEAT)  # type: ignore[arg-type]
+    assert report.status == "pass" and report.warnings == []
+    assert report.equations[0].result_dtype == "float64"
+
+
+# The user's prints --------------------------------------------------------------------------
+
+
+def test_user_prints_go_to_stderr_and_json_stays_valid(tmp_path: Path) -> None:
+    path = write(tmp_path, "heat_dtypes.py", 'print("AT IMPORT")\n' + HEAT_CODE)
+    r = run_cli("verify", f"{path}:prints", *HEAT_ARGS, "-n", "50", "--format", "json")
+    assert r.exit_code == ExitCode.OK, r.stdout + r.stderr
+    assert r.json()["status"] == "pass"
+    assert "USER STDOUT" in r.stderr and "AT IMPORT" in r.stderr
+    assert "USER STDOUT" not in r.stdout and "AT IMPORT" not in r.stdout
+    table = run_cli("verify", f"{path}:prints", *HEAT_ARGS, "-n", "50")
+    assert table.stdout.lstrip().startswith("pinncheck verify")
+
+
+# Modules of the same name in different folders ------------------------------------------------
+
+GOOD_MM = """
+import torch
+
+def f(x, u):
+    g = torch.autograd.grad(u, x, torch.ones_like(u), create_graph=True)[0]
+    return g[:, 1:2]
+"""
+BAD_MM = """
+import torch
+
+def f(x, u):
+    g = torch.autograd.grad(u, x, torch.ones_like(u), create_graph=True)[0]
+    return g[:, 0:1]
+"""
+MM_CHECK = """
+[[verify]]
+name = "{name}"
+target = "{target}"
+pde = "u_t"
+solution = "u = sin(x + 2*t) + x**2*t"
+domain = ["x = 0:1", "t = 0:1"]
+points = 50
+expect = "{expect}"
+"""
+
+
+@pytest.fixture
+def fresh_imports(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Keep this test's sys.path changes and its user modules (``*_7431``) from leaking."""
+    import sys
+
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    yield
+    for name in [n for n in sys.modules if n.partition(".")[0].endswith("_7431")]:
+        del sys.modules[name]
+
+
+def _folder(root: Path, name: str, files: dict[str, str], target: str, expect: str) -> Path:
+    folder = root / name
+    folder.mkdir()
+    for file, text in files.items():
+        write(folder, file, text)
+    return write(folder, "c.toml", MM_CHECK.format(name=name, target=target, expect=expect))
+
+
+@pytest.mark.parametrize("order", ["good-first", "bad-first"])
+def test_same_module_name_in_two_check_file_folders(
+    tmp_path: Path, fresh_imports: None, order: str
+) -> None:
+    import sys
+
+    a = _folder(tmp_path, "A", {"mm_7431.py": GOOD_MM}, "mm_7431:f", "pass")
+    b = _folder(tmp_path, "B", {"mm_7431.py": BAD_MM}, "mm_7431:f", "fail")
+    files = [a, b] if order == "good-first" else [b, a]
+    doc = run_cli("run", *map(str, files), "--format", "json").json()
+    got = {d["name"]: (d["status"], d["met_expectation"]) for d in doc}
+    assert got == {"A": ("pass", True), "B": ("fail", True)}
+    assert str(tmp_path / "A") not in sys.path and str(tmp_path / "B") not in sys.path
+
+
+def test_sibling_imports_of_file_targets_come_from_their_own_folder(
+    tmp_path: Path, fresh_imports: None
+) -> None:
+    user = "from helpers_7431 import f\n\ndef residual(x, u):\n    return f(x, u)\n"
+    a = _folder(tmp_path, "A", {"helpers_7431.py": GOOD_MM, "t.py": user}, "t.py:residual", "pass")
+    b = _folder(tmp_path, "B", {"helpers_7431.py": BAD_MM, "t.py": user}, "t.py:residual", "fail")
+    for files in ([a, b], [b, a]):
+        doc = run_cli("run", *map(str, files), "--format", "json").json()
+        assert all(d["met_expectation"] for d in doc), doc
+    kw = dict(pde="u_t", solution="u = sin(x + 2*t) + x**2*t", domain=["x=0:1", "t=0:1"], n=50)
+    assert verify(str(tmp_path / "A" / "t.py:residual"), **kw).status == "pass"  # type: ignore[arg-type]
+    assert verify(str(tmp_path / "B" / "t.py:residual"), **kw).status == "fail"  # type: ignore[arg-type]
+    assert verify(str(tmp_path / "A" / "t.py:residual"), **kw).status == "pass"  # type: ignore[arg-type]
