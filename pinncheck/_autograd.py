@@ -4,6 +4,11 @@ Each coordinate is its own ``(n,)`` leaf tensor. Because output ``i`` depends on
 ``i``, the Jacobian of a pointwise function is diagonal, and the vector-Jacobian product with a
 vector of ones is exactly the vector of pointwise derivatives. Higher orders differentiate a
 lower-order derivative again; the graph of each lower order is built once and shared.
+
+The product with ones is taken as the gradient of ``y.sum()``: autograd's backward of a sum
+*is* the ones vector (broadcast, never materialised), so the values are those of
+``grad(y, x, grad_outputs=torch.ones_like(y))``. It also skips the shape check that a
+``grad_outputs`` tensor triggers, which imports ``torch.fx`` (0.1 s) on first use.
 """
 
 from __future__ import annotations
@@ -72,9 +77,8 @@ def partials(
             # Graphs are kept (create_graph) while a child will itself be differentiated.
             deeper = len(parent) + 1 < top
             grads: Sequence[torch.Tensor | None] = torch.autograd.grad(
-                dy,
+                dy.sum(),
                 [xs[c[-1]] for c in children],
-                grad_outputs=torch.ones_like(dy),
                 create_graph=deeper,
                 retain_graph=True,
                 allow_unused=True,

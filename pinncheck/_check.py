@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,7 +14,7 @@ import torch
 from ._autograd import multi_indices
 from ._compare import Tolerance, default_tolerance
 from ._domain import Domain, DomainLike, parse_domain
-from ._engine import Plan, Progress, Term, run_plan, symbols_of
+from ._engine import Plan, Progress, Term, job_timings, run_plan, symbols_of
 from ._errors import DomainError
 from ._exact import exact_partials
 from ._options import RunOptions, check_order, run_options
@@ -140,6 +141,7 @@ class CheckJob:
     order: int
 
     def run(self, progress: Progress | None = None) -> CheckReport:
+        started = time.perf_counter()
         dom, opts = self.domain, self.options
         warnings = bind_variables(self.parsed, dom)
         warnings += singularity_warnings(self.parsed, dom)
@@ -181,7 +183,7 @@ class CheckJob:
             order=self.order,
             derivatives=results,
             warnings=warnings,
-            timings=outcome.timings,
+            timings=job_timings(outcome, started),
             chunk_size=outcome.chunk_size,
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,7 +12,7 @@ import torch
 
 from ._compare import ErrorStats, Tolerance, default_tolerance
 from ._domain import Domain, DomainLike, parse_domain
-from ._engine import Derived, Plan, Progress, Term, run_plan, symbols_of
+from ._engine import Derived, Plan, Progress, Term, job_timings, run_plan, symbols_of
 from ._errors import OptionError
 from ._exact import exact_partials
 from ._options import RunOptions, run_options
@@ -319,6 +320,7 @@ def run_system(
     progress: Progress | None = None,
 ) -> ResidualReport:
     """Run a parsed system (the second half of :func:`residual`)."""
+    started = time.perf_counter()
     dom = system.domain
     exact = exact_terms(system)
     derived = [
@@ -382,7 +384,7 @@ def run_system(
         equations,
         any_residual,
         warnings=system_warnings(system),
-        timings=outcome.timings,
+        timings=job_timings(outcome, started),
         chunk_size=outcome.chunk_size,
     )
 

@@ -1,44 +1,45 @@
 """Seeded, reproducible uniform sampling of points in a box.
 
-Points are defined block by block: block ``b`` holds rows ``[b*BLOCK, (b+1)*BLOCK)`` and is drawn
-from its own generator, seeded from ``(seed, b)``. Any range of rows can therefore be produced on
-its own, so a run split into chunks of any size sees exactly the points of an unchunked run, and
-the points do not depend on the device (they are drawn on the CPU in float64).
+Each variable has its own stream of uniform float64 numbers in ``[0, 1)``: NumPy's PCG64
+generator seeded with ``SeedSequence(seed, spawn_key=(j,))`` for variable ``j``, read in order,
+one draw per point, then scaled to the variable's interval. PCG64 jumps ahead any number of draws
+at once, so any range of points is produced on its own: a run split into chunks of any size sees
+exactly the points of an unchunked run. The points are drawn on the CPU in float64, so they do
+not depend on the device either.
+
+(PCG64 draws about four times faster than torch's CPU generator, and one stream per variable
+fills each coordinate's tensor directly, without a transposing copy: before these changes,
+sampling cost as much as evaluating all the exact derivatives.)
 """
 
 from __future__ import annotations
 
-import hashlib
-
+import numpy as np
 import torch
 
 from ._domain import Domain
 
-BLOCK = 1 << 16
 DEFAULT_SEED = 20240917
 
 
-def _block_seed(seed: int, block: int) -> int:
-    digest = hashlib.blake2b(f"{seed}:{block}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & ((1 << 63) - 1)
+def _stream(seed: int, variable: int, start: int) -> np.random.Generator:
+    bits = np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(variable,)))
+    bits.advance(start)  # each float64 consumes exactly one 64-bit draw
+    return np.random.Generator(bits)
 
 
-def unit_rows(seed: int, start: int, stop: int, dim: int) -> torch.Tensor:
-    """Rows ``[start, stop)`` of the seeded stream of uniform points in ``[0, 1)^dim`` (float64)."""
-    parts = []
-    row = start
-    while row < stop:
-        block, offset = divmod(row, BLOCK)
-        take = min(stop - row, BLOCK - offset)
-        gen = torch.Generator().manual_seed(_block_seed(seed, block))
-        # The CPU generator yields a prefix of the same stream for a shorter request, so only
-        # the rows up to offset + take are drawn.
-        rows = torch.rand((offset + take, dim), generator=gen, dtype=torch.float64)
-        parts.append(rows[offset:])
-        row += take
-    if not parts:
-        return torch.empty((0, dim), dtype=torch.float64)
-    return parts[0] if len(parts) == 1 else torch.cat(parts)
+def unit_columns(seed: int, start: int, stop: int, dim: int) -> torch.Tensor:
+    """Points ``[start, stop)`` of the seeded uniform sample of ``[0, 1)^dim``, as a float64
+    tensor of shape ``(dim, stop - start)`` (one row per variable).
+
+    Example:
+        >>> bool(unit_columns(7, 0, 10, 2)[:, 4:].equal(unit_columns(7, 4, 10, 2)))
+        True
+    """
+    out = torch.empty((dim, max(stop - start, 0)), dtype=torch.float64)
+    for j in range(dim):
+        _stream(seed, j, start).random(out=out[j].numpy())
+    return out
 
 
 def sample_box(
@@ -52,12 +53,12 @@ def sample_box(
 ) -> list[torch.Tensor]:
     """Points ``start..stop-1`` of the seeded sample, one ``(stop-start,)`` tensor per variable.
 
-    The coordinates are computed in float64 and then rounded to ``dtype``, so a float32 run
-    uses the float32-rounded versions of the float64 run's points.
+    The coordinates are computed in float64 (``lo + (hi - lo)*u``) and then rounded to
+    ``dtype``, so a float32 run uses the float32-rounded versions of the float64 run's points.
+    The tensors are the rows of one ``(dim, stop-start)`` tensor.
     """
-    unit = unit_rows(seed, start, stop, len(domain))
-    lo = torch.tensor(domain.lows, dtype=torch.float64)
-    hi = torch.tensor(domain.highs, dtype=torch.float64)
-    pts = lo + (hi - lo) * unit
-    pts = pts.to(device=device, dtype=dtype)
-    return [pts[:, i].contiguous() for i in range(len(domain))]
+    pts = unit_columns(seed, start, stop, len(domain))
+    lo = torch.tensor(domain.lows, dtype=torch.float64)[:, None]
+    hi = torch.tensor(domain.highs, dtype=torch.float64)[:, None]
+    pts = pts.mul_(hi - lo).add_(lo).to(device=device, dtype=dtype)
+    return list(pts.unbind(0))

@@ -197,7 +197,6 @@ class _LazyProgress:
                 Progress,
                 TextColumn,
                 TimeRemainingColumn,
-                TransferSpeedColumn,
             )
 
             self.bar = Progress(
@@ -205,13 +204,14 @@ class _LazyProgress:
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("points"),
+                _rate_column(),
+                TextColumn("ETA"),
                 TimeRemainingColumn(),
                 console=_stderr(),
                 transient=True,
             )
-            self.task = self.bar.add_task(self.label, total=total)
+            self.task = self.bar.add_task(self.label, total=total, completed=done)
             self.bar.start()
-            del TransferSpeedColumn
         self.bar.update(self.task, completed=done)
 
     def close(self) -> None:
@@ -219,8 +219,30 @@ class _LazyProgress:
             self.bar.stop()
 
 
+def _rate_column() -> Any:
+    """A progress column: points per second."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class Rate(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            speed = task.finished_speed or task.speed
+            if not speed:
+                return Text("")
+            for scale, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k"), (1, "")):
+                if speed >= scale:
+                    return Text(f"{speed / scale:.1f}{unit} points/s", style="progress.data.speed")
+            return Text(f"{speed:.2f} points/s", style="progress.data.speed")
+
+    return Rate()
+
+
 @contextmanager
 def _progress(fmt: Format, label: str) -> Iterator[Callable[[int, int], None]]:
+    """A command's run over points: progress on a terminal, memory kept between chunks."""
+    from ._engine import tune_allocator
+
+    tune_allocator()
     enabled = fmt is Format.table and sys.stderr.isatty() and not os.environ.get("CI")
     bar = _LazyProgress(enabled, label)
     try:

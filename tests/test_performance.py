@@ -1,0 +1,148 @@
+"""The fast paths give the same numbers as the plain ones: lowered programs, streaming
+statistics, parallel chunks, the automatic chunk size."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import sympy
+import torch
+
+import pinncheck._engine as engine
+from pinncheck import check, residual
+from pinncheck._compare import ErrorStats
+from pinncheck._evaluate import Evaluator, Program
+from pinncheck._parse import parse_expression, real_symbol
+
+x, y, t = (real_symbol(n) for n in ("x", "y", "t"))
+EXPRESSIONS = [
+    "x**2*sin(y) - 3*t",
+    "exp(-t)*sin(pi*x)*cos(pi*y)",
+    "-tanh((x-0.5*t)/0.02)*exp(-x**2) + log(1+x**2+t**2)",
+    "x/(1 + y**2) - sqrt(1 + t)/x**3 + 2**x*x**y",
+    "sigmoid(x - y)*atan(t) - Abs(x - 0.5) + 2*x - 7",
+]
+# Functions SymPy's derivatives produce that the parser does not accept.
+RECIPROCALS = sympy.sec(x) + sympy.csc(1 + y) + sympy.cot(1 + t) + sympy.sech(x) + sympy.coth(y)
+
+
+def _inputs(n: int = 257) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    return [0.1 + torch.rand(n, generator=g, dtype=torch.float64) for _ in range(3)]
+
+
+def _reference(expr: sympy.Expr, pts: list[torch.Tensor]) -> torch.Tensor:
+    # NumPy through lambdify: independent of pinncheck's evaluator (test constants only).
+    sigmoid = {"sigmoid": lambda v: 1 / (1 + np.exp(-v))}
+    fn = sympy.lambdify([x, y, t], expr, modules=[sigmoid, "numpy"])
+    value = fn(*(p.numpy() for p in pts))
+    return torch.tensor(np.broadcast_to(value, pts[0].shape), dtype=torch.float64)
+
+
+@pytest.mark.parametrize("cse", [False, True])
+@pytest.mark.parametrize("inplace", [False, True])
+def test_program_evaluates_like_numpy_and_leaves_inputs_alone(cse: bool, inplace: bool) -> None:
+    exprs = [parse_expression(e) for e in EXPRESSIONS] + [RECIPROCALS]
+    derivs = [sympy.diff(e, v) for e in exprs for v in (x, y, t)]
+    everything = exprs + derivs + [sympy.Integer(3), x, exprs[0]]
+    pts = _inputs()
+    copies = [p.clone() for p in pts]
+    got = Program(everything, [x, y, t], cse=cse, inplace=inplace).run(pts)
+    for e, g in zip(everything, got, strict=True):
+        torch.testing.assert_close(g, _reference(e, copies), rtol=1e-12, atol=1e-12)
+    for p, c in zip(pts, copies, strict=True):
+        assert torch.equal(p, c)  # in place never writes into the inputs
+
+
+def test_evaluator_shares_steps_across_calls() -> None:
+    pts = _inputs()
+    ev = Evaluator(dict(zip([x, y, t], pts, strict=True)))
+    first = ev.tensor(sympy.sin(x) * y)
+    steps = len(ev._lowering.steps)
+    assert ev.tensor(sympy.sin(x) * y) is first and len(ev._lowering.steps) == steps
+    assert ev.value(sympy.pi / 2) == pytest.approx(math.pi / 2)
+
+
+def test_program_frees_intermediates_and_counts_its_memory() -> None:
+    e = parse_expression("exp(-t)*sin(pi*x)*cos(pi*y)")
+    prog = Program([sympy.diff(e, x, y), sympy.diff(e, t, t)], [x, y, t], cse=True, inplace=True)
+    assert 0 < prog.peak_live <= len(prog.steps)
+    assert any(step.inplace for step in prog.steps)
+
+
+def _random_pair(n: int, nonfinite: bool, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(n)
+    e = torch.randn(n, generator=g, dtype=torch.float64)
+    a = (e + 1e-6 * torch.randn(n, generator=g, dtype=torch.float64)).to(dtype)
+    if nonfinite:
+        a[n // 3] = math.nan
+        e[n // 2] = math.inf
+    pts = [torch.rand(n, generator=g, dtype=torch.float64) for _ in range(2)]
+    return a, e, *pts
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_fold_chunk_equals_error_stats_update(dtype: torch.dtype) -> None:
+    chunks = [_random_pair(n, n == 3001, dtype) for n in (1000, 3001, 5, 4096)]
+    slow = ErrorStats(rtol=1e-3)
+    fast = ErrorStats(rtol=1e-3)
+    offset = 0
+    for a, e, *pts in chunks:
+        slow.update(a, e, pts, offset)
+        engine.fold_chunk([(fast, a, e)], pts, offset)
+        offset += e.numel()
+    for key in ("count", "finite", "nonfinite", "max_abs_error", "max_abs_exact"):
+        assert getattr(fast, key) == getattr(slow, key), key
+    for key in ("max_abs_autograd", "worst_excess", "worst_index", "worst_point"):
+        assert getattr(fast, key) == getattr(slow, key), key
+    assert fast.worst_values == slow.worst_values
+    assert fast.first_nonfinite_index == slow.first_nonfinite_index
+    assert fast.sum_sq_error == pytest.approx(slow.sum_sq_error, rel=1e-12)
+
+
+def test_parallel_chunks_equal_one_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    expr, dom = "-tanh((x-0.5*t)/0.02)*exp(-x**2) + log(1+x**2+t**2)", ["x=-1:1", "t=0:1"]
+    parallel = check(expr, dom, n=40_000, chunk_size=3_000).to_dict()["derivatives"]
+    monkeypatch.setattr(engine, "workers_for", lambda device: 1)
+    serial = check(expr, dom, n=40_000, chunk_size=3_000).to_dict()["derivatives"]
+    for a, b in zip(parallel, serial, strict=True):
+        for key in ("max_abs_error", "max_abs_exact", "nonfinite", "worst_point", "status"):
+            assert a[key] == b[key], key
+        assert a["rms_error"] == pytest.approx(b["rms_error"], rel=1e-12)
+
+
+def test_automatic_chunk_is_bounded_by_memory_and_does_not_change_results(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cpu = torch.device("cpu")
+    assert engine.auto_chunk_size(100, cpu) <= engine.DEFAULT_CHUNK
+    expr, dom = "exp(-t)*sin(pi*x)*cos(pi*y)", ["x=0:1", "y=0:1", "t=0:1"]
+    roomy = check(expr, dom, n=30_000)
+    # Pretend only 8 MiB are free: the chunks shrink to fit, the results stay the same.
+    monkeypatch.setattr(engine, "available_memory", lambda device: 8 << 20)
+    assert engine.auto_chunk_size(2000, cpu) == (8 << 20) // 4 // 2000
+    assert engine.auto_chunk_size(10**9, cpu) == engine.MIN_CHUNK
+    tight = check(expr, dom, n=30_000)
+    assert tight.chunk_size < roomy.chunk_size
+    for a, b in zip(roomy.to_dict()["derivatives"], tight.to_dict()["derivatives"], strict=True):
+        for key in ("max_abs_error", "max_abs_exact", "worst_point", "nonfinite"):
+            assert a[key] == b[key], key
+
+
+def test_residual_scale_and_statistics_do_not_depend_on_chunking() -> None:
+    args = (["u_t + u*u_x = nu*u_xx"], ["u=c - A*tanh(A*(x - c*t)/(2*nu))"], ["x=-1:1", "t=0:1"])
+    params = ["nu = 0.05", "A = 0.5", "c = 0.25"]
+    whole = residual(*args, param=params, n=20_000, chunk_size=20_000).to_dict()
+    parts = residual(*args, param=params, n=20_000, chunk_size=777).to_dict()
+    for a, b in zip(whole["equations"], parts["equations"], strict=True):
+        for key in ("term_scale", "max_abs_error", "worst_point", "status"):
+            assert a[key] == b[key], key
+
+
+def test_timings_cover_the_work() -> None:
+    timings = check("x1**2*sin(x2)", ["x1=0:1", "x2=0:1"], n=5000).timings
+    for key in ("sample_s", "autograd_s", "exact_s", "compare_s", "total_s"):
+        assert timings[key] >= 0.0
+    assert timings["total_s"] >= timings["setup_s"]
