@@ -280,6 +280,12 @@ def check(
 ) -> None:
     """Compare autograd's partial derivatives of EXPR with SymPy's, at random points."""
     with _errors("check", fmt, debug):
+        from ._domain import parse_domain
+        from ._parse import parse_expression
+
+        # Refuse bad input before paying for the torch import (about 2 s).
+        parse_domain(domain)
+        parse_expression(expr)
         from ._check import check as run_check
 
         with _progress(fmt, "check") as progress:

@@ -205,3 +205,14 @@ def test_version_prints_version() -> None:
 
     r = run_cli("--version")
     assert r.exit_code == 0 and pinncheck.__version__ in r.stdout
+
+
+def test_bad_expression_is_refused_before_torch_is_imported() -> None:
+    code = (
+        "import sys\nfrom pinncheck.cli import app\n"
+        "try:\n    app(['check', '10**10**10', '-d', 'x1=0:1'])\n"
+        "except SystemExit as e:\n    print('CODE', e.code)\n"
+        "print('TORCH', 'torch' in sys.modules)\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "CODE 2" in p.stdout and "TORCH False" in p.stdout, p.stdout + p.stderr
