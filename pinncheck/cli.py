@@ -302,10 +302,7 @@ def check(
                 chunk_size=chunk_size,
                 progress=progress,
             )
-        if fmt is Format.json:
-            _emit_json(report.to_dict())
-        else:
-            _print_check(_stdout(), report)
+        _output(fmt, report)
     _finish(report.status)
 
 
@@ -387,6 +384,14 @@ def print_report(out: Console, report: Any) -> None:
     PRINTERS[report.kind](out, report)
 
 
+def _output(fmt: Format, report: Any) -> None:
+    """A report as JSON on stdout, or as tables."""
+    if fmt is Format.json:
+        _emit_json(report.to_dict())
+    else:
+        print_report(_stdout(), report)
+
+
 @app.command()
 def residual(
     pde: PdeOpt,
@@ -451,10 +456,7 @@ def residual(
                 chunk_size=chunk_size,
                 progress=progress,
             )
-        if fmt is Format.json:
-            _emit_json(report.to_dict())
-        else:
-            _print_residual(_stdout(), report)
+        _output(fmt, report)
     _finish(report.status)
 
 
@@ -567,10 +569,7 @@ def verify(
                 chunk_size=chunk_size,
                 progress=progress,
             )
-        if fmt is Format.json:
-            _emit_json(report.to_dict())
-        else:
-            _print_verify(_stdout(), report)
+        _output(fmt, report)
     _finish(report.status)
 
 
@@ -606,10 +605,7 @@ def probe(
         from ._probe import probe as run_probe
 
         report = run_probe(target, domain, n=points, seed=seed, device=device, dtype=dtype)
-        if fmt is Format.json:
-            _emit_json(report.to_dict())
-        else:
-            _print_probe(_stdout(), report)
+        _output(fmt, report)
     _finish(report.status)
 
 
