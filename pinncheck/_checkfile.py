@@ -128,11 +128,6 @@ KINDS: dict[str, KindSpec] = {
 }
 
 
-def register_kind(name: str, spec: KindSpec) -> None:
-    """Add a table kind (used by ``verify`` and ``probe``)."""
-    KINDS[name] = spec
-
-
 @dataclass
 class Entry:
     """One table of a check file, validated and prepared."""

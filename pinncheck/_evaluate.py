@@ -78,21 +78,6 @@ def _constant(expr: sympy.Expr) -> float:
     return value.real if value.imag == 0 else float("nan")
 
 
-def supported(expr: sympy.Expr) -> bool:
-    """Whether every node of ``expr`` can be evaluated by :class:`Evaluator`."""
-    for node in sympy.preorder_traversal(expr):
-        if isinstance(node, (sympy.Symbol, sympy.Number, sympy.NumberSymbol)):
-            continue
-        if isinstance(node, (sympy.Add, sympy.Mul, sympy.Pow)):
-            continue
-        if isinstance(node, sympy.Function) and (
-            type(node) in _UNARY or type(node) in _RECIPROCAL or type(node) in _SPECIAL
-        ):
-            continue
-        return False
-    return True
-
-
 @dataclass
 class _Step:
     """One torch call. ``args`` are slots; ``param`` is the op's scalar (see :data:`_OPS`)."""
