@@ -34,7 +34,7 @@ def _cells(row: dict[str, Any], present: list[str]) -> list[str]:
     for name in present:
         m = ms.get(name)
         cells.append("-" if m is None or m.get("ratio") is None else f"{m['ratio']:.2f}")
-    mem = [ms[k]["bytes_per_point"] if k in ms else None for k in MEMORY]
+    mem = [ms.get(k, {}).get("bytes_per_point") for k in MEMORY]
     cells.append(" / ".join("-" if b is None else f"{b:.0f}" for b in mem))
     misses = [k for k, v in row.get("goals", {}).items() if v == "MISS"]
     cells.append("PASS" if not misses else "MISS: " + ", ".join(misses))

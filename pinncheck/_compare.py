@@ -54,9 +54,12 @@ class ErrorStats:
     """Running error statistics of one quantity; ``update`` once per chunk.
 
     The statistics do not depend on how the points were split into chunks.
+    ``max_abs_autograd`` is kept only with ``track_autograd`` (NaN otherwise): reports show it
+    for residuals, and skipping it saves two passes over every derivative's values.
     """
 
     rtol: float
+    track_autograd: bool = True
     count: int = 0
     finite: int = 0
     nonfinite: int = 0
@@ -73,6 +76,10 @@ class ErrorStats:
     first_nonfinite_point: list[float] | None = None
     first_nonfinite_values: tuple[float, float] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.track_autograd:
+            self.max_abs_autograd = math.nan
 
     def update(
         self,
@@ -105,9 +112,10 @@ class ErrorStats:
         ae = torch.where(ok, e.abs(), zero)
         self.max_abs_error = max(self.max_abs_error, float(err.max()))
         self.max_abs_exact = max(self.max_abs_exact, float(ae.max()))
-        self.max_abs_autograd = max(
-            self.max_abs_autograd, float(torch.where(ok, a.abs(), zero).max())
-        )
+        if self.track_autograd:
+            self.max_abs_autograd = max(
+                self.max_abs_autograd, float(torch.where(ok, a.abs(), zero).max())
+            )
         self.sum_sq_error += float((err * err).sum())
         excess = torch.where(ok, err - self.rtol * ae, torch.full_like(err, -math.inf))
         i = int(excess.argmax())

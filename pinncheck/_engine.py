@@ -249,24 +249,38 @@ def run_plan(
     starts = range(0, n, chunk)
     workers = min(workers_for(device), len(starts))
     rtols = [rtol[t] for t in plan.terms] + [rtol[d.name] for d in plan.derived]
-    totals = [ErrorStats(rtol=r) for r in rtols]
+    totals = _new_stats(rtols, len(plan.terms))
     derived_scale = {d.name: 0.0 for d in plan.derived}
     timings = {"setup_s": time.perf_counter() - start_all}
     timings.update(sample_s=0.0, autograd_s=0.0, exact_s=0.0, compare_s=0.0)
 
-    # The worst excess of the chunks merged so far: a chunk that cannot beat it skips the
-    # search for its worst point. Merged chunks all precede the chunks in flight.
+    # A chunk whose excesses cannot beat the worst excess of an earlier chunk skips the
+    # search for its worst point (an earlier point keeps a tie). Earlier chunks are those
+    # merged so far, and those finished but not merged yet (other workers').
     merged_worst = [-math.inf] * len(totals)
+    finished: dict[int, list[float]] = {}  # start -> worst excesses, until merged
+
+    def beat(start: int) -> list[float]:
+        best = list(merged_worst)
+        for s, worst in list(finished.items()):
+            if s < start:
+                best = [max(b, w) for b, w in zip(best, worst, strict=True)]
+        return best
 
     def work(start: int) -> _ChunkResult:
         stop = min(n, start + chunk)
-        return _run_chunk(progs, plan.domain, seed, start, stop, dtype, device, rtols, merged_worst)
+        res = _run_chunk(
+            progs, plan.domain, seed, start, stop, dtype, device, rtols, lambda: beat(start)
+        )
+        finished[start] = [s.worst_excess for s in res.stats]
+        return res
 
     with closing(map_in_order(work, starts, workers)) as results:
         for start, res in zip(starts, results, strict=True):
             for i, (total, part) in enumerate(zip(totals, res.stats, strict=True)):
                 merge_stats(total, part)
                 merged_worst[i] = total.worst_excess
+            finished.pop(start, None)
             for d, scale in zip(plan.derived, res.scales, strict=True):
                 if d.parts:
                     derived_scale[d.name] = max(derived_scale[d.name], scale)
@@ -339,7 +353,7 @@ def _run_chunk(
     dtype: torch.dtype,
     device: torch.device,
     rtols: list[float],
-    beat: Sequence[float],
+    beat: Callable[[], list[float]],
 ) -> _ChunkResult:
     """Sample points ``start..stop-1``, compute both sides, and compare: one chunk's statistics."""
     t0 = time.perf_counter()
@@ -357,12 +371,18 @@ def _run_chunk(
     ex, ex_derived, part_sums = exact_side(progs, pts64)
     _sync(device)
     t3 = time.perf_counter()
-    stats = [ErrorStats(rtol=r) for r in rtols]
+    stats = _new_stats(rtols, len(ag))
     pairs = list(zip(stats, ag + ag_derived, ex + ex_derived, strict=True))
-    scales = fold_chunk(pairs, pts64, start, extra=part_sums, beat=list(beat))
+    scales = fold_chunk(pairs, pts64, start, extra=part_sums, beat=beat())
     t4 = time.perf_counter()
     seconds = {"sample_s": t1 - t0, "autograd_s": t2 - t1, "exact_s": t3 - t2, "compare_s": t4 - t3}
     return _ChunkResult(stats, scales, seconds)
+
+
+def _new_stats(rtols: Sequence[float], n_terms: int) -> list[ErrorStats]:
+    """Empty statistics: the terms', then the derived quantities' (which keep max|autograd|,
+    the residual's size that reports show)."""
+    return [ErrorStats(rtol=r, track_autograd=i >= n_terms) for i, r in enumerate(rtols)]
 
 
 def merge_stats(total: ErrorStats, part: ErrorStats) -> None:
@@ -373,7 +393,8 @@ def merge_stats(total: ErrorStats, part: ErrorStats) -> None:
     total.nonfinite += part.nonfinite
     total.max_abs_error = max(total.max_abs_error, part.max_abs_error)
     total.max_abs_exact = max(total.max_abs_exact, part.max_abs_exact)
-    total.max_abs_autograd = max(total.max_abs_autograd, part.max_abs_autograd)
+    if total.track_autograd:
+        total.max_abs_autograd = max(total.max_abs_autograd, part.max_abs_autograd)
     total.sum_sq_error += part.sum_sq_error
     if part.worst_excess > total.worst_excess:  # the earlier chunk keeps a tie
         total.worst_excess = part.worst_excess
@@ -453,7 +474,7 @@ def fold_chunk(
     ``argmax`` on the CPU. The excess ``|a - e| - rtol*|e|`` is only computed where the chunk
     may hold a worst point: where ``max|a - e| - rtol*min|e|``, an upper bound of every
     excess (rounding included), beats ``beat`` (default: the statistics' own worst excess;
-    a parallel run passes the worst of the chunks merged so far). Other chunks go through
+    a parallel run passes the worst of the earlier chunks done so far). Other chunks go through
     :meth:`ErrorStats.update` itself. The statistics are those of ``update``, bit for bit (the
     sum of squares up to rounding). ``extra`` are 0-d tensors read back with the first sync;
     they are returned as floats (NaN for None).
@@ -462,20 +483,26 @@ def fold_chunk(
         beat = [stats.worst_excess for stats, _, _ in pairs]
     rows: list[torch.Tensor] = []
     errs: list[torch.Tensor] = []
-    for _, a, e in pairs:
+    for stats, a, e in pairs:
         a = a.to(torch.float64)
         err = torch.sub(a, e)
         sum_sq = torch.dot(err, err)
         err = err.abs_()
-        rows.append(torch.stack([sum_sq, err.amax(), e.amin(), e.amax(), a.amin(), a.amax()]))
+        row = [sum_sq, err.amax(), e.amin(), e.amax()]
+        if stats.track_autograd:
+            row += [a.amin(), a.amax()]
+        rows.append(torch.stack(row))
         errs.append(err)
     tail = [torch.full((1,), math.nan, dtype=torch.float64, device=points[0].device)]
     tail += [x.reshape(1).to(torch.float64) for x in extra if x is not None]
     flat = torch.cat(rows + tail).tolist()
     m = points[0].numel()
     search = []
+    at = 0
     for i, ((stats, a, e), err) in enumerate(zip(pairs, errs, strict=True)):
-        sum_sq, err_max, e_min, e_max, a_min, a_max = flat[6 * i : 6 * i + 6]
+        width = len(rows[i])
+        sum_sq, err_max, e_min, e_max, *a_range = flat[at : at + width]
+        at += width
         if not math.isfinite(sum_sq):  # non-finite values (or an overflowing square)
             stats.update(a, e, points, offset)
             continue
@@ -483,7 +510,8 @@ def fold_chunk(
         stats.finite += m
         stats.max_abs_error = max(stats.max_abs_error, err_max)
         stats.max_abs_exact = max(stats.max_abs_exact, -e_min, e_max)
-        stats.max_abs_autograd = max(stats.max_abs_autograd, -a_min, a_max)
+        if a_range:
+            stats.max_abs_autograd = max(stats.max_abs_autograd, -a_range[0], a_range[1])
         stats.sum_sq_error += sum_sq
         least = 0.0 if e_min <= 0.0 <= e_max else -e_max if e_max < 0.0 else e_min  # min|e|
         to_beat = max(beat[i], stats.worst_excess)
@@ -500,7 +528,7 @@ def fold_chunk(
                 stats.worst_index = offset + j
                 stats.worst_point = [float(p[j]) for p in points]
                 stats.worst_values = (float(a[j]), float(e[j]))
-    scales = iter(flat[6 * len(pairs) + 1 :])
+    scales = iter(flat[at + 1 :])
     return [math.nan if x is None else next(scales) for x in extra]
 
 

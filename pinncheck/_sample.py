@@ -58,7 +58,11 @@ def sample_box(
     The tensors are the rows of one ``(dim, stop-start)`` tensor.
     """
     pts = unit_columns(seed, start, stop, len(domain))
-    lo = torch.tensor(domain.lows, dtype=torch.float64)[:, None]
-    hi = torch.tensor(domain.highs, dtype=torch.float64)[:, None]
-    pts = pts.mul_(hi - lo).add_(lo).to(device=device, dtype=dtype)
+    for row, lo, hi in zip(pts, domain.lows, domain.highs, strict=True):
+        # u*1 and u+0 are u exactly: the unit interval's coordinates need no pass.
+        if hi - lo != 1.0:
+            row.mul_(hi - lo)
+        if lo != 0.0:
+            row.add_(lo)
+    pts = pts.to(device=device, dtype=dtype)
     return list(pts.unbind(0))
