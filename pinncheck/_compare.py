@@ -66,7 +66,10 @@ class ErrorStats:
     max_abs_error: float = 0.0
     max_abs_exact: float = 0.0
     max_abs_autograd: float = 0.0
+    # The sum of squared errors is kept as sq_scale**2 * sum_sq_error: squares of errors above
+    # ~1e154 overflow, and their chunks are summed as (err / max err)**2 instead.
     sum_sq_error: float = 0.0
+    sq_scale: float = 1.0
     # Worst point: where |a - e| - rtol*|e| is largest, the margin compared with atol.
     worst_excess: float = -math.inf
     worst_index: int | None = None
@@ -116,7 +119,12 @@ class ErrorStats:
             self.max_abs_autograd = max(
                 self.max_abs_autograd, float(torch.where(ok, a.abs(), zero).max())
             )
-        self.sum_sq_error += float((err * err).sum())
+        sum_sq = float((err * err).sum())
+        if math.isinf(sum_sq):
+            top = float(err.max())
+            self.add_sum_sq(float(((err / top) ** 2).sum()), top)
+        else:
+            self.add_sum_sq(sum_sq)
         excess = torch.where(ok, err - self.rtol * ae, torch.full_like(err, -math.inf))
         i = int(excess.argmax())
         if float(excess[i]) > self.worst_excess:
@@ -125,9 +133,19 @@ class ErrorStats:
             self.worst_point = [float(p[i]) for p in points]
             self.worst_values = (float(a[i]), float(e[i]))
 
+    def add_sum_sq(self, value: float, scale: float = 1.0) -> None:
+        """Add ``scale**2 * value`` to the sum of squared errors without overflowing."""
+        if scale > self.sq_scale:
+            self.sum_sq_error = self.sum_sq_error * (self.sq_scale / scale) ** 2 + value
+            self.sq_scale = scale
+        else:
+            self.sum_sq_error += value * (scale / self.sq_scale) ** 2
+
     @property
     def rms_error(self) -> float:
-        return math.sqrt(self.sum_sq_error / self.finite) if self.finite else math.nan
+        if not self.finite:
+            return math.nan
+        return self.sq_scale * math.sqrt(self.sum_sq_error / self.finite)
 
     @property
     def max_rel_error(self) -> float:

@@ -395,7 +395,7 @@ def merge_stats(total: ErrorStats, part: ErrorStats) -> None:
     total.max_abs_exact = max(total.max_abs_exact, part.max_abs_exact)
     if total.track_autograd:
         total.max_abs_autograd = max(total.max_abs_autograd, part.max_abs_autograd)
-    total.sum_sq_error += part.sum_sq_error
+    total.add_sum_sq(part.sum_sq_error, part.sq_scale)
     if part.worst_excess > total.worst_excess:  # the earlier chunk keeps a tie
         total.worst_excess = part.worst_excess
         total.worst_index = part.worst_index
@@ -512,7 +512,7 @@ def fold_chunk(
         stats.max_abs_exact = max(stats.max_abs_exact, -e_min, e_max)
         if a_range:
             stats.max_abs_autograd = max(stats.max_abs_autograd, -a_range[0], a_range[1])
-        stats.sum_sq_error += sum_sq
+        stats.add_sum_sq(sum_sq)
         least = 0.0 if e_min <= 0.0 <= e_max else -e_max if e_max < 0.0 else e_min  # min|e|
         to_beat = max(beat[i], stats.worst_excess)
         if err_max - stats.rtol * least > to_beat:

@@ -210,6 +210,21 @@ def test_statistics_do_not_depend_on_chunking(chunk: int) -> None:
         assert a["rms_error"] == pytest.approx(b["rms_error"], rel=1e-9)
 
 
+def test_rms_error_does_not_overflow_for_huge_derivatives() -> None:
+    # Derivatives near 1e304: squares of errors of ~1e288 overflow float64.
+    expr, dom = "exp(x1)*(1 + 1e-14*sin(1000*x1))", ["x1=690:700"]
+    whole = check(expr, dom, n=1000, chunk_size=1000).to_dict()["derivatives"]
+    parts = check(expr, dom, n=1000, chunk_size=37).to_dict()["derivatives"]
+    for a, b in zip(whole, parts, strict=True):
+        assert math.isfinite(a["rms_error"])
+        assert a["rms_error"] == pytest.approx(b["rms_error"], rel=1e-9)
+    second = whole[1]  # d2/dx1^2: autograd's rounding differs from the exact form's
+    assert second["max_abs_error"] > 1e280
+    # One point has the largest error: sqrt(max^2 / n) <= RMS <= max.
+    assert second["max_abs_error"] / math.sqrt(1000) <= second["rms_error"]
+    assert second["rms_error"] <= second["max_abs_error"]
+
+
 def test_points_do_not_depend_on_chunking() -> None:
     from pinncheck._domain import parse_domain
     from pinncheck._sample import sample_box
