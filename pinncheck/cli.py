@@ -609,6 +609,36 @@ def probe(
     _finish(report.status)
 
 
+def _leading_minus(argv: list[str]) -> str | None:
+    """The expression of a ``check`` command line that starts with a minus sign, which the
+    command-line parser would report as an unknown option; None if there is none."""
+    if len(argv) < 2 or argv[1] != "check":
+        return None
+    params = typer.main.get_command(app).commands["check"].params  # type: ignore[attr-defined]
+    takes_value = {o for p in params if not getattr(p, "is_flag", True) for o in p.opts}
+    known = {o for p in params for o in (*p.opts, *getattr(p, "secondary_opts", ()))}
+    args = iter(argv[2:])
+    for token in args:
+        if token == "--":
+            return None
+        name = token.split("=", 1)[0]
+        if name in takes_value and name == token:
+            next(args, None)  # the option's value, whatever it starts with
+        elif token.startswith("-") and len(token) > 1 and not token.startswith("--"):
+            if token[:2] not in known:
+                return token
+    return None
+
+
 def main() -> None:
     """Console-script entry point."""
+    token = _leading_minus(sys.argv)
+    if token is not None:
+        typer.echo(
+            f"Error: {token!r} is read as options because it starts with a minus sign. Put it "
+            f"in parentheses, '({token})', or last, after '--': "
+            f"pinncheck check -d ... -- '{token}'.",
+            err=True,
+        )
+        raise SystemExit(ExitCode.USAGE)
     app()

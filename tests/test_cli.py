@@ -216,3 +216,31 @@ def test_bad_expression_is_refused_before_torch_is_imported() -> None:
     )
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "CODE 2" in p.stdout and "TORCH False" in p.stdout, p.stdout + p.stderr
+
+
+def test_expression_with_a_leading_minus_gets_a_clear_usage_error() -> None:
+    p = _run_script("check", "-x1**2", "-d", "x1=0:1")
+    assert p.returncode == ExitCode.USAGE
+    assert "starts with a minus sign" in p.stderr and "'(-x1**2)'" in p.stderr
+    assert "Traceback" not in p.stderr
+    # The ways the message suggests both work.
+    assert run_cli("check", "(-x1**2)", "-d", "x1=0:1").exit_code == 0
+    assert run_cli("check", "-d", "x1=0:1", "--", "-x1**2").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "found"),
+    [
+        (["check", "-x1", "-d", "x1=0:1"], "-x1"),
+        (["check", "-d", "x1=0:1", "-n", "10", "-1"], "-1"),
+        (["check", "x1", "-dx1=0:1", "-n100"], None),  # values attached to short options
+        (["check", "x1", "--domain", "x1=0:1", "--seed", "-3"], None),  # an option's value
+        (["check", "-d", "x1=0:1", "--", "-x1"], None),
+        (["check", "x1", "--bogus"], None),  # left to the parser's own message
+        (["residual", "--pde", "-u_t = u_xx"], None),
+    ],
+)
+def test_leading_minus_detection(argv: list[str], found: str | None) -> None:
+    from pinncheck.cli import _leading_minus
+
+    assert _leading_minus(["pinncheck", *argv]) == found
