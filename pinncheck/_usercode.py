@@ -43,6 +43,7 @@ from ._errors import OptionError, UserCodeError
 
 _PACKAGE_DIR = str(Path(__file__).resolve().parent)
 _MODULES: dict[tuple[str, int], ModuleType] = {}
+_IMPORT_STATE: dict[object, TorchState] = {}  # a module's torch settings as its import left them
 
 TARGET_FORMS = "path/to/file.py:function or package.module:function"
 
@@ -346,6 +347,98 @@ def folder_scope(folder: str | Path) -> Iterator[None]:
         sys.modules.update(aside)
 
 
+# Global torch settings -----------------------------------------------------------------------
+#
+# User code may change torch's global settings (torch.set_grad_enabled(False),
+# set_default_dtype, ...). They stay in effect while that target's code is loaded and run, as in
+# the user's own program, and are undone when its scope closes, so that they do not leak into
+# pinncheck's other checks (in `pinncheck run`, one file may hold many). A module's settings from
+# its import are recorded and applied again whenever the cached module is used.
+
+
+@dataclass(frozen=True)
+class TorchState:
+    """torch's global settings that user code commonly changes."""
+
+    grad: bool
+    dtype: Any
+    threads: int
+    anomaly: bool
+    deterministic: bool
+    deterministic_warn_only: bool
+    device: Any
+
+    @staticmethod
+    def capture() -> TorchState:
+        import torch
+
+        get_device = getattr(torch, "get_default_device", None)
+        return TorchState(
+            grad=torch.is_grad_enabled(),
+            dtype=torch.get_default_dtype(),
+            threads=torch.get_num_threads(),
+            anomaly=torch.is_anomaly_enabled(),
+            deterministic=torch.are_deterministic_algorithms_enabled(),
+            deterministic_warn_only=torch.is_deterministic_algorithms_warn_only_enabled(),
+            device=get_device() if get_device is not None else None,
+        )
+
+    def apply(self) -> None:
+        import torch
+
+        now = TorchState.capture()
+        if now.grad != self.grad:
+            torch.set_grad_enabled(self.grad)
+        if now.dtype != self.dtype:
+            torch.set_default_dtype(self.dtype)
+        if now.threads != self.threads:
+            torch.set_num_threads(self.threads)
+        if now.anomaly != self.anomaly:
+            torch.autograd.set_detect_anomaly(self.anomaly)
+        if (now.deterministic, now.deterministic_warn_only) != (
+            self.deterministic,
+            self.deterministic_warn_only,
+        ):
+            torch.use_deterministic_algorithms(
+                self.deterministic, warn_only=self.deterministic_warn_only
+            )
+        if now.device != self.device and self.device is not None:
+            # The CPU is the default without a device context (which every op would pay for).
+            cpu = self.device == torch.device("cpu")
+            torch.set_default_device(None if cpu else self.device)
+
+
+@contextmanager
+def torch_state_scope() -> Iterator[None]:
+    """Undo, on exit, changes to torch's global settings (:class:`TorchState`) made inside."""
+    if "torch" not in sys.modules:  # nothing to protect, and no reason to import torch
+        yield
+        return
+    before = TorchState.capture()
+    try:
+        yield
+    finally:
+        before.apply()
+
+
+def _record_import(key: object, before: TorchState | None) -> None:
+    # What the import changed in torch's settings stays with the module (see above).
+    if before is not None and "torch" in sys.modules:
+        after = TorchState.capture()
+        if after != before:
+            _IMPORT_STATE[key] = after
+
+
+def _replay_import(key: object) -> None:
+    state = _IMPORT_STATE.get(key)
+    if state is not None:
+        state.apply()
+
+
+def _state_now() -> TorchState | None:
+    return TorchState.capture() if "torch" in sys.modules else None
+
+
 def target_folder(target: Target | Any) -> Path | None:
     """The folder a target's imports are resolved in (None for an object given directly)."""
     if not isinstance(target, Target):
@@ -355,12 +448,19 @@ def target_folder(target: Target | Any) -> Path | None:
     return target.base_dir or Path.cwd()
 
 
-def target_scope(target: Target | Any) -> contextlib.AbstractContextManager[None]:
-    """The import scope of a target's folder (:func:`folder_scope`), for loading and running it.
+@contextmanager
+def target_scope(target: Target | Any) -> Iterator[None]:
+    """The scope for loading and running a target: its folder's imports (:func:`folder_scope`)
+    and, undone on exit, the changes its code makes to torch's settings (:class:`TorchState`).
 
     Lazy imports in the user's functions (an ``import`` inside a function body) resolve in the
     target's folder only while the scope is open, so keep it open while the code runs.
     """
+    with torch_state_scope(), _import_scope(target):
+        yield
+
+
+def _import_scope(target: Target | Any) -> contextlib.AbstractContextManager[None]:
     folder = target_folder(target)
     return folder_scope(folder) if folder is not None else contextlib.nullcontext()
 
@@ -369,6 +469,7 @@ def _import_file(path: Path) -> ModuleType:
     key = (str(path), path.stat().st_mtime_ns)
     cached = _MODULES.get(key)
     if cached is not None:
+        _replay_import(key)
         return cached
     digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
     name = f"pinncheck_user_{path.stem}_{digest}"
@@ -377,6 +478,7 @@ def _import_file(path: Path) -> ModuleType:
         raise UserCodeError(f"Cannot import {path}: Python does not recognise it as a module.")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
+    before = _state_now()
     try:
         with user_output():
             spec.loader.exec_module(module)
@@ -384,14 +486,18 @@ def _import_file(path: Path) -> ModuleType:
         sys.modules.pop(name, None)
         raise _error(f"Importing {path}", exc) from None
     _MODULES[key] = module
+    _record_import(key, before)
     return module
 
 
 def _import_module(name: str, base_dir: Path | None) -> ModuleType:
     folder = str(base_dir or Path.cwd())
+    key = ("module", folder, name)
+    fresh = name not in sys.modules
+    before = _state_now()
     try:
         with user_output():
-            return importlib.import_module(name)
+            module = importlib.import_module(name)
     except ModuleNotFoundError as exc:
         if exc.name is not None and (name == exc.name or name.startswith(exc.name + ".")):
             raise UserCodeError(
@@ -401,15 +507,23 @@ def _import_module(name: str, base_dir: Path | None) -> ModuleType:
         raise _error(f"Importing {name}", exc) from None
     except (Exception, SystemExit) as exc:
         raise _error(f"Importing {name}", exc) from None
+    if fresh:
+        _record_import(key, before)
+    else:
+        _replay_import(key)
+    return module
 
 
 def load_target(target: Target) -> Any:
     """Import the target's module (running the user's code) and return the named object.
 
+    Changes the import makes to torch's global settings stay in effect (recorded, and applied
+    again when the cached module is loaded again); :func:`target_scope` undoes them.
+
     Raises:
         UserCodeError: the import failed (with the user's traceback), or the name is missing.
     """
-    with target_scope(target):
+    with _import_scope(target):
         if target.path is not None:
             module = _import_file(target.path)
             where = str(target.path)
@@ -529,6 +643,7 @@ def trace_grad() -> Iterator[list[GradCall]]:
 __all__ = [
     "GradCall",
     "Target",
+    "TorchState",
     "call_user",
     "dtype_phrase",
     "exception_text",
@@ -537,6 +652,7 @@ __all__ = [
     "parse_target",
     "resolve",
     "target_scope",
+    "torch_state_scope",
     "trace_grad",
     "user_output",
     "user_traceback",

@@ -191,15 +191,19 @@ def test_sample_check_file_meets_every_expectation() -> None:
     assert "10 of 10 checks met their expectation" in r.stdout
 
 
-def test_a_flipped_expectation_is_missed(tmp_path: Path) -> None:
-    target = (SAMPLES / "heat_swapped_column.py").as_posix()
-    common = f"""
-        target = "{target}:residual"
+def heat_keys(target: str) -> str:
+    """The keys of a [[verify]] table of the heat sample's PDE, for ``target``."""
+    return textwrap.dedent(f"""
+        target = "{target}"
         pde = "u_t - nu*u_xx"
         solution = "u = sin(2*x + 1)*exp(-t) + x**3*t"
         param = ["nu = 0.1"]
         domain = ["x = 0:1", "t = 0:1"]
-    """
+    """)
+
+
+def test_a_flipped_expectation_is_missed(tmp_path: Path) -> None:
+    common = heat_keys((SAMPLES / "heat_swapped_column.py").as_posix() + ":residual")
     path = write(
         tmp_path,
         "flipped.toml",
@@ -709,3 +713,50 @@ def test_sibling_imports_of_file_targets_come_from_their_own_folder(
     assert verify(str(tmp_path / "A" / "t.py:residual"), **kw).status == "pass"  # type: ignore[arg-type]
     assert verify(str(tmp_path / "B" / "t.py:residual"), **kw).status == "fail"  # type: ignore[arg-type]
     assert verify(str(tmp_path / "A" / "t.py:residual"), **kw).status == "pass"  # type: ignore[arg-type]
+
+
+def test_torch_settings_changed_by_user_code_stay_with_that_code(tmp_path: Path) -> None:
+    import torch
+
+    write(
+        tmp_path,
+        "leaky.py",
+        """
+        import torch
+
+        torch.set_default_dtype(torch.float64)  # at import: the residual relies on it
+
+        def gradient(y, x):
+            return torch.autograd.grad(y, x, torch.ones_like(y), create_graph=True)[0]
+
+        def residual(x, u):
+            nu = torch.tensor(0.1)
+            assert nu.dtype == torch.float64, "the import-time default dtype was lost"
+            u_x, u_t = gradient(u, x).unbind(1)
+            u_xx = gradient(u_x, x)[:, 0]
+            torch.set_grad_enabled(False)  # a stray global change
+            return u_t - nu * u_xx
+        """,
+    )
+    common = heat_keys("leaky.py:residual")
+    path = write(
+        tmp_path,
+        "leaky.toml",
+        f"""
+        [[verify]]
+        name = "first"
+        {textwrap.dedent(common)}
+        [[verify]]
+        name = "again, from the cached module"
+        {textwrap.dedent(common)}
+        [[check]]
+        name = "pinncheck's own autograd afterwards"
+        expr = "x1**2*sin(x2)"
+        domain = ["x1 = 0:1", "x2 = 0:1"]
+        """,
+    )
+    dtype = torch.get_default_dtype()
+    r = run_cli("run", str(path))
+    assert r.exit_code == ExitCode.OK, r.stdout + r.stderr
+    assert "3 of 3 checks met their expectation" in r.stdout
+    assert torch.is_grad_enabled() and torch.get_default_dtype() == dtype
