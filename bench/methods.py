@@ -38,6 +38,7 @@ class Method:
     run: Callable[[Points], None]
     warm: Callable[[Points], float] | None = None
     parallel: bool = True  # chunks run in parallel threads (see each_chunk)
+    parts: dict[str, float] | None = None  # the whole check's own timings of its last run
 
     def prepare(self, points: Points) -> float:
         if self.warm is not None:
@@ -95,9 +96,10 @@ def check(prep: Prepared, dtype: torch.dtype, chunk: int) -> Method:
     """The whole check after the symbolic work (parsing, SymPy's derivatives, lowering):
     sampling, autograd side, exact side and comparison."""
     progs = Programs(prep.plan)
+    parts: dict[str, float] = {}
 
     def run(points: Points) -> None:
-        run_plan(
+        outcome = run_plan(
             prep.plan,
             n=points[0].numel(),
             seed=SEED,
@@ -107,8 +109,13 @@ def check(prep: Prepared, dtype: torch.dtype, chunk: int) -> Method:
             chunk_size=chunk,
             programs=progs,
         )
+        parts.update({k: outcome.timings[k] for k in PARTS})
 
-    return Method("check", run)
+    return Method("check", run, parts=parts)
+
+
+PARTS = ("sample_s", "autograd_s", "exact_s", "compare_s")
+"""The phases of a check whose shares the report shows (seconds summed over worker threads)."""
 
 
 def floor_plain(prep: Prepared, dtype: torch.dtype, chunk: int) -> Method:

@@ -6,6 +6,8 @@ from typing import Any
 
 from rich.table import Table
 
+from .methods import PARTS
+
 # Column heading of each method, in table order.
 COLUMNS = {
     "autograd": "autograd",
@@ -26,7 +28,17 @@ def _n(n: int) -> str:
     return f"1e{exp}" if n == 10**exp else f"{n:,}"
 
 
-def _cells(row: dict[str, Any], present: list[str]) -> list[str]:
+def _parts(check: dict[str, Any]) -> str:
+    """The whole check's ratio split by phase, in floor units: its threads' time shares of
+    sampling, autograd, exact side and comparison times the check's ratio."""
+    parts, ratio = check.get("parts_s"), check.get("ratio")
+    if not parts or ratio is None:
+        return "-"
+    total = sum(parts.values()) or 1.0
+    return " + ".join(f"{ratio * parts[k] / total:.1f}" for k in PARTS)
+
+
+def _cells(row: dict[str, Any], present: list[str], parts: bool) -> list[str]:
     ms = row["methods"]
     floor = ms.get("floor")
     cells = [row["case"], row["dtype"], _n(row["n"])]
@@ -34,6 +46,8 @@ def _cells(row: dict[str, Any], present: list[str]) -> list[str]:
     for name in present:
         m = ms.get(name)
         cells.append("-" if m is None or m.get("ratio") is None else f"{m['ratio']:.2f}")
+    if parts:
+        cells.append(_parts(ms.get("check", {})))
     mem = [ms.get(k, {}).get("bytes_per_point") for k in MEMORY]
     cells.append(" / ".join("-" if b is None else f"{b:.0f}" for b in mem))
     misses = [k for k, v in row.get("goals", {}).items() if v == "MISS"]
@@ -45,13 +59,18 @@ def _present(rows: list[dict[str, Any]]) -> list[str]:
     return [k for k in COLUMNS if any(k in r["methods"] for r in rows)]
 
 
-def _headers(present: list[str]) -> list[str]:
+def _with_parts(rows: list[dict[str, Any]]) -> bool:
+    return any("parts_s" in r["methods"].get("check", {}) for r in rows)
+
+
+def _headers(present: list[str], parts: bool) -> list[str]:
     return [
         "case",
         "dtype",
         "n",
         "floor ns/pt",
         *(COLUMNS[k] + " ×" for k in present),
+        *(["check = sample + autograd + exact + compare"] if parts else []),
         "bytes/pt " + "/".join(MEMORY),
         "goals",
     ]
@@ -60,10 +79,11 @@ def _headers(present: list[str]) -> list[str]:
 def table(rows: list[dict[str, Any]], title: str = "") -> Table:
     present = _present(rows)
     t = Table(title=title or None, show_lines=False)
-    for i, h in enumerate(_headers(present)):
+    parts = _with_parts(rows)
+    for i, h in enumerate(_headers(present, parts)):
         t.add_column(h, justify="left" if i < 2 or h == "goals" else "right")
     for r in rows:
-        cells = _cells(r, present)
+        cells = _cells(r, present, parts)
         style = "red" if cells[-1] != "PASS" else None
         t.add_row(*cells, style=style)
     return t
@@ -71,14 +91,15 @@ def table(rows: list[dict[str, Any]], title: str = "") -> Table:
 
 def markdown(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
     present = _present(rows)
-    head = _headers(present)
+    parts = _with_parts(rows)
+    head = _headers(present, parts)
     lines = [
         "| " + " | ".join(head) + " |",
         "|"
         + "|".join("---" if i < 2 or i == len(head) - 1 else "---:" for i in range(len(head)))
         + "|",
     ]
-    lines += ["| " + " | ".join(_cells(r, present)) + " |" for r in rows]
+    lines += ["| " + " | ".join(_cells(r, present, parts)) + " |" for r in rows]
     return "\n".join(lines) + "\n\n" + describe(info) + "\n"
 
 

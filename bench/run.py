@@ -95,6 +95,7 @@ def measure(case_name: str, dtype_name: str, s: Settings, memory: bool = False) 
                 "median_s": statistics.median(times[m.name]),
                 "times_s": sorted(times[m.name]),
                 "compile_s": compile_s[m.name],
+                **({"parts_s": dict(m.parts)} if m.parts else {}),
             }
             for m in methods
         }

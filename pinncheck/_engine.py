@@ -25,6 +25,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+import numpy as np
 import sympy
 import torch
 
@@ -516,20 +517,68 @@ def fold_chunk(
         least = 0.0 if e_min <= 0.0 <= e_max else -e_max if e_max < 0.0 else e_min  # min|e|
         to_beat = max(beat[i], stats.worst_excess)
         if err_max - stats.rtol * least > to_beat:
-            # |a - e| - rtol*|e|, rounded exactly as ErrorStats.update rounds it.
-            excess = torch.abs(e).mul_(-stats.rtol).add_(err)
-            search.append((stats, a, e, excess, to_beat))
+            excess, where = _excess(e, err, stats.rtol, least, err_max, (e_min, e_max))
+            search.append((stats, a, e, excess, where, to_beat))
     if search:
         worsts = torch.stack([s[3].amax() for s in search]).tolist()
-        for (stats, a, e, excess, to_beat), worst in zip(search, worsts, strict=True):
+        for (stats, a, e, excess, where, to_beat), worst in zip(search, worsts, strict=True):
             if worst > to_beat:
                 j = _argmax(excess)
+                if where is not None:
+                    j = int(where[j])
                 stats.worst_excess = worst
                 stats.worst_index = offset + j
                 stats.worst_point = [float(p[j]) for p in points]
                 stats.worst_values = (float(a[j]), float(e[j]))
     scales = iter(flat[at + 1 :])
     return [math.nan if x is None else next(scales) for x in extra]
+
+
+FILTER_MIN_POINTS = 4096
+"""Chunks from this size on search their worst point among candidates (see :func:`_excess`)."""
+
+
+def _excess(
+    e: torch.Tensor,
+    err: torch.Tensor,
+    rtol: float,
+    least: float,
+    err_max: float,
+    e_range: tuple[float, float],
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The excess ``|a - e| - rtol*|e|`` wherever it may be largest, rounded exactly as
+    :meth:`ErrorStats.update` rounds it: ``(values, None)`` for every point, or
+    ``(values, indices)`` for the candidates, in order.
+
+    The point of least ``|e|`` has an excess of at least ``-rtol*least``, and any point's excess
+    is at most ``err_max - rtol*|e|``; so only points with ``|e| <= least + err_max/rtol`` can
+    hold the largest (the margin below covers rounding; the first of equal excesses stays
+    first, as the candidates keep their order). In a passing check those are a few points near
+    the zeros of ``e``: one comparison replaces four passes over the chunk. Used on the CPU,
+    where extracting the candidates costs no device sync, while they are at most an eighth of
+    the chunk.
+    """
+    e_min, e_max = e_range
+    m = e.numel()
+    if e.device.type == "cpu" and m >= FILTER_MIN_POINTS and rtol >= 1e-15:
+        # NumPy's comparisons and flatnonzero are several times faster than torch's here.
+        values = e.detach().numpy()
+        magnitude = None
+        if e_min <= 0.0 <= e_max:  # least is only a lower bound here: find min|e| itself
+            magnitude = np.abs(values)
+            least = float(magnitude.min())
+        if least * rtol == 0.0 or least * rtol >= 1e-290:  # no subnormal rounding
+            limit = (least + err_max / rtol) * (1 + 1e-6) + 1e-300
+            if magnitude is not None:
+                found = np.flatnonzero(magnitude <= limit)
+            elif e_min >= 0.0:
+                found = np.flatnonzero(values <= limit)
+            else:
+                found = np.flatnonzero(values >= -limit)
+            if 0 < found.size <= m // 8:
+                where = torch.from_numpy(found)
+                return torch.abs(e[where]).mul_(-rtol).add_(err[where]), where
+    return torch.abs(e).mul_(-rtol).add_(err), None
 
 
 def _argmax(x: torch.Tensor) -> int:

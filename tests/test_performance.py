@@ -107,6 +107,42 @@ def test_fold_chunk_equals_error_stats_update(dtype: torch.dtype, track: bool) -
     assert fast.sum_sq_error == pytest.approx(slow.sum_sq_error, rel=1e-12)
 
 
+@pytest.mark.parametrize("noise", [0.0, 1e-12, 1e-6, 1.0])
+@pytest.mark.parametrize("sign", ["both", "positive", "negative"])
+def test_worst_point_search_among_candidates_equals_update(
+    noise: float, sign: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Chunks large enough for the candidate filter, with errors from none (a == e) to as large
+    # as the values; exact values of both signs, or of one; repeated values (ties).
+    used = []
+    real = engine._excess
+
+    def spy(*args):  # type: ignore[no-untyped-def]
+        out = real(*args)
+        used.append(out[1] is not None)
+        return out
+
+    monkeypatch.setattr(engine, "_excess", spy)
+    slow, fast = ErrorStats(rtol=1e-9), ErrorStats(rtol=1e-9)
+    offset = 0
+    for n in (5000, 20000, 4096):
+        g = torch.Generator().manual_seed(n)
+        e = torch.randn(n, generator=g, dtype=torch.float64).mul_(1e3).round_().div_(1e3)
+        if sign != "both":
+            e = e.abs().add_(0.5) * (1 if sign == "positive" else -1)
+        a = e + noise * torch.randn(n, generator=g, dtype=torch.float64) * e.abs()
+        pts = [torch.rand(n, generator=g, dtype=torch.float64)]
+        slow.update(a, e, pts, offset)
+        engine.fold_chunk([(fast, a, e)], pts, offset)
+        offset += n
+    for key in ("worst_excess", "worst_index", "worst_point", "worst_values", "max_abs_error"):
+        assert getattr(fast, key) == getattr(slow, key), key
+    if noise < 1e-9:  # errors below rtol*|e|: the candidates were searched, not every point
+        assert any(used)
+    else:  # errors dominate: every point may be the worst
+        assert not any(used)
+
+
 def test_parallel_chunks_equal_one_worker(monkeypatch: pytest.MonkeyPatch) -> None:
     expr, dom = "-tanh((x-0.5*t)/0.02)*exp(-x**2) + log(1+x**2+t**2)", ["x=-1:1", "t=0:1"]
     parallel = check(expr, dom, n=40_000, chunk_size=3_000).to_dict()["derivatives"]
