@@ -534,8 +534,9 @@ def fold_chunk(
     return [math.nan if x is None else next(scales) for x in extra]
 
 
-FILTER_MIN_POINTS = 4096
-"""Chunks from this size on search their worst point among candidates (see :func:`_excess`)."""
+FILTER_MIN_POINTS = 1 << 15
+"""Chunks from this size on search their worst point among candidates (see :func:`_excess`);
+below it the filter costs more (about 20 µs) than it saves."""
 
 
 def _excess(

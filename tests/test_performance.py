@@ -123,6 +123,7 @@ def test_worst_point_search_among_candidates_equals_update(
         return out
 
     monkeypatch.setattr(engine, "_excess", spy)
+    monkeypatch.setattr(engine, "FILTER_MIN_POINTS", 4096)  # small chunks keep the test fast
     slow, fast = ErrorStats(rtol=1e-9), ErrorStats(rtol=1e-9)
     offset = 0
     for n in (5000, 20000, 4096):
