@@ -485,13 +485,13 @@ def fold_chunk(
     rows: list[torch.Tensor] = []
     errs: list[torch.Tensor] = []
     for stats, a, e in pairs:
-        a = a.to(torch.float64)
+        # In float64: a float32 ``a`` is widened exactly on the fly, without a copy.
         err = torch.sub(a, e)
         sum_sq = torch.dot(err, err)
         err = err.abs_()
         row = [sum_sq, err.amax(), e.amin(), e.amax()]
         if stats.track_autograd:
-            row += [a.amin(), a.amax()]
+            row += [a.amin().to(torch.float64), a.amax().to(torch.float64)]
         rows.append(torch.stack(row))
         errs.append(err)
     tail = [torch.full((1,), math.nan, dtype=torch.float64, device=points[0].device)]
