@@ -193,7 +193,7 @@ def test_help_and_version_do_not_import_torch_or_sympy(flag: str) -> None:
     code = (
         "import sys\nfrom pinncheck.cli import app\n"
         f"try:\n    app([{flag!r}])\nexcept SystemExit:\n    pass\n"
-        "bad = [m for m in ('torch', 'sympy') if m in sys.modules]\n"
+        "bad = [m for m in ('torch', 'sympy', 'markdown_it') if m in sys.modules]\n"
         "print('HEAVY', bad)\n"
     )
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
