@@ -120,10 +120,10 @@ class ErrorStats:
                 self.max_abs_autograd, float(torch.where(ok, a.abs(), zero).max())
             )
         sum_sq = float((err * err).sum())
-        if math.isinf(sum_sq):
-            top = float(err.max())
+        top = float(err.max())
+        if math.isinf(sum_sq) and math.isfinite(top):  # squares overflow, the errors do not
             self.add_sum_sq(float(((err / top) ** 2).sum()), top)
-        else:
+        else:  # (an error that itself overflows makes the RMS infinite, as it is)
             self.add_sum_sq(sum_sq)
         excess = torch.where(ok, err - self.rtol * ae, torch.full_like(err, -math.inf))
         i = int(excess.argmax())
@@ -134,12 +134,19 @@ class ErrorStats:
             self.worst_values = (float(a[i]), float(e[i]))
 
     def add_sum_sq(self, value: float, scale: float = 1.0) -> None:
-        """Add ``scale**2 * value`` to the sum of squared errors without overflowing."""
-        if scale > self.sq_scale:
-            self.sum_sq_error = self.sum_sq_error * (self.sq_scale / scale) ** 2 + value
-            self.sq_scale = scale
-        else:
-            self.sum_sq_error += value * (scale / self.sq_scale) ** 2
+        """Add ``scale**2 * value`` to the sum of squared errors without overflowing: the
+        total is kept as ``sq_scale**2 * sum_sq_error``, rescaled when a sum would overflow."""
+        if math.isinf(value) or math.isinf(self.sum_sq_error):
+            self.sum_sq_error = math.inf  # an infinite error: the RMS is infinite
+            return
+        big = max(scale, self.sq_scale)
+        old = self.sum_sq_error * (self.sq_scale / big) ** 2
+        new = value * (scale / big) ** 2
+        total = old + new
+        if math.isinf(total):  # both finite, their sum is not: scale both down by 2**512
+            total = old * 2.0**-512 + new * 2.0**-512
+            big *= 2.0**256
+        self.sum_sq_error, self.sq_scale = total, big
 
     @property
     def rms_error(self) -> float:

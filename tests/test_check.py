@@ -225,6 +225,28 @@ def test_rms_error_does_not_overflow_for_huge_derivatives() -> None:
     assert second["rms_error"] <= second["max_abs_error"]
 
 
+def test_rms_error_of_chunks_whose_total_overflows() -> None:
+    # Each chunk's sum of squares is finite (~1e308), their total is not.
+    expr, dom = "exp(x1)*(1 + 1e-14*sin(1000*x1))", ["x1=386:387"]
+    whole = check(expr, dom, n=200_000).to_dict()["derivatives"][1]
+    parts = check(expr, dom, n=200_000, chunk_size=5000).to_dict()["derivatives"][1]
+    assert math.isfinite(whole["rms_error"]) and whole["rms_error"] > 1e150
+    assert parts["rms_error"] == pytest.approx(whole["rms_error"], rel=1e-9)
+
+
+def test_rms_error_is_infinite_when_an_error_overflows() -> None:
+    import torch
+
+    from pinncheck._compare import ErrorStats
+
+    stats = ErrorStats(rtol=1e-9)
+    f64 = torch.float64
+    a, e = torch.tensor([1e308, 1.0], dtype=f64), torch.tensor([-1e308, 1.0], dtype=f64)
+    stats.update(a, e, [torch.zeros(2, dtype=f64)], 0)
+    stats.update(e, e, [torch.zeros(2, dtype=f64)], 2)  # and it stays so
+    assert stats.max_abs_error == math.inf and stats.rms_error == math.inf
+
+
 def test_points_do_not_depend_on_chunking() -> None:
     from pinncheck._domain import parse_domain
     from pinncheck._sample import sample_box
