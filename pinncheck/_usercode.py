@@ -34,7 +34,7 @@ import sysconfig
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -43,7 +43,8 @@ from ._errors import OptionError, UserCodeError
 
 _PACKAGE_DIR = str(Path(__file__).resolve().parent)
 _MODULES: dict[tuple[str, int], ModuleType] = {}
-_IMPORT_STATE: dict[object, TorchState] = {}  # a module's torch settings as its import left them
+# What importing the user's modules changed in torch's settings: {field of TorchState: value}.
+_IMPORT_SETTINGS: dict[str, Any] = {}
 
 TARGET_FORMS = "path/to/file.py:function or package.module:function"
 
@@ -350,10 +351,12 @@ def folder_scope(folder: str | Path) -> Iterator[None]:
 # Global torch settings -----------------------------------------------------------------------
 #
 # User code may change torch's global settings (torch.set_grad_enabled(False),
-# set_default_dtype, ...). They stay in effect while that target's code is loaded and run, as in
-# the user's own program, and are undone when its scope closes, so that they do not leak into
-# pinncheck's other checks (in `pinncheck run`, one file may hold many). A module's settings from
-# its import are recorded and applied again whenever the cached module is used.
+# set_default_dtype, ...). Changes made while a target's code runs stay in effect until its
+# scope closes, and are then undone, so that they do not leak into pinncheck's other checks (in
+# `pinncheck run`, one file may hold many). Changes made by importing the user's modules are
+# recorded and applied in every target's scope: as when pytest imports test files, a module's
+# import-time settings hold for all the user code that runs after it (whichever module of a
+# package made them, and in whatever order the targets come).
 
 
 @dataclass(frozen=True)
@@ -364,6 +367,7 @@ class TorchState:
     dtype: Any
     threads: int
     anomaly: bool
+    anomaly_check_nan: bool
     deterministic: bool
     deterministic_warn_only: bool
     device: Any
@@ -372,12 +376,14 @@ class TorchState:
     def capture() -> TorchState:
         import torch
 
-        get_device = getattr(torch, "get_default_device", None)
+        get_device = getattr(torch, "get_default_device", None)  # torch >= 2.3
+        check_nan = getattr(torch, "is_anomaly_check_nan_enabled", None)
         return TorchState(
             grad=torch.is_grad_enabled(),
             dtype=torch.get_default_dtype(),
             threads=torch.get_num_threads(),
             anomaly=torch.is_anomaly_enabled(),
+            anomaly_check_nan=check_nan() if check_nan is not None else True,
             deterministic=torch.are_deterministic_algorithms_enabled(),
             deterministic_warn_only=torch.is_deterministic_algorithms_warn_only_enabled(),
             device=get_device() if get_device is not None else None,
@@ -393,8 +399,8 @@ class TorchState:
             torch.set_default_dtype(self.dtype)
         if now.threads != self.threads:
             torch.set_num_threads(self.threads)
-        if now.anomaly != self.anomaly:
-            torch.autograd.set_detect_anomaly(self.anomaly)
+        if (now.anomaly, now.anomaly_check_nan) != (self.anomaly, self.anomaly_check_nan):
+            torch.autograd.set_detect_anomaly(self.anomaly, check_nan=self.anomaly_check_nan)
         if (now.deterministic, now.deterministic_warn_only) != (
             self.deterministic,
             self.deterministic_warn_only,
@@ -421,18 +427,19 @@ def torch_state_scope() -> Iterator[None]:
         before.apply()
 
 
-def _record_import(key: object, before: TorchState | None) -> None:
-    # What the import changed in torch's settings stays with the module (see above).
-    if before is not None and "torch" in sys.modules:
-        after = TorchState.capture()
-        if after != before:
-            _IMPORT_STATE[key] = after
+def _record_import(before: TorchState | None) -> None:
+    # What an import of the user's code changed in torch's settings (see above).
+    if before is None or "torch" not in sys.modules:
+        return
+    after = TorchState.capture()
+    for f in fields(TorchState):
+        if getattr(after, f.name) != getattr(before, f.name):
+            _IMPORT_SETTINGS[f.name] = getattr(after, f.name)
 
 
-def _replay_import(key: object) -> None:
-    state = _IMPORT_STATE.get(key)
-    if state is not None:
-        state.apply()
+def _apply_import_settings() -> None:
+    if _IMPORT_SETTINGS and "torch" in sys.modules:
+        replace(TorchState.capture(), **_IMPORT_SETTINGS).apply()
 
 
 def _state_now() -> TorchState | None:
@@ -457,6 +464,7 @@ def target_scope(target: Target | Any) -> Iterator[None]:
     target's folder only while the scope is open, so keep it open while the code runs.
     """
     with torch_state_scope(), _import_scope(target):
+        _apply_import_settings()
         yield
 
 
@@ -469,7 +477,6 @@ def _import_file(path: Path) -> ModuleType:
     key = (str(path), path.stat().st_mtime_ns)
     cached = _MODULES.get(key)
     if cached is not None:
-        _replay_import(key)
         return cached
     digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
     name = f"pinncheck_user_{path.stem}_{digest}"
@@ -486,14 +493,12 @@ def _import_file(path: Path) -> ModuleType:
         sys.modules.pop(name, None)
         raise _error(f"Importing {path}", exc) from None
     _MODULES[key] = module
-    _record_import(key, before)
+    _record_import(before)
     return module
 
 
 def _import_module(name: str, base_dir: Path | None) -> ModuleType:
     folder = str(base_dir or Path.cwd())
-    key = ("module", folder, name)
-    fresh = name not in sys.modules
     before = _state_now()
     try:
         with user_output():
@@ -507,18 +512,15 @@ def _import_module(name: str, base_dir: Path | None) -> ModuleType:
         raise _error(f"Importing {name}", exc) from None
     except (Exception, SystemExit) as exc:
         raise _error(f"Importing {name}", exc) from None
-    if fresh:
-        _record_import(key, before)
-    else:
-        _replay_import(key)
+    _record_import(before)  # (nothing changed if it was imported before)
     return module
 
 
 def load_target(target: Target) -> Any:
     """Import the target's module (running the user's code) and return the named object.
 
-    Changes the import makes to torch's global settings stay in effect (recorded, and applied
-    again when the cached module is loaded again); :func:`target_scope` undoes them.
+    Changes the import makes to torch's global settings are recorded and hold for all user
+    code run afterwards (:func:`target_scope` applies them, and undoes them when it closes).
 
     Raises:
         UserCodeError: the import failed (with the user's traceback), or the name is missing.

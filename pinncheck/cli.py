@@ -638,9 +638,9 @@ def main() -> None:
     token = _leading_minus(sys.argv)
     if token is not None:
         typer.echo(
-            f"Error: {token!r} is read as options because it starts with a minus sign. Put it "
-            f"in parentheses, '({token})', or last, after '--': "
-            f"pinncheck check -d ... -- '{token}'.",
+            f"Error: {token!r} is not an option of pinncheck check. If it is the expression, "
+            f"which starts with a minus sign, put it in parentheses, '({token})', or last, "
+            f"after '--': pinncheck check -d ... -- '{token}'.",
             err=True,
         )
         raise SystemExit(ExitCode.USAGE)

@@ -760,3 +760,33 @@ def test_torch_settings_changed_by_user_code_stay_with_that_code(tmp_path: Path)
     assert r.exit_code == ExitCode.OK, r.stdout + r.stderr
     assert "3 of 3 checks met their expectation" in r.stdout
     assert torch.is_grad_enabled() and torch.get_default_dtype() == dtype
+
+
+def test_import_time_torch_settings_hold_whichever_module_made_them(tmp_path: Path) -> None:
+    # pkg.config sets the default dtype when imported; pkg.net imports it. A target in either
+    # module sees the setting, in any order, and pinncheck's own check afterwards does not.
+    residual = """
+        import torch
+
+        def residual(x, u):
+            assert torch.get_default_dtype() == torch.float64, "import-time setting lost"
+            g = lambda y: torch.autograd.grad(y, x, torch.ones_like(y), create_graph=True)[0]
+            u_x, u_t = g(u).unbind(1)
+            return u_t - 0.1 * g(u_x)[:, 0]
+        """
+    (tmp_path / "pkg").mkdir()
+    write(tmp_path, "pkg/__init__.py", "")
+    write(tmp_path, "pkg/config.py", "import torch\ntorch.set_default_dtype(torch.float64)\n")
+    body = textwrap.dedent(residual)
+    write(tmp_path, "pkg/net.py", "from . import config  # noqa: F401\n" + body)
+    write(tmp_path, "pkg/model.py", "from . import net  # noqa: F401\n" + body)
+    tables = "".join(
+        f'[[verify]]\nname = "{t}"\n{heat_keys(t)}\n'
+        for t in ("pkg.net:residual", "pkg.model:residual")
+    )
+    own = '[[check]]\nname = "own"\nexpr = "x1**3"\ndomain = ["x1 = 0:1"]\n'
+    path = write(tmp_path, "order.toml", tables + own)
+    dtype = __import__("torch").get_default_dtype()
+    r = run_cli("run", str(path))
+    assert r.exit_code == ExitCode.OK, r.stdout + r.stderr
+    assert __import__("torch").get_default_dtype() == dtype
