@@ -49,6 +49,16 @@ def default_tolerance(
     return Tolerance(rtol=r if rtol is None else rtol, atol=atol, scale=s, floor=f)
 
 
+TINY_ERROR = 1e-140
+"""Errors all below this have squares near or below float64's smallest normal numbers."""
+
+
+def needs_scaling(sum_sq: float, max_error: float) -> bool:
+    """Whether a chunk's sum of squared errors must be taken relative to its largest error:
+    the squares overflow (above ~1e154) or lose precision to underflow (below ~1e-154)."""
+    return math.isfinite(max_error) and (math.isinf(sum_sq) or 0.0 < max_error < TINY_ERROR)
+
+
 @dataclass
 class ErrorStats:
     """Running error statistics of one quantity; ``update`` once per chunk.
@@ -121,7 +131,7 @@ class ErrorStats:
             )
         sum_sq = float((err * err).sum())
         top = float(err.max())
-        if math.isinf(sum_sq) and math.isfinite(top):  # squares overflow, the errors do not
+        if needs_scaling(sum_sq, top):  # squares overflow or underflow, the errors do not
             self.add_sum_sq(float(((err / top) ** 2).sum()), top)
         else:  # (an error that itself overflows makes the RMS infinite, as it is)
             self.add_sum_sq(sum_sq)
@@ -138,6 +148,11 @@ class ErrorStats:
         total is kept as ``sq_scale**2 * sum_sq_error``, rescaled when a sum would overflow."""
         if math.isinf(value) or math.isinf(self.sum_sq_error):
             self.sum_sq_error = math.inf  # an infinite error: the RMS is infinite
+            return
+        if value == 0.0:  # nothing to add (its scale must not replace ours)
+            return
+        if self.sum_sq_error == 0.0:  # nothing yet: take the new part's scale as it is
+            self.sum_sq_error, self.sq_scale = value, scale
             return
         big = max(scale, self.sq_scale)
         old = self.sum_sq_error * (self.sq_scale / big) ** 2

@@ -30,7 +30,7 @@ import sympy
 import torch
 
 from ._autograd import MultiIndex, partials
-from ._compare import ErrorStats
+from ._compare import ErrorStats, needs_scaling
 from ._domain import Domain
 from ._evaluate import Program
 from ._sample import sample_box
@@ -504,7 +504,8 @@ def fold_chunk(
         width = len(rows[i])
         sum_sq, err_max, e_min, e_max, *a_range = flat[at : at + width]
         at += width
-        if not math.isfinite(sum_sq):  # non-finite values (or an overflowing square)
+        if not math.isfinite(sum_sq) or needs_scaling(sum_sq, err_max):
+            # Non-finite values, or squares that overflow or underflow: the careful way.
             stats.update(a, e, points, offset)
             continue
         stats.count += m

@@ -234,6 +234,17 @@ def test_rms_error_of_chunks_whose_total_overflows() -> None:
     assert parts["rms_error"] == pytest.approx(whole["rms_error"], rel=1e-9)
 
 
+def test_rms_error_of_tiny_errors_is_not_lost_to_underflow() -> None:
+    # Errors near 1e-185: their squares underflow to 0 (and zero-error chunks come between).
+    expr, dom = "1e-170*x1**3*sin(x1)", ["x1=0:1"]
+    whole = check(expr, dom, n=1000, chunk_size=1000).to_dict()["derivatives"]
+    parts = check(expr, dom, n=1000, chunk_size=37).to_dict()["derivatives"]
+    for a, b in zip(whole, parts, strict=True):
+        assert 0 < a["max_abs_error"] < 1e-180
+        assert a["max_abs_error"] / math.sqrt(1000) <= a["rms_error"] <= a["max_abs_error"]
+        assert b["rms_error"] == pytest.approx(a["rms_error"], rel=1e-9)
+
+
 def test_rms_error_is_infinite_when_an_error_overflows() -> None:
     import torch
 
