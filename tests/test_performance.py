@@ -119,7 +119,7 @@ def test_worst_point_search_among_candidates_equals_update(
 
     def spy(*args):  # type: ignore[no-untyped-def]
         out = real(*args)
-        used.append(out[1] is not None)
+        used.append(out is not None and out[1] is not None)
         return out
 
     monkeypatch.setattr(engine, "_excess", spy)
