@@ -26,7 +26,7 @@ demo:
 	$(BIN)/pinncheck check "x1**2*sin(x2)" -d x1=0:1 -d x2=0:1
 
 bench:
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench --rounds 3
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

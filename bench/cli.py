@@ -58,6 +58,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", action="store_true", help="also time torch.compile'd floor")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--repeat", type=int, default=None, help="timed runs per method (5)")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure everything this many times, one round after the other, and pool the "
+        "times (steadier medians on a shared machine)",
+    )
     p.add_argument("--chunk", type=int, default=None, help="points per chunk (pinncheck's default)")
     p.add_argument(
         "--quiet-wait", type=float, default=20.0, help="seconds to wait for a quiet machine"
@@ -106,6 +113,7 @@ def settings(a: argparse.Namespace) -> Settings:
         quiet_s=a.quiet_wait,
         memory=not a.no_memory,
         threads=a.threads,
+        rounds=a.rounds,
     )
 
 

@@ -39,6 +39,7 @@ class Settings:
     quiet_s: float
     memory: bool
     threads: int | None = None
+    rounds: int = 1
 
 
 def measure(case_name: str, dtype_name: str, s: Settings, memory: bool = False) -> None:
@@ -181,8 +182,13 @@ def _worker(kind: str, case: str, dtype: str, s: Settings) -> tuple[list[dict[st
 
 
 def run_all(s: Settings, on_row: Any) -> tuple[list[dict[str, Any]], list[str]]:
-    """Every (case, dtype) in its worker processes; ``on_row(row)`` as rows complete."""
-    rows: list[dict[str, Any]] = []
+    """Every (case, dtype) in its worker processes; ``on_row(row)`` as rows complete.
+
+    With ``s.rounds`` > 1 the whole set is measured that many times, one round after the
+    other, and each method's times are pooled over the rounds before the median is taken: on a
+    shared machine whose speed drifts over minutes, that median no longer rests on one stretch
+    of a few seconds per row.
+    """
     errors: list[str] = []
     # JAX runs in a process of its own, with its own floor for its ratios: torch operations
     # right after JAX's ran up to twice as slow in the same process.
@@ -192,26 +198,54 @@ def run_all(s: Settings, on_row: Any) -> tuple[list[dict[str, Any]], list[str]]:
     jax = "jax" in s.methods and jax_available() and s.device == "cpu"
     torch_side = replace(s, methods=[m for m in s.methods if m != "jax"])
     jax_side = replace(s, methods=["floor", "jax"])
-    for case in s.cases:
-        for dtype in s.dtypes:
-            timed_rows, err = _worker("--worker", case, dtype, torch_side)
+    timed: dict[tuple[str, str], list[list[dict[str, Any]]]] = {}
+    jaxed: dict[tuple[str, str], list[list[dict[str, Any]]]] = {}
+    for _ in range(max(1, s.rounds)):
+        for case in s.cases:
+            for dtype in s.dtypes:
+                rows, err = _worker("--worker", case, dtype, torch_side)
+                errors += [err] if err else []
+                timed.setdefault((case, dtype), []).append(rows)
+                if jax and rows:
+                    rows, err = _worker("--worker", case, dtype, jax_side)
+                    errors += [err] if err else []
+                    jaxed.setdefault((case, dtype), []).append(rows)
+    out: list[dict[str, Any]] = []
+    for (case, dtype), rounds in timed.items():
+        timed_rows = _pool_rounds(rounds)
+        if jaxed.get((case, dtype)):
+            _merge_jax(timed_rows, _pool_rounds(jaxed[(case, dtype)]))
+        mem_rows: list[dict[str, Any]] = []
+        if s.memory and timed_rows:
+            mem_rows, err = _worker("--memory-worker", case, dtype, s)
             errors += [err] if err else []
-            if jax and timed_rows:
-                jax_rows, err = _worker("--worker", case, dtype, jax_side)
-                errors += [err] if err else []
-                _merge_jax(timed_rows, jax_rows)
-            mem_rows: list[dict[str, Any]] = []
-            if s.memory and timed_rows:
-                mem_rows, err = _worker("--memory-worker", case, dtype, s)
-                errors += [err] if err else []
-            peaks = {r["n"]: r["methods"] for r in mem_rows}
-            for row in timed_rows:
-                for name, m in row["methods"].items():
-                    m.update(peaks.get(row["n"], {}).get(name, {}))
-                row["expression"] = CASES[case].label
-                rows.append(with_goals(row))
-                on_row(row)
-    return rows, errors
+        peaks = {r["n"]: r["methods"] for r in mem_rows}
+        for row in timed_rows:
+            for name, m in row["methods"].items():
+                m.update(peaks.get(row["n"], {}).get(name, {}))
+            row["expression"] = CASES[case].label
+            out.append(with_goals(row))
+            on_row(row)
+    return out, errors
+
+
+def _pool_rounds(rounds: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """One row per n from the rows of several rounds: each method's times pooled, the median
+    taken again; the rest (compile time, the check's phases) from the last round."""
+    rounds = [r for r in rounds if r]
+    if not rounds:
+        return []
+    pooled = []
+    for rows in zip(*rounds, strict=True):
+        row = {**rows[-1], "rounds": len(rows)}
+        row["waited_s"] = round(sum(r.get("waited_s", 0.0) for r in rows), 2)
+        methods = {}
+        for name, m in rows[-1]["methods"].items():
+            times = sorted(t for r in rows for t in r["methods"][name]["times_s"])
+            methods[name] = {**m, "times_s": times, "median_s": statistics.median(times)}
+        row["methods"] = methods
+        pooled.append(row)
+    return pooled
 
 
 def _merge_jax(rows: list[dict[str, Any]], jax_rows: list[dict[str, Any]]) -> None:
