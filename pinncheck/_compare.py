@@ -76,8 +76,9 @@ class ErrorStats:
     max_abs_error: float = 0.0
     max_abs_exact: float = 0.0
     max_abs_autograd: float = 0.0
-    # The sum of squared errors is kept as sq_scale**2 * sum_sq_error: squares of errors above
-    # ~1e154 overflow, and their chunks are summed as (err / max err)**2 instead.
+    # The sum of squared errors is kept as sq_scale**2 * sum_sq_error (see add_sum_sq): squares
+    # of errors above ~1e154 overflow and below ~1e-140 underflow, so such chunks are summed as
+    # (err / max err)**2 instead (see needs_scaling).
     sum_sq_error: float = 0.0
     sq_scale: float = 1.0
     # Worst point: where |a - e| - rtol*|e| is largest, the margin compared with atol.
@@ -123,14 +124,14 @@ class ErrorStats:
         zero = torch.zeros((), dtype=torch.float64, device=e.device)
         err = torch.where(ok, (a - e).abs(), zero)
         ae = torch.where(ok, e.abs(), zero)
-        self.max_abs_error = max(self.max_abs_error, float(err.max()))
+        top = float(err.max())
+        self.max_abs_error = max(self.max_abs_error, top)
         self.max_abs_exact = max(self.max_abs_exact, float(ae.max()))
         if self.track_autograd:
             self.max_abs_autograd = max(
                 self.max_abs_autograd, float(torch.where(ok, a.abs(), zero).max())
             )
         sum_sq = float((err * err).sum())
-        top = float(err.max())
         if needs_scaling(sum_sq, top):  # squares overflow or underflow, the errors do not
             self.add_sum_sq(float(((err / top) ** 2).sum()), top)
         else:  # (an error that itself overflows makes the RMS infinite, as it is)

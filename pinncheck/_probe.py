@@ -248,9 +248,11 @@ def prepare_probe(
     run_options(n=n, seed=seed, device="cpu", dtype="float32", rtol=None, atol=None)
     if n < 2:
         raise OptionError(f"probe needs at least 2 points to see coupling between them, got {n}.")
-    if isinstance(jacobian_points, bool) or not isinstance(jacobian_points, int):
-        raise OptionError(f"jacobian_points must be an integer >= 2, got {jacobian_points!r}.")
-    if jacobian_points < 2:
+    if (
+        isinstance(jacobian_points, bool)
+        or not isinstance(jacobian_points, int)
+        or (jacobian_points < 2)
+    ):
         raise OptionError(f"jacobian_points must be an integer >= 2, got {jacobian_points!r}.")
     dom = parse_domain(domain)
     dev = resolve_device(device) if device is not None else None

@@ -612,20 +612,21 @@ def probe(
     _finish(report.status)
 
 
-def _leading_minus(argv: list[str]) -> str | None:
+def _leading_minus(argv: list[str], command: Any = None) -> str | None:
     """The expression of a ``check`` command line that starts with a minus sign, which the
-    command-line parser would report as an unknown option; None if there is none."""
+    command-line parser would report as an unknown option; None if there is none.
+    ``command`` is the app's click command, when the caller has built it."""
     if len(argv) < 2 or argv[1] != "check":
         return None
-    params = typer.main.get_command(app).commands["check"].params  # type: ignore[attr-defined]
+    command = command or typer.main.get_command(app)
+    params = command.commands["check"].params
     takes_value = {o for p in params if not getattr(p, "is_flag", True) for o in p.opts}
     known = {o for p in params for o in (*p.opts, *getattr(p, "secondary_opts", ()))}
     args = iter(argv[2:])
     for token in args:
         if token == "--":
             return None
-        name = token.split("=", 1)[0]
-        if name in takes_value and name == token:
+        if token in takes_value:
             next(args, None)  # the option's value, whatever it starts with
         elif token.startswith("-") and len(token) > 1 and not token.startswith("--"):
             if token[:2] not in known:
@@ -634,8 +635,9 @@ def _leading_minus(argv: list[str]) -> str | None:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    token = _leading_minus(sys.argv)
+    """Console-script entry point (``app()``, with the click command built once)."""
+    command = typer.main.get_command(app)
+    token = _leading_minus(sys.argv, command)
     if token is not None:
         typer.echo(
             f"Error: {token!r} is not an option of pinncheck check. If it is the expression, "
@@ -644,4 +646,4 @@ def main() -> None:
             err=True,
         )
         raise SystemExit(ExitCode.USAGE)
-    app()
+    command()
