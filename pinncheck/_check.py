@@ -19,7 +19,13 @@ from ._errors import DomainError
 from ._exact import exact_partials
 from ._options import RunOptions, check_order, run_options
 from ._parse import parse_expression
-from ._results import DerivativeResult, derivative_name, environment, overall_status
+from ._results import (
+    DerivativeResult,
+    conditioning_warnings,
+    derivative_name,
+    environment,
+    overall_status,
+)
 from ._sample import DEFAULT_SEED
 from ._singular import singularity_warnings
 
@@ -77,19 +83,21 @@ def run_header(opts: RunOptions) -> dict[str, Any]:
 
 
 def tolerance_header(opts: RunOptions) -> dict[str, Any]:
-    from ._compare import TOLERANCES
+    from ._compare import SAFETY_FACTOR, default_tolerance
 
+    tol = default_tolerance(opts.dtype_name, rtol=opts.rtol, atol=opts.atol)
     return {
         "rtol": opts.rtol,
         "atol": opts.atol,
-        "defaults": {
-            "rule": "|autograd - exact| <= atol + rtol*|exact|; default atol = "
-            "max(scale*max|exact|, floor)",
-            "by_order": [
-                {"order": i + 1, "rtol": r, "scale": s, "floor": f}
-                for i, (r, s, f) in enumerate(TOLERANCES[opts.dtype_name])
-            ],
-        },
+        "model": "override" if tol.override else "rounding",
+        "rule": "|autograd - truth| <= tolerance at every point; tolerance = "
+        + (
+            "atol + rtol*|exact|"
+            if tol.override
+            else "safety_factor * running error bound of the exact formula in the run's dtype"
+        ),
+        "safety_factor": SAFETY_FACTOR.get(opts.dtype_name),
+        "unit_roundoff": tol.unit_roundoff,
     }
 
 
@@ -124,10 +132,8 @@ def bind_variables(expr: sympy.Expr, domain: Domain, *, what: str = "expression"
 
 
 def tolerances_for(opts: RunOptions, terms: Sequence[Term]) -> dict[Term | str, Tolerance]:
-    return {
-        t: default_tolerance(opts.dtype_name, len(t.alpha), rtol=opts.rtol, atol=opts.atol)
-        for t in terms
-    }
+    tol = default_tolerance(opts.dtype_name, rtol=opts.rtol, atol=opts.atol)
+    return {t: tol for t in terms}
 
 
 @dataclass
@@ -157,7 +163,7 @@ class CheckJob:
             seed=opts.seed,
             dtype=opts.dtype,
             device=opts.device,
-            rtol={k: v.rtol for k, v in tols.items()},
+            tolerance=tols,
             chunk_size=opts.chunk_size,
             progress=progress,
         )
@@ -175,6 +181,7 @@ class CheckJob:
                     exact=str(exact[t.alpha]),
                 )
             )
+        warnings += conditioning_warnings(results, opts.dtype_name)
         return CheckReport(
             expression=self.expression,
             parsed=self.parsed,

@@ -1,4 +1,11 @@
-"""Error statistics of autograd against exact values, exact across chunks, and tolerances."""
+"""Error statistics of autograd against exact values, exact across chunks, and tolerances.
+
+What a pass means (docs/tolerances.md): at every sampled point, autograd's value is within the
+tolerance of the true derivative or residual. The tolerance at a point is what a correct
+computation of the same formula in the dtype under test can get wrong there (a running error
+bound times a calibrated safety factor); the truth is the float64 reference wherever its own
+error bound cannot change the verdict, and a high-precision (mpmath) value where it could.
+"""
 
 from __future__ import annotations
 
@@ -8,45 +15,68 @@ from typing import Any
 
 import torch
 
-# Default tolerances by dtype and derivative order (orders above the table use its last row).
-# A point passes when |autograd - exact| <= atol + rtol*|exact|, where the default atol is
-# scale-aware: scale * max|exact| over all points (never below `floor`). Measured on this
-# project's reference expressions (README, "Tolerances"): float64 errors stay below ~1e-15 of a
-# derivative's largest magnitude, float32 errors below ~4e-6, while pointwise relative errors
-# near a derivative's zero crossings reach 2e-3 in float32. The table leaves a margin of 100x or
-# more; a wrong derivative is off by O(1) of its scale and still fails.
-TOLERANCES: dict[str, list[tuple[float, float, float]]] = {
-    #             (rtol,  scale, floor)  for orders 1, 2, 3+
-    "float64": [(1e-9, 1e-12, 1e-13), (1e-9, 1e-11, 1e-12), (1e-8, 1e-10, 1e-11)],
-    "float32": [(1e-5, 1e-4, 1e-6), (1e-5, 3e-4, 1e-5), (1e-4, 1e-3, 1e-4)],
-}
+SAFETY_FACTOR: dict[str, float] = {"float64": 16.0, "float32": 16.0}
+"""The tolerance model's safety factor K by dtype (see :class:`Tolerance`), calibrated with
+``make calibrate`` on pinncheck's corpus (docs/tolerances.md has the measurements)."""
+DEFAULT_SAFETY = 16.0
+"""K for precisions outside the table (float16, bfloat16)."""
+VAGUE_FRACTION = 0.1
+"""At a point whose tolerance reaches this fraction of the quantity's size there (|exact|, or
+the sum of a residual's terms), rounding could hide a missing term."""
+INCONCLUSIVE_SHARE = 0.5
+"""A quantity that is vague at more than this share of the points is inconclusive (and fails):
+its check cannot tell a wrong formula from rounding. Vague points in a region only (near a
+singularity or a zero crossing) are reported as ill-conditioning instead."""
 
 
 @dataclass(frozen=True)
 class Tolerance:
-    """Pass criterion for one quantity: ``|a - e| <= atol + rtol*|e|`` at every point.
+    """Pass criterion for one quantity, per point: ``|autograd - truth| <= tolerance``.
 
-    ``atol`` is either fixed (``atol`` given) or ``scale * max|e|`` with a lower ``floor``.
+    By default the tolerance at a point is ``factor * bound``, where ``bound`` is the running
+    error bound (:mod:`pinncheck._bounds`) of evaluating the exact formula at that point in
+    ``dtype``: what a correct computation in that precision can get wrong there, from the
+    rounding of its inputs, of each operation, and the conditioning of the formula as written.
+    ``rtol``/``atol`` replace the model by ``atol + rtol*|exact|`` (each 0 when not given).
     """
 
-    rtol: float
+    dtype: str = "float64"
+    factor: float = DEFAULT_SAFETY
+    rtol: float | None = None
     atol: float | None = None
-    scale: float = 0.0
-    floor: float = 0.0
 
-    def effective_atol(self, max_abs_exact: float) -> float:
-        if self.atol is not None:
-            return self.atol
-        return max(self.scale * max_abs_exact, self.floor)
+    @property
+    def override(self) -> bool:
+        return self.rtol is not None or self.atol is not None
+
+    @property
+    def unit_roundoff(self) -> float:
+        from ._bounds import UNIT_ROUNDOFF
+
+        return UNIT_ROUNDOFF.get(self.dtype, 2.0**-8)
+
+    def at(self, bound: torch.Tensor, exact: torch.Tensor) -> torch.Tensor:
+        """The tolerance at each point, from the model's ``bound`` and the ``exact`` values."""
+        if not self.override:
+            return bound * self.factor
+        tol = exact.abs().mul_(self.rtol or 0.0)
+        return tol.add_(self.atol or 0.0)
+
+    def describe(self) -> str:
+        if self.override:
+            return f"atol {self.atol or 0:g} + rtol {self.rtol or 0:g}*|exact|"
+        return f"{self.factor:g} x the rounding bound of {self.dtype}"
 
 
 def default_tolerance(
-    dtype: str, order: int, *, rtol: float | None = None, atol: float | None = None
+    dtype: str, order: int = 1, *, rtol: float | None = None, atol: float | None = None
 ) -> Tolerance:
-    """The table's tolerance for ``dtype`` and derivative ``order``, with user overrides."""
-    rows = TOLERANCES[dtype]
-    r, s, f = rows[min(max(order, 1), len(rows)) - 1]
-    return Tolerance(rtol=r if rtol is None else rtol, atol=atol, scale=s, floor=f)
+    """The rounding model's tolerance for ``dtype``, or the ``rtol``/``atol`` override.
+
+    ``order`` is accepted for compatibility; the model needs no table by order."""
+    del order
+    factor = SAFETY_FACTOR.get(dtype, DEFAULT_SAFETY)
+    return Tolerance(dtype=dtype, factor=factor, rtol=rtol, atol=atol)
 
 
 TINY_ERROR = 1e-140
@@ -59,6 +89,44 @@ def needs_scaling(sum_sq: float, max_error: float) -> bool:
     return math.isfinite(max_error) and (math.isinf(sum_sq) or 0.0 < max_error < TINY_ERROR)
 
 
+UNDECIDED_CAP = 32
+"""Points per quantity whose verdict the float64 reference cannot settle (their error is within
+the reference's own error bound of the tolerance) that are re-evaluated in high precision; more
+than this many makes the quantity inconclusive."""
+
+
+@dataclass
+class Probe:
+    """One sampled point kept for a closer look: its values, tolerance and reference bound.
+
+    ``truth`` is the high-precision exact value, once pinncheck has computed it (see
+    :mod:`pinncheck._refine`); then ``error`` is autograd's true error there.
+    """
+
+    index: int
+    point: list[float]
+    autograd: float
+    exact: float
+    tolerance: float
+    reference_error: float
+    truth: float | None = None
+
+    @property
+    def error(self) -> float:
+        ref = self.exact if self.truth is None else self.truth
+        return abs(self.autograd - ref)
+
+    @property
+    def ratio(self) -> float:
+        return _ratio(self.error, self.tolerance)
+
+
+def _ratio(err: float, tol: float) -> float:
+    if err == 0.0:
+        return 0.0
+    return err / tol if tol > 0.0 else math.inf
+
+
 @dataclass
 class ErrorStats:
     """Running error statistics of one quantity; ``update`` once per chunk.
@@ -66,9 +134,13 @@ class ErrorStats:
     The statistics do not depend on how the points were split into chunks.
     ``max_abs_autograd`` is kept only with ``track_autograd`` (NaN otherwise): reports show it
     for residuals, and skipping it saves two passes over every derivative's values.
+
+    Per point, ``ratio = |a - e| / tolerance``; the quantity passes when no point's ratio
+    exceeds 1 once the reference's own error is accounted for: a point fails for certain when
+    ``|a - e| - reference_error > tolerance``; it is *undecided* when the reference's error
+    could move it across the tolerance either way, and then judged again in high precision.
     """
 
-    rtol: float
     track_autograd: bool = True
     count: int = 0
     finite: int = 0
@@ -81,11 +153,18 @@ class ErrorStats:
     # (err / max err)**2 instead (see needs_scaling).
     sum_sq_error: float = 0.0
     sq_scale: float = 1.0
-    # Worst point: where |a - e| - rtol*|e| is largest, the margin compared with atol.
-    worst_excess: float = -math.inf
-    worst_index: int | None = None
-    worst_point: list[float] | None = None
-    worst_values: tuple[float, float] | None = None
+    worst_ratio: float = -math.inf
+    worst: Probe | None = None  # the largest |a - e| / tolerance
+    largest: Probe | None = None  # the largest |a - e|
+    unsure: Probe | None = None  # the largest bound on the reference's error
+    max_reference_error: float = 0.0
+    max_tolerance: float = 0.0
+    vague: int = 0  # points whose tolerance is not small against the quantity's size there
+    certain_failures: int = 0
+    undecided_count: int = 0
+    undecided: list[Probe] = field(default_factory=list)
+    refined_failures: int = 0  # undecided points that fail against the high-precision truth
+    unresolved: int = 0  # undecided points not settled (over the cap, or no truth found)
     first_nonfinite_index: int | None = None
     first_nonfinite_point: list[float] | None = None
     first_nonfinite_values: tuple[float, float] | None = None
@@ -95,54 +174,166 @@ class ErrorStats:
         if not self.track_autograd:
             self.max_abs_autograd = math.nan
 
+    # Compatibility views of the worst point.
+    @property
+    def worst_index(self) -> int | None:
+        return None if self.worst is None else self.worst.index
+
+    @property
+    def worst_point(self) -> list[float] | None:
+        return None if self.worst is None else self.worst.point
+
+    @property
+    def worst_values(self) -> tuple[float, float] | None:
+        w = self.worst
+        return None if w is None else (w.autograd, w.exact if w.truth is None else w.truth)
+
     def update(
         self,
         autograd: torch.Tensor,
         exact: torch.Tensor,
+        tolerance: torch.Tensor,
+        reference: torch.Tensor,
         points: list[torch.Tensor],
         offset: int,
+        *,
+        override: bool = False,
+        size: torch.Tensor | None = None,
     ) -> None:
-        """Fold in one chunk: values at the points ``offset .. offset+len-1``."""
-        a = autograd.to(torch.float64)
-        e = exact.to(torch.float64)
-        if a.shape != e.shape:
-            a, e = torch.broadcast_tensors(a, e)
+        """Fold in one chunk: values at the points ``offset .. offset+len-1``, with each
+        point's ``tolerance`` and the bound on the ``reference`` (exact side)'s own error.
+        ``override``: the tolerance does not come from the rounding model (undecided points
+        must then be looked for at any ratio). ``size``: a residual's size at each point (the
+        sum of its terms' magnitudes), against which its tolerance must be small for a pass
+        to mean that no term is missing."""
+        e = exact
+        err = torch.sub(autograd, e).abs_()  # float64 (a float32 autograd widens exactly)
         n = e.numel()
         self.count += n
-        ok = torch.isfinite(a) & torch.isfinite(e)
-        n_ok = int(ok.sum())
+        ok = None
+        if not bool(torch.isfinite(err.sum() + tolerance.sum())):
+            ok = torch.isfinite(autograd) & torch.isfinite(e)
+            n_ok = int(ok.sum())
+            if n_ok < n:
+                self.nonfinite += n - n_ok
+                if self.first_nonfinite_index is None:
+                    i = int((~ok).nonzero()[0, 0])
+                    self.first_nonfinite_index = offset + i
+                    self.first_nonfinite_point = [float(p[i]) for p in points]
+                    self.first_nonfinite_values = (float(autograd[i]), float(e[i]))
+            if n_ok == 0:
+                return
+            zero = torch.zeros((), dtype=err.dtype, device=err.device)
+            err = torch.where(ok, err, zero)
+            e = torch.where(ok, e, zero)
+            # A tolerance that overflows allows nothing: such a point never passes silently.
+            tolerance = torch.where(ok & torch.isfinite(tolerance), tolerance, zero)
+            reference = torch.where(ok, reference, zero).nan_to_num_(posinf=0.0)
+            autograd = torch.where(ok, autograd, zero.to(autograd.dtype))
+            if size is not None:
+                size = torch.where(ok, size, zero)
+        else:
+            n_ok = n
         self.finite += n_ok
-        if n_ok < n:
-            self.nonfinite += n - n_ok
-            if self.first_nonfinite_index is None:
-                i = int((~ok).nonzero()[0, 0])
-                self.first_nonfinite_index = offset + i
-                self.first_nonfinite_point = [float(p[i]) for p in points]
-                self.first_nonfinite_values = (float(a[i]), float(e[i]))
-        if n_ok == 0:
-            return
-        zero = torch.zeros((), dtype=torch.float64, device=e.device)
-        err = torch.where(ok, (a - e).abs(), zero)
-        ae = torch.where(ok, e.abs(), zero)
-        top = float(err.max())
-        self.max_abs_error = max(self.max_abs_error, top)
-        self.max_abs_exact = max(self.max_abs_exact, float(ae.max()))
+        ratio = torch.div(err, tolerance).nan_to_num_(nan=0.0)  # 0/0: no error, no tolerance
+        row = [
+            torch.dot(err, err),
+            err.amax(),
+            e.abs().amax(),
+            ratio.amax(),
+            reference.amax(),
+            tolerance.amax(),
+        ]
+        if size is not None:
+            row.append(torch.count_nonzero(tolerance > VAGUE_FRACTION * size))
         if self.track_autograd:
-            self.max_abs_autograd = max(
-                self.max_abs_autograd, float(torch.where(ok, a.abs(), zero).max())
-            )
-        sum_sq = float((err * err).sum())
-        if needs_scaling(sum_sq, top):  # squares overflow or underflow, the errors do not
-            self.add_sum_sq(float(((err / top) ** 2).sum()), top)
+            row.append(autograd.abs().amax().to(torch.float64))
+        sum_sq, err_max, e_max, ratio_max, ref_max, tol_max, *rest = torch.stack(
+            [x.to(torch.float64) for x in row]
+        ).tolist()
+        if size is not None:
+            self.vague += int(rest.pop(0))
+        a_max = rest
+        if needs_scaling(sum_sq, err_max):  # squares overflow or underflow, the errors do not
+            self.add_sum_sq(float(((err / err_max) ** 2).sum()), err_max)
         else:  # (an error that itself overflows makes the RMS infinite, as it is)
             self.add_sum_sq(sum_sq)
-        excess = torch.where(ok, err - self.rtol * ae, torch.full_like(err, -math.inf))
-        i = int(excess.argmax())
-        if float(excess[i]) > self.worst_excess:
-            self.worst_excess = float(excess[i])
-            self.worst_index = offset + i
-            self.worst_point = [float(p[i]) for p in points]
-            self.worst_values = (float(a[i]), float(e[i]))
+        self.max_abs_exact = max(self.max_abs_exact, e_max)
+        self.max_tolerance = max(self.max_tolerance, tol_max)
+        if a_max:
+            self.max_abs_autograd = max(self.max_abs_autograd, a_max[0])
+
+        def probe(j: int) -> Probe:
+            return Probe(
+                offset + j,
+                [float(p[j]) for p in points],
+                float(autograd[j]),
+                float(e[j]),
+                float(tolerance[j]),
+                float(reference[j]),
+            )
+
+        if ratio_max > self.worst_ratio:
+            self.worst_ratio = ratio_max
+            self.worst = probe(_argmax(ratio))
+        if err_max > self.max_abs_error or self.largest is None:
+            self.max_abs_error = err_max
+            self.largest = probe(_argmax(err))
+        if ref_max > self.max_reference_error or self.unsure is None:
+            self.max_reference_error = ref_max
+            self.unsure = probe(_argmax(reference))
+        if ratio_max > 0.5 or override:
+            # Points the reference's own error could move across the tolerance.
+            low = err - reference > tolerance
+            high = err + reference > tolerance
+            certain = int(low.sum())
+            self.certain_failures += certain
+            undecided = high & ~low
+            if ok is not None:
+                undecided &= ok
+            found = torch.nonzero(undecided).flatten()
+            self.undecided_count += int(found.numel())
+            room = UNDECIDED_CAP - len(self.undecided)
+            for j in found[: max(0, room)].tolist():
+                self.undecided.append(probe(j))
+
+    def extra_max(self, key: str, values: torch.Tensor) -> None:
+        """Keep the largest of ``values`` (NaN ignored) under ``extra[key]``."""
+        top = float(values.nan_to_num(nan=0.0).amax())
+        self.extra[key] = max(self.extra.get(key, -math.inf), top)
+
+    def merge(self, part: ErrorStats) -> None:
+        """Fold the statistics of a later chunk, ``part``: the result equals :meth:`update`
+        over both chunks' points in order (an earlier point keeps a tie)."""
+        self.count += part.count
+        self.finite += part.finite
+        self.nonfinite += part.nonfinite
+        self.max_abs_exact = max(self.max_abs_exact, part.max_abs_exact)
+        self.max_tolerance = max(self.max_tolerance, part.max_tolerance)
+        self.vague += part.vague
+        if self.track_autograd:
+            self.max_abs_autograd = max(self.max_abs_autograd, part.max_abs_autograd)
+        self.add_sum_sq(part.sum_sq_error, part.sq_scale)
+        if part.worst_ratio > self.worst_ratio:
+            self.worst_ratio, self.worst = part.worst_ratio, part.worst
+        if part.largest is not None and (
+            self.largest is None or part.max_abs_error > self.max_abs_error
+        ):
+            self.max_abs_error, self.largest = part.max_abs_error, part.largest
+        if part.unsure is not None and (
+            self.unsure is None or part.max_reference_error > self.max_reference_error
+        ):
+            self.max_reference_error, self.unsure = part.max_reference_error, part.unsure
+        self.certain_failures += part.certain_failures
+        self.undecided_count += part.undecided_count
+        room = UNDECIDED_CAP - len(self.undecided)
+        self.undecided.extend(part.undecided[: max(0, room)])
+        for key, value in part.extra.items():
+            self.extra[key] = max(self.extra.get(key, -math.inf), value)
+        if self.first_nonfinite_index is None and part.first_nonfinite_index is not None:
+            self.first_nonfinite_index = part.first_nonfinite_index
+            self.first_nonfinite_point = part.first_nonfinite_point
+            self.first_nonfinite_values = part.first_nonfinite_values
 
     def add_sum_sq(self, value: float, scale: float = 1.0) -> None:
         """Add ``scale**2 * value`` to the sum of squared errors without overflowing: the
@@ -179,13 +370,21 @@ class ErrorStats:
             return 0.0 if self.max_abs_error == 0.0 else math.inf
         return self.max_abs_error / self.max_abs_exact
 
-    def status(self, tol: Tolerance, scale: float | None = None) -> str:
-        """ "pass", "fail", or "undefined" (non-finite values on either side).
-
-        ``scale`` replaces max|exact| as the reference of a scale-aware atol (a residual is
-        compared relative to the size of its PDE's terms, not to itself, which is ~0).
-        """
+    def status(self) -> str:
+        """ "pass", "fail", "inconclusive", or "undefined" (non-finite values on either side)."""
         if self.nonfinite or self.finite == 0:
             return "undefined"
-        ref = self.max_abs_exact if scale is None else scale
-        return "pass" if self.worst_excess <= tol.effective_atol(ref) else "fail"
+        if self.certain_failures or self.refined_failures:
+            return "fail"
+        if self.unresolved:
+            return "inconclusive"
+        if self.vague > INCONCLUSIVE_SHARE * self.finite:
+            return "inconclusive"
+        return "pass"
+
+
+def _argmax(x: torch.Tensor) -> int:
+    """The first index of the largest value (NumPy's is ~10x faster than torch's on the CPU)."""
+    if x.device.type == "cpu":
+        return int(x.detach().numpy().argmax())
+    return int(x.argmax())

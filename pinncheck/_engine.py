@@ -25,12 +25,12 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-import numpy as np
 import sympy
 import torch
 
 from ._autograd import MultiIndex, partials
-from ._compare import ErrorStats, needs_scaling
+from ._bounds import UNIT_ROUNDOFF, run_bounded
+from ._compare import ErrorStats, Tolerance
 from ._domain import Domain
 from ._evaluate import Program
 from ._sample import sample_box
@@ -229,7 +229,7 @@ def run_plan(
     seed: int,
     dtype: torch.dtype,
     device: torch.device,
-    rtol: dict[Term | str, float],
+    tolerance: dict[Term | str, Tolerance],
     chunk_size: int | None = None,
     progress: Progress | None = None,
     programs: Programs | None = None,
@@ -243,45 +243,28 @@ def run_plan(
     operations on a quiet machine, and without their stalls (a whole scheduler tick per
     operation) when another process holds a core. The chunks' statistics are merged in order,
     so the result is that of one pass over the points.
+
+    ``tolerance`` gives each term and derived quantity (by name) its :class:`Tolerance`.
     """
     start_all = time.perf_counter()
     progs = programs or Programs(plan)
     chunk = max(1, min(n, chunk_size or default_chunk(progs, dtype, device)))
     starts = range(0, n, chunk)
     workers = min(workers_for(device), len(starts))
-    rtols = [rtol[t] for t in plan.terms] + [rtol[d.name] for d in plan.derived]
-    totals = _new_stats(rtols, len(plan.terms))
+    tols = [tolerance[t] for t in plan.terms] + [tolerance[d.name] for d in plan.derived]
+    totals = _new_stats(len(tols), len(plan.terms))
     derived_scale = {d.name: 0.0 for d in plan.derived}
     timings = {"setup_s": time.perf_counter() - start_all}
     timings.update(sample_s=0.0, autograd_s=0.0, exact_s=0.0, compare_s=0.0)
 
-    # A chunk whose excesses cannot beat the worst excess of an earlier chunk skips the
-    # search for its worst point (an earlier point keeps a tie). Earlier chunks are those
-    # merged so far, and those finished but not merged yet (other workers').
-    merged_worst = [-math.inf] * len(totals)
-    finished: dict[int, list[float]] = {}  # start -> worst excesses, until merged
-
-    def beat(start: int) -> list[float]:
-        best = list(merged_worst)
-        for s, worst in list(finished.items()):
-            if s < start:
-                best = [max(b, w) for b, w in zip(best, worst, strict=True)]
-        return best
-
     def work(start: int) -> _ChunkResult:
         stop = min(n, start + chunk)
-        res = _run_chunk(
-            progs, plan.domain, seed, start, stop, dtype, device, rtols, lambda: beat(start)
-        )
-        finished[start] = [s.worst_excess for s in res.stats]
-        return res
+        return _run_chunk(progs, plan.domain, seed, start, stop, dtype, device, tols)
 
     with closing(map_in_order(work, starts, workers)) as results:
         for start, res in zip(starts, results, strict=True):
-            for i, (total, part) in enumerate(zip(totals, res.stats, strict=True)):
-                merge_stats(total, part)
-                merged_worst[i] = total.worst_excess
-            finished.pop(start, None)
+            for total, part in zip(totals, res.stats, strict=True):
+                total.merge(part)
             for d, scale in zip(plan.derived, res.scales, strict=True):
                 if d.parts:
                     derived_scale[d.name] = max(derived_scale[d.name], scale)
@@ -289,11 +272,28 @@ def run_plan(
                 timings[key] += value
             if progress is not None:
                 progress(min(n, start + chunk), n)
+    t_refine = time.perf_counter()
+    refine_plan(plan, totals)
+    timings["refine_s"] = time.perf_counter() - t_refine
     timings["total_s"] = time.perf_counter() - start_all
     k = len(plan.terms)
     term_stats = dict(zip(plan.terms, totals[:k], strict=True))
     derived_stats = {d.name: s for d, s in zip(plan.derived, totals[k:], strict=True)}
     return Outcome(term_stats, derived_stats, derived_scale, timings, chunk)
+
+
+def refine_plan(plan: Plan, totals: Sequence[ErrorStats]) -> None:
+    """Settle undecided points and re-measure reported errors in high precision (see
+    :mod:`pinncheck._refine`); ``totals`` are the terms' statistics, then the derived ones'."""
+    from ._refine import _Quantity, refine
+
+    syms = symbols_of(plan.domain)
+    quantities = [_Quantity(plan.exact_terms[t], syms) for t in plan.terms]
+    for d in plan.derived:
+        used = d.expr.free_symbols
+        terms = [(t.placeholder(), plan.exact_terms[t]) for t in plan.terms]
+        quantities.append(_Quantity(d.expr, syms, [p for p in terms if p[0] in used]))
+    refine(list(zip(totals, quantities, strict=True)))
 
 
 _Result = TypeVar("_Result")
@@ -353,8 +353,7 @@ def _run_chunk(
     stop: int,
     dtype: torch.dtype,
     device: torch.device,
-    rtols: list[float],
-    beat: Callable[[], list[float]],
+    tols: list[Tolerance],
 ) -> _ChunkResult:
     """Sample points ``start..stop-1``, compute both sides, and compare: one chunk's statistics."""
     t0 = time.perf_counter()
@@ -367,45 +366,44 @@ def _run_chunk(
     ag, ag_derived = autograd_side(progs, leaves)
     _sync(device)
     t2 = time.perf_counter()
-    # Exact side, always in float64, at the same (possibly float32-rounded) points.
+    # Exact side, always in float64, at the same (possibly float32-rounded) points, with each
+    # value's running error bound for the run's dtype.
     pts64 = [x.detach().to(torch.float64) for x in leaves]
-    ex, ex_derived, part_sums = exact_side(progs, pts64)
+    u = UNIT_ROUNDOFF[str(dtype).removeprefix("torch.")]
+    ex, bounds, part_sums = exact_side(progs, pts64, u)
     _sync(device)
     t3 = time.perf_counter()
-    stats = _new_stats(rtols, len(ag))
-    pairs = list(zip(stats, ag + ag_derived, ex + ex_derived, strict=True))
-    scales = fold_chunk(pairs, pts64, start, extra=part_sums, beat=beat())
+    stats = _new_stats(len(tols), len(progs.terms))
+    # The float64 reference's own error: the same bound with float64's unit roundoff.
+    to_reference = REFERENCE_SAFETY * UNIT_ROUNDOFF["float64"] / u
+    scales = []
+    for i, (st, a, e, b, tol) in enumerate(zip(stats, ag + ag_derived, ex, bounds, tols, strict=True)):
+        k = i - len(progs.terms)
+        size = part_sums[k] if k >= 0 else None
+        if tol.override and size is not None:
+            # A residual is ~0: an rtol override is relative to the size of its terms.
+            allowed = size.mul(tol.rtol or 0.0).add_(tol.atol or 0.0)
+        else:
+            allowed = tol.at(b, e)
+        st.update(
+            a, e, allowed, b * to_reference, pts64, start, override=tol.override, size=size
+        )
+        if k >= 0:
+            scales.append(math.nan if size is None else float(size.max()))
+            st.extra_max("exact_over_reference", torch.div(e.abs(), b * to_reference))
     t4 = time.perf_counter()
     seconds = {"sample_s": t1 - t0, "autograd_s": t2 - t1, "exact_s": t3 - t2, "compare_s": t4 - t3}
     return _ChunkResult(stats, scales, seconds)
 
 
-def _new_stats(rtols: Sequence[float], n_terms: int) -> list[ErrorStats]:
+REFERENCE_SAFETY = 2.0
+"""The float64 reference's error is taken as this many times its first-order running bound."""
+
+
+def _new_stats(count: int, n_terms: int) -> list[ErrorStats]:
     """Empty statistics: the terms', then the derived quantities' (which keep max|autograd|,
     the residual's size that reports show)."""
-    return [ErrorStats(rtol=r, track_autograd=i >= n_terms) for i, r in enumerate(rtols)]
-
-
-def merge_stats(total: ErrorStats, part: ErrorStats) -> None:
-    """Fold the statistics of a later chunk, ``part``, into ``total``: the result equals
-    :meth:`ErrorStats.update` over both chunks' points in order."""
-    total.count += part.count
-    total.finite += part.finite
-    total.nonfinite += part.nonfinite
-    total.max_abs_error = max(total.max_abs_error, part.max_abs_error)
-    total.max_abs_exact = max(total.max_abs_exact, part.max_abs_exact)
-    if total.track_autograd:
-        total.max_abs_autograd = max(total.max_abs_autograd, part.max_abs_autograd)
-    total.add_sum_sq(part.sum_sq_error, part.sq_scale)
-    if part.worst_excess > total.worst_excess:  # the earlier chunk keeps a tie
-        total.worst_excess = part.worst_excess
-        total.worst_index = part.worst_index
-        total.worst_point = part.worst_point
-        total.worst_values = part.worst_values
-    if total.first_nonfinite_index is None and part.first_nonfinite_index is not None:
-        total.first_nonfinite_index = part.first_nonfinite_index
-        total.first_nonfinite_point = part.first_nonfinite_point
-        total.first_nonfinite_values = part.first_nonfinite_values
+    return [ErrorStats(track_autograd=i >= n_terms) for i in range(count)]
 
 
 def autograd_side(
@@ -418,12 +416,17 @@ def autograd_side(
 
 
 def exact_side(
-    progs: Programs, pts64: list[torch.Tensor]
+    progs: Programs, pts64: list[torch.Tensor], u: float
 ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor | None]]:
-    """Exact values of every term and derived quantity, and each one's sum(|part|) maximum."""
-    ex = progs.exact.run(pts64)
-    ex_derived = progs.derived.run(pts64 + ex) if progs.derived else []
-    return ex, ex_derived, _part_sums(progs, pts64 + ex)
+    """Exact values of every term and derived quantity, each with its running error bound
+    for unit roundoff ``u`` (inputs rounded to ``u`` too), and each derived quantity's
+    sum(|part|) per point (None without parts)."""
+    in_bounds: list[torch.Tensor | None] = [x.abs().mul_(u) for x in pts64]
+    ex, bounds = run_bounded(progs.exact, pts64, in_bounds, u)
+    if progs.derived is not None:
+        dv, db = run_bounded(progs.derived, pts64 + ex, in_bounds + list(bounds), u)
+        ex, bounds = ex + dv, bounds + db
+    return ex, bounds, _part_sums(progs, pts64 + ex[: len(progs.terms)])
 
 
 def _autograd_terms(progs: Programs, leaves: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -447,7 +450,7 @@ def _autograd_terms(progs: Programs, leaves: list[torch.Tensor]) -> list[torch.T
 
 
 def _part_sums(progs: Programs, inputs: list[torch.Tensor]) -> list[torch.Tensor | None]:
-    """For each derived quantity, max over the chunk of sum(|part|) (None without parts)."""
+    """For each derived quantity, sum(|part|) at each point (None without parts)."""
     if progs.parts is None:
         return [None] * len(progs.part_counts)
     parts = iter(progs.parts.run(inputs))
@@ -457,137 +460,8 @@ def _part_sums(progs: Programs, inputs: list[torch.Tensor]) -> list[torch.Tensor
         for _ in range(count):
             p = next(parts).abs()
             total = p if total is None else total.add_(p)
-        out.append(None if total is None else total.max())
+        out.append(total)
     return out
-
-
-def fold_chunk(
-    pairs: Sequence[tuple[ErrorStats, torch.Tensor, torch.Tensor]],
-    points: list[torch.Tensor],
-    offset: int,
-    extra: Sequence[torch.Tensor | None] = (),
-    beat: Sequence[float] | None = None,
-) -> list[float]:
-    """``stats.update(autograd, exact, points, offset)`` for each pair, syncing at most twice.
-
-    A chunk where every value is finite (its sum of squared errors is) is reduced with cheap
-    operations: ``amax`` and a dot product, several times faster than ``torch.max`` and
-    ``argmax`` on the CPU. The excess ``|a - e| - rtol*|e|`` is only computed where the chunk
-    may hold a worst point: where ``max|a - e| - rtol*min|e|``, an upper bound of every
-    excess (rounding included), beats ``beat`` (default: the statistics' own worst excess;
-    a parallel run passes the worst of the earlier chunks done so far). Other chunks go through
-    :meth:`ErrorStats.update` itself. The statistics are those of ``update``, bit for bit (the
-    sum of squares up to rounding). ``extra`` are 0-d tensors read back with the first sync;
-    they are returned as floats (NaN for None).
-    """
-    if beat is None:
-        beat = [stats.worst_excess for stats, _, _ in pairs]
-    rows: list[torch.Tensor] = []
-    errs: list[torch.Tensor] = []
-    for stats, a, e in pairs:
-        # In float64: a float32 ``a`` is widened exactly on the fly, without a copy.
-        err = torch.sub(a, e)
-        sum_sq = torch.dot(err, err)
-        err = err.abs_()
-        row = [sum_sq, err.amax(), e.amin(), e.amax()]
-        if stats.track_autograd:
-            row += [a.amin().to(torch.float64), a.amax().to(torch.float64)]
-        rows.append(torch.stack(row))
-        errs.append(err)
-    tail = [torch.full((1,), math.nan, dtype=torch.float64, device=points[0].device)]
-    tail += [x.reshape(1).to(torch.float64) for x in extra if x is not None]
-    flat = torch.cat(rows + tail).tolist()
-    m = points[0].numel()
-    search = []
-    at = 0
-    for i, ((stats, a, e), err) in enumerate(zip(pairs, errs, strict=True)):
-        width = len(rows[i])
-        sum_sq, err_max, e_min, e_max, *a_range = flat[at : at + width]
-        at += width
-        if not math.isfinite(sum_sq) or needs_scaling(sum_sq, err_max):
-            # Non-finite values, or squares that overflow or underflow: the careful way.
-            stats.update(a, e, points, offset)
-            continue
-        stats.count += m
-        stats.finite += m
-        stats.max_abs_error = max(stats.max_abs_error, err_max)
-        stats.max_abs_exact = max(stats.max_abs_exact, -e_min, e_max)
-        if a_range:
-            stats.max_abs_autograd = max(stats.max_abs_autograd, -a_range[0], a_range[1])
-        stats.add_sum_sq(sum_sq)
-        least = 0.0 if e_min <= 0.0 <= e_max else -e_max if e_max < 0.0 else e_min  # min|e|
-        to_beat = max(beat[i], stats.worst_excess)
-        if err_max - stats.rtol * least > to_beat:
-            excess, where = _excess(e, err, stats.rtol, least, err_max, (e_min, e_max))
-            search.append((stats, a, e, excess, where, to_beat))
-    if search:
-        worsts = torch.stack([s[3].amax() for s in search]).tolist()
-        for (stats, a, e, excess, where, to_beat), worst in zip(search, worsts, strict=True):
-            if worst > to_beat:
-                j = _argmax(excess)
-                if where is not None:
-                    j = int(where[j])
-                stats.worst_excess = worst
-                stats.worst_index = offset + j
-                stats.worst_point = [float(p[j]) for p in points]
-                stats.worst_values = (float(a[j]), float(e[j]))
-    scales = iter(flat[at + 1 :])
-    return [math.nan if x is None else next(scales) for x in extra]
-
-
-FILTER_MIN_POINTS = 1 << 15
-"""Chunks from this size on search their worst point among candidates (see :func:`_excess`);
-below it the filter costs more (about 20 µs) than it saves."""
-
-
-def _excess(
-    e: torch.Tensor,
-    err: torch.Tensor,
-    rtol: float,
-    least: float,
-    err_max: float,
-    e_range: tuple[float, float],
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The excess ``|a - e| - rtol*|e|`` wherever it may be largest, rounded exactly as
-    :meth:`ErrorStats.update` rounds it: ``(values, None)`` for every point, or
-    ``(values, indices)`` for the candidates, in order.
-
-    The point of least ``|e|`` has an excess of at least ``-rtol*least``, and any point's excess
-    is at most ``err_max - rtol*|e|``; so only points with ``|e| <= least + err_max/rtol`` can
-    hold the largest (the margin below covers rounding; the first of equal excesses stays
-    first, as the candidates keep their order). In a passing check those are a few points near
-    the zeros of ``e``: one comparison replaces four passes over the chunk. Used on the CPU,
-    where extracting the candidates costs no device sync, while they are at most an eighth of
-    the chunk.
-    """
-    e_min, e_max = e_range
-    m = e.numel()
-    if e.device.type == "cpu" and m >= FILTER_MIN_POINTS and rtol >= 1e-15:
-        # NumPy's comparisons and flatnonzero are several times faster than torch's here.
-        values = e.detach().numpy()
-        magnitude = None
-        if e_min <= 0.0 <= e_max:  # least is only a lower bound here: find min|e| itself
-            magnitude = np.abs(values)
-            least = float(magnitude.min())
-        if least * rtol == 0.0 or least * rtol >= 1e-290:  # no subnormal rounding
-            limit = (least + err_max / rtol) * (1 + 1e-6) + 1e-300
-            if magnitude is not None:
-                found = np.flatnonzero(magnitude <= limit)
-            elif e_min >= 0.0:
-                found = np.flatnonzero(values <= limit)
-            else:
-                found = np.flatnonzero(values >= -limit)
-            if 0 < found.size <= m // 8:
-                where = torch.from_numpy(found)
-                return torch.abs(e[where]).mul_(-rtol).add_(err[where]), where
-    return torch.abs(e).mul_(-rtol).add_(err), None
-
-
-def _argmax(x: torch.Tensor) -> int:
-    """The first index of the largest value (NumPy's is ~10x faster than torch's on the CPU)."""
-    if x.device.type == "cpu":
-        return int(x.detach().numpy().argmax())
-    return int(x.argmax())
 
 
 def _sync(device: torch.device) -> None:

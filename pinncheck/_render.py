@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ._results import QuantityResult
+from ._results import QuantityResult, inconclusive_reason
 
 STATUS_STYLE = {
     "pass": "green",
@@ -101,11 +101,19 @@ def describe_failures(results: Sequence[QuantityResult]) -> str:
         if r.status == "undefined":
             parts.append(f"{r.name} undefined at {r.stats.nonfinite} point(s) (NaN or inf)")
         else:
-            parts.append(
-                f"{r.name} off by {fmt(r.stats.max_abs_error)} "
-                f"(allowed {fmt(r.effective_atol)} + {r.tolerance.rtol:g}*|exact|)"
-            )
+            parts.append(failure_text(r))
     return f"{len(bad)} of {len(results)} disagree: " + "; ".join(parts)
+
+
+def failure_text(r: QuantityResult) -> str:
+    """Why a quantity did not pass, in one clause."""
+    s = r.stats
+    if r.status == "inconclusive":
+        return f"{r.name} inconclusive: {inconclusive_reason(s)}"
+    return (
+        f"{r.name} off by {fmt(s.max_abs_error)} (tolerance at the worst point "
+        f"{fmt(r.worst_tolerance)}, exceeded {fmt(s.worst_ratio)}x)"
+    )
 
 
 def equation_table(equations: Sequence[Any]) -> Table:

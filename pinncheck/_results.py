@@ -46,11 +46,13 @@ class QuantityResult:
 
     @property
     def status(self) -> str:
-        return self.stats.status(self.tolerance)
+        return self.stats.status()
 
     @property
-    def effective_atol(self) -> float:
-        return self.tolerance.effective_atol(self.stats.max_abs_exact)
+    def worst_tolerance(self) -> float:
+        """The tolerance at the worst point (NaN without one)."""
+        w = self.stats.worst
+        return math.nan if w is None else w.tolerance
 
     def point_dict(
         self, point: list[float] | None, values: tuple[float, float] | None, index: int | None
@@ -73,7 +75,11 @@ class QuantityResult:
                 s.first_nonfinite_point, s.first_nonfinite_values, s.first_nonfinite_index
             ),
             "rtol": self.tolerance.rtol,
-            "atol": _num(self.effective_atol),
+            "atol": self.tolerance.atol,
+            "tolerance": _num(self.worst_tolerance),
+            "max_error_ratio": _num(s.worst_ratio if s.worst is not None else math.nan),
+            "reference_error": _num(s.max_reference_error if s.finite else math.nan),
+            "undecided_points": s.undecided_count,
             "status": self.status,
         }
 
@@ -99,6 +105,54 @@ class DerivativeResult(QuantityResult):
             "exact": self.exact,
             **self.stats_dict(),
         }
+
+
+def inconclusive_reason(s: ErrorStats) -> str:
+    """Why a quantity's check could not say pass or fail."""
+    if s.unresolved:
+        return (
+            f"at {s.unresolved} point(s) the error is within the float64 reference's own error "
+            "of the tolerance, and high precision did not settle them in time"
+        )
+    return (
+        f"at {s.vague} of {s.finite} points the rounding tolerance is not small against the "
+        "values there (over a tenth of them), so a missing or wrong term could hide in "
+        "rounding. Use a manufactured solution whose values are of order 1 (not tiny, not near "
+        "underflow), or a more precise dtype"
+    )
+
+
+ILL_CONDITIONED = 1e6
+"""A quantity whose rounding bound somewhere exceeds this many units of roundoff of its scale
+is ill-conditioned as written there (it loses six or more digits to rounding)."""
+
+
+def conditioning_warnings(results: Sequence[QuantityResult], dtype: str) -> list[str]:
+    """A warning for each quantity whose formula, as written, is ill-conditioned somewhere in
+    the domain: autograd's rounding there is explained by the formula, and was allowed for."""
+    from ._bounds import UNIT_ROUNDOFF
+
+    u64 = UNIT_ROUNDOFF["float64"]
+    out = []
+    for r in results:
+        s = r.stats
+        probe = s.unsure
+        if probe is None or not s.finite or s.max_abs_exact == 0.0:
+            continue
+        from ._engine import REFERENCE_SAFETY
+
+        units = s.max_reference_error / (REFERENCE_SAFETY * u64 * s.max_abs_exact)
+        if units > ILL_CONDITIONED and math.isfinite(units):
+            where = ", ".join(
+                f"{n}={v:.6g}" for n, v in zip(r.variables, probe.point, strict=True)
+            )
+            out.append(
+                f"{r.name} is ill-conditioned as written near {where}: rounding alone can "
+                f"change it by {units * UNIT_ROUNDOFF.get(dtype, u64):.2g} of its scale in "
+                f"{dtype}. pinncheck allowed for that rounding (it is your formula's, not "
+                "autograd's); rewrite the formula if you need those digits."
+            )
+    return out
 
 
 def environment() -> dict[str, Any]:

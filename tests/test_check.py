@@ -250,12 +250,14 @@ def test_rms_error_is_infinite_when_an_error_overflows() -> None:
 
     from pinncheck._compare import ErrorStats
 
-    stats = ErrorStats(rtol=1e-9)
+    stats = ErrorStats()
     f64 = torch.float64
     a, e = torch.tensor([1e308, 1.0], dtype=f64), torch.tensor([-1e308, 1.0], dtype=f64)
-    stats.update(a, e, [torch.zeros(2, dtype=f64)], 0)
-    stats.update(e, e, [torch.zeros(2, dtype=f64)], 2)  # and it stays so
+    tol, ref = torch.full((2,), 1e-300, dtype=f64), torch.zeros(2, dtype=f64)
+    stats.update(a, e, tol, ref, [torch.zeros(2, dtype=f64)], 0)
+    stats.update(e, e, tol, ref, [torch.zeros(2, dtype=f64)], 2)  # and it stays so
     assert stats.max_abs_error == math.inf and stats.rms_error == math.inf
+    assert stats.status() == "fail"
 
 
 def test_points_do_not_depend_on_chunking() -> None:

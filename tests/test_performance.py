@@ -85,63 +85,34 @@ def _random_pair(n: int, nonfinite: bool, dtype: torch.dtype) -> tuple[torch.Ten
 
 @pytest.mark.parametrize("track", [True, False])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_fold_chunk_equals_error_stats_update(dtype: torch.dtype, track: bool) -> None:
+def test_merged_chunk_statistics_equal_one_pass(dtype: torch.dtype, track: bool) -> None:
     chunks = [_random_pair(n, n == 3001, dtype) for n in (1000, 3001, 5, 4096)]
-    slow = ErrorStats(rtol=1e-3, track_autograd=track)
-    fast = ErrorStats(rtol=1e-3, track_autograd=track)
+    whole = ErrorStats(track_autograd=track)
+    merged = ErrorStats(track_autograd=track)
+    cat = [torch.cat([c[i] for c in chunks]) for i in range(4)]
+    tol = [(e.abs() * 1e-6).nan_to_num(posinf=1.0) + 1e-7 for _, e, *_ in chunks]
+    ref = [t * 1e-3 for t in tol]
+    whole.update(cat[0], cat[1], torch.cat(tol), torch.cat(ref), cat[2:], 0)
     offset = 0
-    for a, e, *pts in chunks:
-        slow.update(a, e, pts, offset)
-        engine.fold_chunk([(fast, a, e)], pts, offset)
+    for (a, e, *pts), tl, rf in zip(chunks, tol, ref, strict=True):
+        part = ErrorStats(track_autograd=track)
+        part.update(a, e, tl, rf, pts, offset)
+        merged.merge(part)
         offset += e.numel()
     for key in ("count", "finite", "nonfinite", "max_abs_error", "max_abs_exact"):
-        assert getattr(fast, key) == getattr(slow, key), key
-    for key in ("worst_excess", "worst_index", "worst_point"):
-        assert getattr(fast, key) == getattr(slow, key), key
+        assert getattr(merged, key) == getattr(whole, key), key
+    for key in ("worst_ratio", "worst_index", "worst_point", "worst_values", "certain_failures"):
+        assert getattr(merged, key) == getattr(whole, key), key
+    assert merged.worst_ratio > 1 and merged.certain_failures > 0  # noise 1e-6 > tolerance
+    assert merged.status() == "undefined"  # the NaN and inf points
+    assert [p.index for p in merged.undecided] == [p.index for p in whole.undecided]
+    assert merged.largest == whole.largest and merged.unsure == whole.unsure
     if track:
-        assert fast.max_abs_autograd == slow.max_abs_autograd > 0
+        assert merged.max_abs_autograd == whole.max_abs_autograd > 0
     else:  # not kept: NaN, not a made-up value
-        assert math.isnan(fast.max_abs_autograd) and math.isnan(slow.max_abs_autograd)
-    assert fast.worst_values == slow.worst_values
-    assert fast.first_nonfinite_index == slow.first_nonfinite_index
-    assert fast.sum_sq_error == pytest.approx(slow.sum_sq_error, rel=1e-12)
-
-
-@pytest.mark.parametrize("noise", [0.0, 1e-12, 1e-6, 1.0])
-@pytest.mark.parametrize("sign", ["both", "positive", "negative"])
-def test_worst_point_search_among_candidates_equals_update(
-    noise: float, sign: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Chunks large enough for the candidate filter, with errors from none (a == e) to as large
-    # as the values; exact values of both signs, or of one; repeated values (ties).
-    used = []
-    real = engine._excess
-
-    def spy(*args):  # type: ignore[no-untyped-def]
-        out = real(*args)
-        used.append(out is not None and out[1] is not None)
-        return out
-
-    monkeypatch.setattr(engine, "_excess", spy)
-    monkeypatch.setattr(engine, "FILTER_MIN_POINTS", 4096)  # small chunks keep the test fast
-    slow, fast = ErrorStats(rtol=1e-9), ErrorStats(rtol=1e-9)
-    offset = 0
-    for n in (5000, 20000, 4096):
-        g = torch.Generator().manual_seed(n)
-        e = torch.randn(n, generator=g, dtype=torch.float64).mul_(1e3).round_().div_(1e3)
-        if sign != "both":
-            e = e.abs().add_(0.5) * (1 if sign == "positive" else -1)
-        a = e + noise * torch.randn(n, generator=g, dtype=torch.float64) * e.abs()
-        pts = [torch.rand(n, generator=g, dtype=torch.float64)]
-        slow.update(a, e, pts, offset)
-        engine.fold_chunk([(fast, a, e)], pts, offset)
-        offset += n
-    for key in ("worst_excess", "worst_index", "worst_point", "worst_values", "max_abs_error"):
-        assert getattr(fast, key) == getattr(slow, key), key
-    if noise < 1e-9:  # errors below rtol*|e|: the candidates were searched, not every point
-        assert any(used)
-    else:  # errors dominate: every point may be the worst
-        assert not any(used)
+        assert math.isnan(merged.max_abs_autograd) and math.isnan(whole.max_abs_autograd)
+    assert merged.first_nonfinite_index == whole.first_nonfinite_index
+    assert merged.sum_sq_error == pytest.approx(whole.sum_sq_error, rel=1e-12)
 
 
 def test_parallel_chunks_equal_one_worker(monkeypatch: pytest.MonkeyPatch) -> None:

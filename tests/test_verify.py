@@ -584,14 +584,14 @@ def test_non_float_results_and_odd_exceptions_exit_2(
 
 
 @pytest.mark.parametrize("name", ["as_float32", "float32_constant"])
-def test_a_float32_result_in_a_float64_run_passes_with_float32_tolerances(
+def test_a_float32_result_in_a_float64_run_passes_with_float32_rounding(
     tmp_path: Path, name: str
 ) -> None:
     path = write(tmp_path, "heat_dtypes.py", HEAT_CODE)
     report = verify(f"{path}:{name}", **HEAT)  # type: ignore[arg-type]
     assert report.status == "pass", report.diagnosis
     (eq,) = report.equations
-    assert eq.result_dtype == "float32" and eq.tolerance.rtol == 1e-5
+    assert eq.result_dtype == "float32" and eq.tolerance.dtype == "float32"
     (warning,) = report.warnings
     assert "returned float32 values in a float64 run" in warning and "cast" in warning
     assert report.to_dict()["equations"][0]["result_dtype"] == "float32"
@@ -606,13 +606,17 @@ def test_a_wrong_float32_result_still_fails_with_its_diagnosis(tmp_path: Path) -
     assert "float32" in report.warnings[0]
 
 
-def test_a_float16_result_is_compared_coarsely_with_a_warning(tmp_path: Path) -> None:
+def test_a_float16_result_is_inconclusive_with_a_warning(tmp_path: Path) -> None:
+    # float16's rounding (u = 2^-11) reaches over a tenth of the PDE's term scale: such a check
+    # cannot tell a missing term from rounding, so it is inconclusive, never a silent pass.
     path = write(tmp_path, "heat_dtypes.py", HEAT_CODE)
     report = verify(f"{path}:as_float16", **HEAT)  # type: ignore[arg-type]
-    assert report.status == "pass", report.diagnosis
-    assert report.equations[0].result_dtype == "float16"
+    eq = report.equations[0]
+    assert eq.status == "inconclusive" and report.status == "fail"
+    assert eq.stats.certain_failures == 0 and eq.stats.worst_ratio < 1
+    assert eq.result_dtype == "float16"
     assert "returned float16 values in a float64 run" in report.warnings[0]
-    assert "coarse" in report.warnings[0]
+    assert "float16's rounding" in report.warnings[0]
     wrong = verify(_burgers(lambda v: (v["u_x"] - 0.1 * v["u_tt"]).half()), **HEAT)  # type: ignore[arg-type]
     assert wrong.status == "fail"
 
