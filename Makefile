@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # build, e.g. `make install TORCH="torch==2.14.1"`. The package itself accepts any torch>=2.1.
 TORCH ?= torch==2.13.0
 
-.PHONY: install test lint demo bench clean
+.PHONY: install test lint demo bench calibrate clean
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -30,3 +30,6 @@ bench:
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+calibrate:
+	$(BIN)/python -m bench.calibrate --markdown docs/calibration.md

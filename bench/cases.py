@@ -8,6 +8,7 @@ import sympy
 import torch
 
 from pinncheck._autograd import multi_indices
+from pinncheck._compare import Tolerance, default_tolerance
 from pinncheck._engine import Derived, Plan, Term, symbols_of
 from pinncheck._exact import exact_partials
 
@@ -56,7 +57,7 @@ class Prepared:
     plan: Plan
     symbols: list[sympy.Symbol]
     function: sympy.Expr  # the one function differentiated (the solution u for a residual)
-    rtol: dict[Term | str, float]
+    tolerance: dict[Term | str, Tolerance]
 
     @property
     def outputs(self) -> list[sympy.Expr]:
@@ -69,7 +70,6 @@ class Prepared:
 def prepare(case: Case, dtype: torch.dtype) -> Prepared:
     """Parse, differentiate and plan ``case`` as ``pinncheck check``/``residual`` would."""
     from pinncheck._check import prepare_check, tolerances_for
-    from pinncheck._compare import default_tolerance
     from pinncheck._residual import exact_terms, prepare_residual
 
     name = "float64" if dtype == torch.float64 else "float32"
@@ -81,7 +81,7 @@ def prepare(case: Case, dtype: torch.dtype) -> Prepared:
         terms = [Term("f", a) for a in alphas]
         plan = Plan(job.domain, {"f": job.parsed}, terms, {t: exact[t.alpha] for t in terms})
         tols = tolerances_for(job.options, terms)
-        return Prepared(case, plan, syms, job.parsed, {k: v.rtol for k, v in tols.items()})
+        return Prepared(case, plan, syms, job.parsed, dict(tols))
     res = prepare_residual(case.pde, [f"u={case.expr}"], list(case.domain), param=case.params)
     system = res.system
     derived = [
@@ -91,8 +91,7 @@ def prepare(case: Case, dtype: torch.dtype) -> Prepared:
     plan = Plan(
         system.domain, dict(system.solutions), list(system.terms), exact_terms(system), derived
     )
-    rtol: dict[Term | str, float] = {
-        t: default_tolerance(name, len(t.alpha)).rtol for t in plan.terms
-    }
-    rtol.update({d.name: default_tolerance(name, 2).rtol for d in derived})
-    return Prepared(case, plan, symbols_of(system.domain), system.solutions["u"], rtol)
+    tol = default_tolerance(name)
+    tols: dict[Term | str, Tolerance] = {t: tol for t in plan.terms}
+    tols.update({d.name: tol for d in derived})
+    return Prepared(case, plan, symbols_of(system.domain), system.solutions["u"], tols)

@@ -105,7 +105,7 @@ def check(prep: Prepared, dtype: torch.dtype, chunk: int) -> Method:
             seed=SEED,
             dtype=dtype,
             device=points[0].device,
-            rtol=prep.rtol,
+            tolerance=prep.tolerance,
             chunk_size=chunk,
             programs=progs,
         )

@@ -40,156 +40,194 @@ a few float32 ones: the safety factor covers the rest)."""
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 
-Pair = tuple[torch.Tensor, torch.Tensor]
+
+class _Value:
+    """An intermediate value, its error bound, and its absolute value (computed once, when
+    first needed)."""
+
+    __slots__ = ("v", "b", "_abs")
+
+    def __init__(self, v: torch.Tensor, b: torch.Tensor, magnitude: torch.Tensor | None = None):
+        self.v, self.b, self._abs = v, b, magnitude
+
+    @property
+    def abs(self) -> torch.Tensor:
+        if self._abs is None:
+            self._abs = self.v.abs()
+        return self._abs
 
 
-def _sum(xs: list[Pair], step: _Step, u: float) -> Pair:
-    # (x0 + x1 + ... - y0 - y1 ...) + const, left to right: each addition rounds its partial sum.
+Rule = Callable[[list[_Value], _Step, float], _Value]
+
+
+def _sum(xs: list[_Value], step: _Step, u: float) -> _Value:
+    # (x0 + x1 + ... - y0 - y1 ...) + const: k additions, each rounding its partial sum, which
+    # is at most the sum of the magnitudes: error <= sum(b_i) + k*u*sum(|x_i|) (+ the constant).
     npos = len(xs) - step.n_neg
-    acc, bound = xs[0]
-    if npos == 0:
-        acc = -acc
-    rounding = None
+    c = float(step.param)
+    k = len(xs) - 1 + (c != 0.0)
+    first = xs[0]
+    acc = first.v if npos > 0 else -first.v
+    bound = first.b.add(first.abs, alpha=k * u)
     for i in range(1, len(xs)):
-        x, b = xs[i]
-        acc = acc + x if i < npos else acc - x
-        bound = bound + b
-        rounding = acc.abs() if rounding is None else rounding.add_(acc.abs())
-    if step.param:
-        c = float(step.param)
+        x = xs[i]
+        acc = acc + x.v if i < npos else acc - x.v
+        bound.add_(x.b).add_(x.abs, alpha=k * u)
+    if c:
         acc = acc + c
-        bound = bound + u * abs(c)  # the constant's own rounding
-        rounding = acc.abs() if rounding is None else rounding.add_(acc.abs())
-    if rounding is not None:
-        bound = bound + u * rounding
-    return acc, bound
+        bound.add_((k + 1) * u * abs(c))
+    return _Value(acc, bound)
 
 
-def _product(xs: list[Pair], step: _Step, u: float) -> Pair:
+def _product(xs: list[_Value], step: _Step, u: float) -> _Value:
     # (x0 * x1 * ... / y0 / y1 ...) * const, each operation rounding its result.
     npos = len(xs) - step.n_neg
-    acc, bound = xs[0]
+    cur = xs[0]
     if npos == 0:
-        acc, bound = _reciprocal_pair(acc, bound, u)
+        cur = _reciprocal(cur, u)
     for i in range(1, len(xs)):
-        x, b = xs[i]
+        x = xs[i]
         if i < npos:
-            new = acc * x
-            bound = bound * x.abs() + acc.abs() * b
+            # |a|b_x + b_a|x| + u|ax| = (b_a + u|a|)|x| + |a|b_x
+            bound = torch.add(cur.b, cur.abs, alpha=u).mul_(x.abs).addcmul_(cur.abs, x.b)
+            cur = _Value(cur.v * x.v, bound, cur.abs * x.abs)
         else:
-            new = acc / x
-            bound = (bound + new.abs() * b) / x.abs()
-        acc = new
-        bound = bound + u * acc.abs()
+            # (b_a + |a/x| b_x)/|x| + u|a/x| = (b_a + |a/x|(b_x + u|x|))/|x|
+            new = cur.v / x.v
+            magnitude = new.abs()
+            bound = torch.add(x.b, x.abs, alpha=u).mul_(magnitude).add_(cur.b).div_(x.abs)
+            cur = _Value(new, bound, magnitude)
     c = float(step.param)
     if c != 1.0:
-        acc = acc * c
-        bound = bound * abs(c)
-        if c != -1.0:
-            bound = bound + 2 * u * acc.abs()  # the product's rounding and the constant's
-    return acc, bound
+        a = abs(c)
+        # the product's rounding and the constant's own
+        bound = torch.add(cur.b, cur.abs, alpha=0.0 if c == -1.0 else 2 * u).mul_(a)
+        cur = _Value(cur.v * c, bound, cur.abs * a)
+    return cur
 
 
-def _reciprocal_pair(x: torch.Tensor, b: torch.Tensor, u: float) -> Pair:
-    v = torch.reciprocal(x)
-    return v, b * v * v + u * v.abs()
+def _reciprocal(x: _Value, u: float) -> _Value:
+    v = torch.reciprocal(x.v)
+    magnitude = v.abs()
+    # b_x/x^2 + u/|x| = |v|(|v| b_x + u)
+    return _Value(v, torch.mul(magnitude, x.b).add_(u).mul_(magnitude), magnitude)
 
 
-def _power(xs: list[Pair], step: _Step, u: float) -> Pair:
-    (x, b) = xs[0]
-    p = step.param
-    v = torch.pow(x, p)
-    slope = (p * torch.pow(x, p - 1)).abs() if p != 0 else torch.zeros_like(x)
-    return v, slope * b + LIBM_UNITS * u * v.abs()
+def _power(xs: list[_Value], step: _Step, u: float) -> _Value:
+    (x,) = xs
+    p = float(step.param)
+    v = torch.pow(x.v, p)
+    magnitude = v.abs()
+    if p == 0:
+        return _Value(v, torch.zeros_like(v), magnitude)
+    # |p x^(p-1)| b_x + 4u|x^p| = |x^p| (|p| b_x/|x| + 4u)
+    bound = torch.div(x.b, x.abs).mul_(abs(p)).add_(LIBM_UNITS * u).mul_(magnitude)
+    return _Value(v, bound.nan_to_num_(nan=0.0), magnitude)
 
 
-def _square(xs: list[Pair], step: _Step, u: float) -> Pair:
-    (x, b) = xs[0]
-    v = x * x
-    return v, 2 * x.abs() * b + u * v
+def _square(xs: list[_Value], step: _Step, u: float) -> _Value:
+    (x,) = xs
+    v = x.v * x.v
+    # 2|x| b_x + u x^2 = |x| (2 b_x + u|x|)
+    bound = torch.add(x.abs, x.b, alpha=2 / u).mul_(x.abs).mul_(u) if u else 2 * x.abs * x.b
+    return _Value(v, bound, v)
 
 
-def _rpow(xs: list[Pair], step: _Step, u: float) -> Pair:
-    # c**x: d/dx = log(c) c**x
-    (x, b) = xs[0]
+def _rpow(xs: list[_Value], step: _Step, u: float) -> _Value:
+    # c**x: d/dx = log(c) c**x; the constant's rounding moves the result by u*|x log c|
+    (x,) = xs
     c = float(step.param)
-    v = torch.pow(c, x)
+    v = torch.pow(c, x.v)
     log_c = abs(math.log(abs(c))) if c != 0 else math.inf
-    return v, v.abs() * (log_c * b + LIBM_UNITS * u + u * log_c * x.abs())
+    bound = torch.add(x.b, x.abs, alpha=u).mul_(log_c).add_(LIBM_UNITS * u).mul_(v.abs())
+    return _Value(v, bound)
 
 
-def _powt(xs: list[Pair], step: _Step, u: float) -> Pair:
-    (x, bx), (y, by) = xs
-    v = torch.pow(x, y)
-    dx = (y * torch.pow(x, y - 1)).abs()
-    dy = (v * torch.log(x.abs())).abs()
-    return v, dx * bx + dy * by + LIBM_UNITS * u * v.abs()
+def _powt(xs: list[_Value], step: _Step, u: float) -> _Value:
+    x, y = xs
+    v = torch.pow(x.v, y.v)
+    magnitude = v.abs()
+    # |y x^(y-1)| b_x + |log|x|| |x^y| b_y + 4u|x^y|
+    bound = torch.div(x.b, x.abs).mul_(y.abs)
+    bound.addcmul_(torch.log(x.abs).abs_(), y.b).add_(LIBM_UNITS * u).mul_(magnitude)
+    return _Value(v, bound.nan_to_num_(nan=0.0), magnitude)
 
 
-def _zero(xs: list[Pair], step: _Step, u: float) -> Pair:
-    z = torch.zeros_like(xs[0][0])
-    return z, z.clone()
+def _zero(xs: list[_Value], step: _Step, u: float) -> _Value:
+    z = torch.zeros_like(xs[0].v)
+    return _Value(z, z.clone(), z)
 
 
-def _heaviside(xs: list[Pair], step: _Step, u: float) -> Pair:
-    (x, b) = xs[0]
-    v = torch.heaviside(x, x.new_tensor(0.5))
-    # Exact away from 0; where the input's error reaches 0 the step may be wrong by 1.
-    return v, (x.abs() <= b).to(x.dtype)
+def _step_like(
+    xs: list[_Value], height: float, fn: Callable[[torch.Tensor], torch.Tensor]
+) -> _Value:
+    # Exact away from 0; where the input's error reaches 0 the step may be off by its height.
+    (x,) = xs
+    return _Value(fn(x.v), (x.abs <= x.b).to(x.v.dtype).mul_(height))
 
 
-def _sign(xs: list[Pair], step: _Step, u: float) -> Pair:
-    (x, b) = xs[0]
-    v = torch.sign(x)
-    return v, 2 * (x.abs() <= b).to(x.dtype)
+def _heaviside(xs: list[_Value], step: _Step, u: float) -> _Value:
+    return _step_like(xs, 1.0, lambda t: torch.heaviside(t, t.new_tensor(0.5)))
 
 
-def _abs(xs: list[Pair], step: _Step, u: float) -> Pair:
-    (x, b) = xs[0]
-    return x.abs(), b
+def _sign(xs: list[_Value], step: _Step, u: float) -> _Value:
+    return _step_like(xs, 2.0, torch.sign)
 
 
-# |f'(x)| of each one-argument function, from its input and its value.
-_SLOPES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    "sin": lambda x, v: torch.cos(x).abs(),
-    "cos": lambda x, v: torch.sin(x).abs(),
-    "tan": lambda x, v: 1 + v * v,
+def _abs(xs: list[_Value], step: _Step, u: float) -> _Value:
+    (x,) = xs
+    return _Value(x.abs, x.b, x.abs)
+
+
+# |f'(x)| of each one-argument function, from its input and value; None: at most 1 (sin, cos).
+_SLOPES: dict[str, Callable[[_Value, torch.Tensor], torch.Tensor] | None] = {
+    "sin": None,
+    "cos": None,
+    "tan": lambda x, v: v * v + 1,
     "exp": lambda x, v: v,
-    "log": lambda x, v: torch.reciprocal(x.abs()),
-    "tanh": lambda x, v: (1 - v * v).abs(),
-    "sinh": lambda x, v: torch.cosh(x),
-    "cosh": lambda x, v: torch.sinh(x).abs(),
-    "asin": lambda x, v: torch.rsqrt((1 - x * x).abs()),
-    "acos": lambda x, v: torch.rsqrt((1 - x * x).abs()),
-    "atan": lambda x, v: torch.reciprocal(1 + x * x),
-    "asinh": lambda x, v: torch.rsqrt(1 + x * x),
-    "acosh": lambda x, v: torch.rsqrt((x * x - 1).abs()),
-    "atanh": lambda x, v: torch.reciprocal((1 - x * x).abs()),
-    "erf": lambda x, v: _TWO_OVER_SQRT_PI * torch.exp(-x * x),
-    "erfc": lambda x, v: _TWO_OVER_SQRT_PI * torch.exp(-x * x),
+    "log": lambda x, v: torch.reciprocal(x.abs),
+    "tanh": lambda x, v: 1 - v * v,
+    "sinh": lambda x, v: torch.sqrt(v * v + 1),
+    "cosh": lambda x, v: v,  # |sinh x| <= cosh x
+    "asin": lambda x, v: torch.rsqrt((1 - x.v * x.v).abs_()),
+    "acos": lambda x, v: torch.rsqrt((1 - x.v * x.v).abs_()),
+    "atan": lambda x, v: torch.reciprocal(x.v * x.v + 1),
+    "asinh": lambda x, v: torch.rsqrt(x.v * x.v + 1),
+    "acosh": lambda x, v: torch.rsqrt((x.v * x.v - 1).abs_()),
+    "atanh": lambda x, v: torch.reciprocal((1 - x.v * x.v).abs_()),
+    "erf": lambda x, v: torch.exp(-x.v * x.v).mul_(_TWO_OVER_SQRT_PI),
+    "erfc": lambda x, v: torch.exp(-x.v * x.v).mul_(_TWO_OVER_SQRT_PI),
     "sigmoid": lambda x, v: v * (1 - v),
-    "sqrt": lambda x, v: 0.5 * torch.reciprocal(v),
-    "rsqrt": lambda x, v: 0.5 * v * v * v,
-    "reciprocal": lambda x, v: v * v,
+    "sqrt": lambda x, v: torch.reciprocal(v).mul_(0.5),
+    "rsqrt": lambda x, v: v * v * v * 0.5,
 }
 # Correctly rounded (IEEE) operations: half an ulp, u.
-_EXACTLY_ROUNDED = {"sqrt", "reciprocal"}
+_EXACTLY_ROUNDED = {"sqrt"}
 
 
-def _unary(name: str) -> Callable[[list[Pair], _Step, float], Pair]:
+def _unary(name: str) -> Rule:
     fn = getattr(torch, name)
     slope = _SLOPES[name]
     units = 1.0 if name in _EXACTLY_ROUNDED else LIBM_UNITS
 
-    def apply(xs: list[Pair], step: _Step, u: float) -> Pair:
-        (x, b) = xs[0]
-        v = fn(x)
-        return v, slope(x, v) * b + units * u * v.abs()
+    def apply(xs: list[_Value], step: _Step, u: float) -> _Value:
+        (x,) = xs
+        v = fn(x.v)
+        magnitude = v.abs()
+        if slope is None:
+            bound = torch.add(x.b, magnitude, alpha=units * u)
+        else:
+            bound = slope(x, v).abs_().mul_(x.b).add_(magnitude, alpha=units * u)
+        return _Value(v, bound, magnitude)
 
     return apply
 
 
-_OPS: dict[str, Callable[[list[Pair], _Step, float], Pair]] = {
+def _reciprocal_rule(xs: list[_Value], step: _Step, u: float) -> _Value:
+    return _reciprocal(xs[0], u)
+
+
+_OPS: dict[str, Rule] = {
     "add": _sum,
     "mul": _product,
     "square": _square,
@@ -200,6 +238,7 @@ _OPS: dict[str, Callable[[list[Pair], _Step, float], Pair]] = {
     "heaviside": _heaviside,
     "sign": _sign,
     "abs": _abs,
+    "reciprocal": _reciprocal_rule,
 }
 _OPS.update({name: _unary(name) for name in _SLOPES})
 
@@ -222,27 +261,27 @@ def run_bounded(
     """
     like = inputs[0]
     n_in = program.n_inputs
-    vals: list[torch.Tensor | None] = [*inputs, *([None] * len(program.steps))]
-    bnds: list[torch.Tensor | None] = [
-        torch.zeros_like(x) if b is None else b for x, b in zip(inputs, bounds, strict=True)
+    slots: list[_Value | None] = [
+        _Value(x, torch.zeros_like(x) if b is None else b)
+        for x, b in zip(inputs, bounds, strict=True)
     ]
-    bnds += [None] * len(program.steps)
+    slots += [None] * len(program.steps)
     for i, step in enumerate(program.steps):
         rule = _OPS.get(step.op)
         if rule is None:  # pragma: no cover - every op of _evaluate has a rule (tested)
             raise NotImplementedError(f"no error bound for the operation {step.op}")
-        args = [(vals[a], bnds[a]) for a in step.args]
-        v, b = rule(args, step, u)  # type: ignore[arg-type]
-        vals[n_in + i], bnds[n_in + i] = v, b
+        slots[n_in + i] = rule([slots[a] for a in step.args], step, u)  # type: ignore[misc]
         for s in step.release:
             if s >= n_in:
-                vals[s] = bnds[s] = None
+                slots[s] = None
     out_v: list[torch.Tensor] = []
     out_b: list[torch.Tensor] = []
     for r in program.outputs:
         if isinstance(r, int):
-            out_v.append(vals[r])  # type: ignore[arg-type]
-            out_b.append(bnds[r])  # type: ignore[arg-type]
+            value = slots[r]
+            assert value is not None
+            out_v.append(value.v)
+            out_b.append(value.b)
         else:
             out_v.append(torch.full_like(like, r))
             out_b.append(torch.full_like(like, u * abs(r) if math.isfinite(r) else 0.0))

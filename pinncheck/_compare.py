@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-SAFETY_FACTOR: dict[str, float] = {"float64": 16.0, "float32": 16.0}
+SAFETY_FACTOR: dict[str, float] = {"float64": 20.0, "float32": 8.0}
 """The tolerance model's safety factor K by dtype (see :class:`Tolerance`), calibrated with
 ``make calibrate`` on pinncheck's corpus (docs/tolerances.md has the measurements)."""
 DEFAULT_SAFETY = 16.0
@@ -199,19 +199,37 @@ class ErrorStats:
         *,
         override: bool = False,
         size: torch.Tensor | None = None,
+        err: torch.Tensor | None = None,
+        magnitude: torch.Tensor | None = None,
     ) -> None:
         """Fold in one chunk: values at the points ``offset .. offset+len-1``, with each
         point's ``tolerance`` and the bound on the ``reference`` (exact side)'s own error.
         ``override``: the tolerance does not come from the rounding model (undecided points
         must then be looked for at any ratio). ``size``: a residual's size at each point (the
         sum of its terms' magnitudes), against which its tolerance must be small for a pass
-        to mean that no term is missing."""
+        to mean that no term is missing. ``err`` and ``magnitude``: ``|autograd - exact|`` and
+        ``|exact|``, when the caller has them already."""
         e = exact
-        err = torch.sub(autograd, e).abs_()  # float64 (a float32 autograd widens exactly)
+        if err is None:
+            err = torch.sub(autograd, e).abs_()  # float64 (a float32 autograd widens exactly)
         n = e.numel()
         self.count += n
         ok = None
-        if not bool(torch.isfinite(err.sum() + tolerance.sum())):
+        ae = e.abs() if magnitude is None else magnitude
+        row = [
+            torch.dot(err, err),
+            err.amax(),
+            ae.amax(),
+            reference.amax(),
+            tolerance.amax(),
+        ]
+        if size is not None:
+            row.append(torch.count_nonzero(tolerance > VAGUE_FRACTION * size))
+        if self.track_autograd:
+            row.append(autograd.abs().amax().to(torch.float64))
+        flat = torch.stack([x.to(torch.float64) for x in row]).tolist()
+        # The common case, every error and tolerance finite, costs no extra pass.
+        if not math.isfinite(flat[0] + flat[4]):
             ok = torch.isfinite(autograd) & torch.isfinite(e)
             n_ok = int(ok.sum())
             if n_ok < n:
@@ -232,28 +250,56 @@ class ErrorStats:
             autograd = torch.where(ok, autograd, zero.to(autograd.dtype))
             if size is not None:
                 size = torch.where(ok, size, zero)
-        else:
-            n_ok = n
+            ae = e.abs()
+            return self._update(
+                autograd, e, ae, err, tolerance, reference, points, offset, override, size, n_ok, ok
+            )
+        return self._update(
+            autograd,
+            e,
+            ae,
+            err,
+            tolerance,
+            reference,
+            points,
+            offset,
+            override,
+            size,
+            n,
+            None,
+            flat,
+        )
+
+    def _update(
+        self,
+        autograd: torch.Tensor,
+        e: torch.Tensor,
+        ae: torch.Tensor,
+        err: torch.Tensor,
+        tolerance: torch.Tensor,
+        reference: torch.Tensor,
+        points: list[torch.Tensor],
+        offset: int,
+        override: bool,
+        size: torch.Tensor | None,
+        n_ok: int,
+        ok: torch.Tensor | None,
+        flat: list[float] | None = None,
+    ) -> None:
         self.finite += n_ok
-        ratio = torch.div(err, tolerance).nan_to_num_(nan=0.0)  # 0/0: no error, no tolerance
-        row = [
-            torch.dot(err, err),
-            err.amax(),
-            e.abs().amax(),
-            ratio.amax(),
-            reference.amax(),
-            tolerance.amax(),
-        ]
-        if size is not None:
-            row.append(torch.count_nonzero(tolerance > VAGUE_FRACTION * size))
-        if self.track_autograd:
-            row.append(autograd.abs().amax().to(torch.float64))
-        sum_sq, err_max, e_max, ratio_max, ref_max, tol_max, *rest = torch.stack(
-            [x.to(torch.float64) for x in row]
-        ).tolist()
+        if flat is None:
+            row = [torch.dot(err, err), err.amax(), ae.amax(), reference.amax(), tolerance.amax()]
+            if size is not None:
+                row.append(torch.count_nonzero(tolerance > VAGUE_FRACTION * size))
+            if self.track_autograd:
+                row.append(autograd.abs().amax().to(torch.float64))
+            flat = torch.stack([x.to(torch.float64) for x in row]).tolist()
+        sum_sq, err_max, e_max, ref_max, tol_max, *rest = flat
         if size is not None:
             self.vague += int(rest.pop(0))
         a_max = rest
+        ratio = torch.div(err, tolerance).nan_to_num_(nan=0.0)  # 0/0: no error, no tolerance
+        ratio_max = float(ratio.amax())
         if needs_scaling(sum_sq, err_max):  # squares overflow or underflow, the errors do not
             self.add_sum_sq(float(((err / err_max) ** 2).sum()), err_max)
         else:  # (an error that itself overflows makes the RMS infinite, as it is)

@@ -259,7 +259,7 @@ def run_plan(
 
     def work(start: int) -> _ChunkResult:
         stop = min(n, start + chunk)
-        return _run_chunk(progs, plan.domain, seed, start, stop, dtype, device, tols)
+        return _run_chunk(progs, plan.domain, seed, start, stop, dtype, device, tols, n)
 
     with closing(map_in_order(work, starts, workers)) as results:
         for start, res in zip(starts, results, strict=True):
@@ -354,6 +354,7 @@ def _run_chunk(
     dtype: torch.dtype,
     device: torch.device,
     tols: list[Tolerance],
+    n_total: int,
 ) -> _ChunkResult:
     """Sample points ``start..stop-1``, compute both sides, and compare: one chunk's statistics."""
     t0 = time.perf_counter()
@@ -366,31 +367,39 @@ def _run_chunk(
     ag, ag_derived = autograd_side(progs, leaves)
     _sync(device)
     t2 = time.perf_counter()
-    # Exact side, always in float64, at the same (possibly float32-rounded) points, with each
-    # value's running error bound for the run's dtype.
+    # Exact side, always in float64, at the same (possibly float32-rounded) points, with the
+    # running error bound for the run's dtype where it is needed (see _bounded_side).
     pts64 = [x.detach().to(torch.float64) for x in leaves]
     u = UNIT_ROUNDOFF[str(dtype).removeprefix("torch.")]
-    ex, bounds, part_sums = exact_side(progs, pts64, u)
+    ex, part_sums = exact_side(progs, pts64)
+    # Each quantity's size at each point: |value|, or for a residual the sum of its terms'.
+    sums = [None] * len(progs.terms) + list(part_sums)
+    sizes = [e.abs() if p is None else p for e, p in zip(ex, sums, strict=True)]
+    tol_ref = _bounded_side(progs, pts64, ex, ag + ag_derived, sizes, tols, u, start, n_total)
     _sync(device)
     t3 = time.perf_counter()
     stats = _new_stats(len(tols), len(progs.terms))
-    # The float64 reference's own error: the same bound with float64's unit roundoff.
-    to_reference = REFERENCE_SAFETY * UNIT_ROUNDOFF["float64"] / u
     scales = []
-    for i, (st, a, e, b, tol) in enumerate(zip(stats, ag + ag_derived, ex, bounds, tols, strict=True)):
+    for i, (st, a, e, tol, (allowed, ref, err)) in enumerate(
+        zip(stats, ag + ag_derived, ex, tols, tol_ref, strict=True)
+    ):
         k = i - len(progs.terms)
         size = part_sums[k] if k >= 0 else None
-        if tol.override and size is not None:
-            # A residual is ~0: an rtol override is relative to the size of its terms.
-            allowed = size.mul(tol.rtol or 0.0).add_(tol.atol or 0.0)
-        else:
-            allowed = tol.at(b, e)
         st.update(
-            a, e, allowed, b * to_reference, pts64, start, override=tol.override, size=size
+            a,
+            e,
+            allowed,
+            ref,
+            pts64,
+            start,
+            override=tol.override,
+            size=size,
+            err=err,
+            magnitude=sizes[i] if k < 0 else None,
         )
         if k >= 0:
             scales.append(math.nan if size is None else float(size.max()))
-            st.extra_max("exact_over_reference", torch.div(e.abs(), b * to_reference))
+            st.extra_max("exact_over_reference", torch.div(e.abs(), ref))
     t4 = time.perf_counter()
     seconds = {"sample_s": t1 - t0, "autograd_s": t2 - t1, "exact_s": t3 - t2, "compare_s": t4 - t3}
     return _ChunkResult(stats, scales, seconds)
@@ -398,6 +407,74 @@ def _run_chunk(
 
 REFERENCE_SAFETY = 2.0
 """The float64 reference's error is taken as this many times its first-order running bound."""
+BOUND_STRIDE = 32
+"""Runs of more than :data:`ALL_BOUNDS_UP_TO` points compute the full running error bound at
+every this-many-th point (by global index, so chunking changes nothing) and at every point
+whose verdict could depend on it; see :func:`_bounded_side`."""
+ALL_BOUNDS_UP_TO = 1 << 16
+
+
+def _bounded_side(
+    progs: Programs,
+    pts64: list[torch.Tensor],
+    ex: list[torch.Tensor],
+    ag: list[torch.Tensor],
+    sizes: Sequence[torch.Tensor],
+    tols: list[Tolerance],
+    u: float,
+    start: int,
+    n_total: int,
+) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Each quantity's tolerance, reference error bound and error |autograd - exact| at every
+    point of the chunk.
+
+    The running bound B of a value v is at least ``u*|v|`` (its last rounding; for a residual,
+    ``u*sum|term|``), so ``K*u*|v|`` is a lower bound of the model's tolerance ``K*B``. A point
+    whose error is below half of it passes for certain, whatever B is, and its verdict needs
+    no bound. The full bound (several times the cost of the exact values) is computed only at
+    the other points, and at every :data:`BOUND_STRIDE`-th point (all points of small runs,
+    coarse dtypes and tolerance overrides), from which the reference error and the
+    ill-conditioning reported are taken. Elsewhere the lower bounds stand in.
+    """
+    to_ref = REFERENCE_SAFETY * UNIT_ROUNDOFF["float64"] / u
+    full = (
+        n_total <= ALL_BOUNDS_UP_TO or u > UNIT_ROUNDOFF["float32"] or any(t.override for t in tols)
+    )
+    low = [size * u for size in sizes]
+    errs = [torch.sub(a, e).abs_() for a, e in zip(ag, ex, strict=True)]
+    if full:
+        idx = None
+    else:
+        m = pts64[0].numel()
+        first = (-start) % BOUND_STRIDE
+        mask = torch.zeros(m, dtype=torch.bool, device=pts64[0].device)
+        mask[first::BOUND_STRIDE] = True
+        n_terms = len(progs.terms)
+        for i, (err, e, lo, tol) in enumerate(zip(errs, ex, low, tols, strict=True)):
+            mask |= err > lo * (0.5 * tol.factor)
+            if i >= n_terms:  # the exact residual: within its reference bound?
+                mask |= e.abs() > lo * to_ref
+        idx = torch.nonzero(mask).flatten()
+    in_pts = pts64 if idx is None else [p[idx] for p in pts64]
+    in_bounds: list[torch.Tensor | None] = [x.abs().mul_(u) for x in in_pts]
+    _, bounds = run_bounded(progs.exact, in_pts, in_bounds, u)
+    if progs.derived is not None:
+        sub_ex = ex[: len(progs.terms)] if idx is None else [e[idx] for e in ex[: len(progs.terms)]]
+        _, db = run_bounded(progs.derived, in_pts + sub_ex, in_bounds + list(bounds), u)
+        bounds = bounds + db
+    out = []
+    for err, lo, b, tol, size in zip(errs, low, bounds, tols, sizes, strict=True):
+        b = (
+            torch.maximum(b, lo)
+            if idx is None
+            else lo.index_put_((idx,), torch.maximum(b, lo[idx]))
+        )
+        if tol.override:
+            allowed = size.mul(tol.rtol or 0.0).add_(tol.atol or 0.0)
+        else:
+            allowed = b * tol.factor
+        out.append((allowed, b.mul_(to_ref), err))
+    return out
 
 
 def _new_stats(count: int, n_terms: int) -> list[ErrorStats]:
@@ -416,17 +493,14 @@ def autograd_side(
 
 
 def exact_side(
-    progs: Programs, pts64: list[torch.Tensor], u: float
-) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor | None]]:
-    """Exact values of every term and derived quantity, each with its running error bound
-    for unit roundoff ``u`` (inputs rounded to ``u`` too), and each derived quantity's
-    sum(|part|) per point (None without parts)."""
-    in_bounds: list[torch.Tensor | None] = [x.abs().mul_(u) for x in pts64]
-    ex, bounds = run_bounded(progs.exact, pts64, in_bounds, u)
+    progs: Programs, pts64: list[torch.Tensor]
+) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
+    """Exact values of every term and derived quantity (float64, no bounds), and each derived
+    quantity's sum(|part|) at each point (None without parts)."""
+    ex = progs.exact.run(pts64)
     if progs.derived is not None:
-        dv, db = run_bounded(progs.derived, pts64 + ex, in_bounds + list(bounds), u)
-        ex, bounds = ex + dv, bounds + db
-    return ex, bounds, _part_sums(progs, pts64 + ex[: len(progs.terms)])
+        ex = ex + progs.derived.run(pts64 + ex)
+    return ex, _part_sums(progs, pts64 + ex[: len(progs.terms)])
 
 
 def _autograd_terms(progs: Programs, leaves: list[torch.Tensor]) -> list[torch.Tensor]:

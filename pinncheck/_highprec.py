@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import mpmath
 import sympy
@@ -65,7 +66,7 @@ class Unsupported(Exception):
     """An expression node this evaluator does not know."""
 
 
-def _walk(expr: sympy.Basic, env: Mapping[sympy.Basic, object], memo: dict) -> object:
+def _walk(expr: sympy.Basic, env: Mapping[sympy.Basic, Any], memo: dict) -> Any:
     hit = memo.get(expr)
     if hit is not None:
         return hit

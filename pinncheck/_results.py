@@ -143,9 +143,7 @@ def conditioning_warnings(results: Sequence[QuantityResult], dtype: str) -> list
 
         units = s.max_reference_error / (REFERENCE_SAFETY * u64 * s.max_abs_exact)
         if units > ILL_CONDITIONED and math.isfinite(units):
-            where = ", ".join(
-                f"{n}={v:.6g}" for n, v in zip(r.variables, probe.point, strict=True)
-            )
+            where = ", ".join(f"{n}={v:.6g}" for n, v in zip(r.variables, probe.point, strict=True))
             out.append(
                 f"{r.name} is ill-conditioned as written near {where}: rounding alone can "
                 f"change it by {units * UNIT_ROUNDOFF.get(dtype, u64):.2g} of its scale in "

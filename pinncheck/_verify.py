@@ -486,7 +486,13 @@ class _Run:
                     allowed = b * (tol.factor * tol.unit_roundoff)
                 ref = b * to_ref
                 stats[i].update(
-                    user[i][part], e, allowed, ref, pts, start, override=tol.override,
+                    user[i][part],
+                    e,
+                    allowed,
+                    ref,
+                    pts,
+                    start,
+                    override=tol.override,
                     size=sizes[i][part],
                 )
                 stats[i].extra_max("exact_over_reference", e.abs() / ref)

@@ -1,0 +1,186 @@
+"""Trustworthy verdicts: every figure and verdict here is checked against a truth computed in
+the test itself with mpmath at high precision (numerical differentiation of functions written
+with mpmath's own operations), never against pinncheck's reference."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import mpmath
+import pytest
+import torch
+
+from pinncheck import check, residual, verify
+from pinncheck._compare import Probe
+
+mpmath.mp.dps = 60
+
+
+def _truth(f: Callable[..., mpmath.mpf], point: Sequence[float], orders: Sequence[int]) -> float:
+    args = [mpmath.mpf(v) for v in point]
+    if len(args) == 1:
+        return float(mpmath.diff(f, args[0], orders[0]))
+    return float(mpmath.diff(f, tuple(args), tuple(orders)))
+
+
+def _reported_is_true(probe: Probe, f: Callable[..., mpmath.mpf], orders: Sequence[int]) -> float:
+    """autograd's true error at a reported point, and the check that pinncheck reported it."""
+    truth = _truth(f, probe.point, orders)
+    true_error = abs(probe.autograd - truth)
+    assert probe.error == pytest.approx(true_error, rel=1e-6, abs=1e-300)
+    return true_error
+
+
+def _sinc(x: mpmath.mpf) -> mpmath.mpf:
+    return mpmath.sin(x) / x
+
+
+@pytest.mark.parametrize("order", [2, 3, 4])
+def test_sinc_near_zero_passes_as_ill_conditioned_with_true_errors(order: int) -> None:
+    report = check("sin(x)/x", ["x=0:1"], order=order, n=2000)
+    d = report.derivatives[order - 1]
+    assert d.status == "pass"
+    assert any("ill-conditioned" in w and d.name in w for w in report.warnings)
+    # The reported largest error is autograd's true error there, not the reference's.
+    assert d.stats.largest is not None and d.stats.largest.truth is not None
+    true = _reported_is_true(d.stats.largest, _sinc, [order])
+    assert d.stats.max_abs_error >= true
+
+
+def test_atanh_near_one_reports_the_true_error_not_zero() -> None:
+    # SymPy and torch both compute 1/(1-x**2): they agree with each other exactly, and both are
+    # wrong. The report must show autograd's true error, and call the formula ill-conditioned.
+    report = check("atanh(x)", ["x=0.9999999:0.99999999999"], order=1, n=1000)
+    (d,) = report.derivatives
+    assert d.status == "pass"
+    assert any("ill-conditioned" in w for w in report.warnings)
+    assert d.stats.max_reference_error > 0
+    unsure = d.stats.unsure
+    assert unsure is not None and unsure.truth is not None
+    true = _reported_is_true(unsure, mpmath.atanh, [1])
+    assert true > 0 and d.stats.max_abs_error >= true
+
+
+def _steep(x: mpmath.mpf, t: mpmath.mpf) -> mpmath.mpf:
+    front = -mpmath.tanh((x - t / 2) * 50) * mpmath.exp(-(x**2))
+    return front + mpmath.log(1 + x**2 + t**2)
+
+
+def test_steep_front_reports_autograd_true_error() -> None:
+    report = check(
+        "-tanh((x-0.5*t)/0.02)*exp(-x**2) + log(1+x**2+t**2)", ["x=0:1", "t=0:1"], n=2000
+    )
+    assert report.status == "pass"
+    orders = {"d/dx": [1, 0], "d/dt": [0, 1], "d2/dx^2": [2, 0], "d2/dxdt": [1, 1]}
+    for d in report.derivatives:
+        if d.name in orders and d.stats.largest.truth is not None:
+            true = _reported_is_true(d.stats.largest, _steep, orders[d.name])
+            assert d.stats.max_abs_error >= true
+
+
+# False alarms on correct code ------------------------------------------------------------
+
+
+def test_large_float32_arguments_are_not_false_alarms() -> None:
+    report = check("sin(50*x)", ["x=0:100"], order=2, n=100_000, dtype="float32")
+    assert report.status == "pass", [d.stats.worst_ratio for d in report.derivatives]
+
+
+def test_large_wave_speed_in_float32_is_not_a_false_alarm() -> None:
+    report = residual(
+        "u_tt - c**2*u_xx",
+        "u = sin(x - c*t)",
+        ["x = -2:2", "t = 0:1"],
+        param=["c = 10000"],
+        n=100_000,
+        dtype="float32",
+    )
+    assert report.status == "pass"
+
+
+def test_cancelling_travelling_wave_solves_numerically() -> None:
+    report = residual(
+        "u_t + c*u_x",
+        "u = sin(k*(x-c*t))/(k*(x-c*t))",
+        ["x = 0.1:1", "t = 0:1"],
+        param=["c = 2", "k = 3"],
+        symbolic_timeout=0,
+    )
+    assert report.status == "pass"
+    assert report.equations[0].solves == "pass"
+
+
+def test_a_non_solution_off_by_1e_minus_12_is_not_a_solution() -> None:
+    # The exact residual is 1e-12 of the terms' scale: far above float64 rounding.
+    report = residual(
+        "u_t - u_xx - 1e-12*exp(-t)*sin(x)",
+        "u = exp(-t)*sin(x)",
+        ["x = 0:1", "t = 0:1"],
+        symbolic_timeout=0,
+    )
+    assert report.equations[0].solves == "fail"
+
+
+# Small amplitudes and detection near the noise ------------------------------------------------
+
+HEAT = """
+import torch
+
+def d(y, x):
+    return torch.autograd.grad(y, x, torch.ones_like(y), create_graph=True)[0]
+
+def correct(x, u):
+    g = d(u, x)
+    return g[:, 1:2] - 0.1 * d(g[:, 0:1], x)[:, 0:1]
+
+def no_u_xx(x, u):
+    g = d(u, x)
+    return g[:, 1:2] + 0 * d(g[:, 0:1], x)[:, 0:1]
+
+EPS = 0.0
+
+def scaled_u_xx(x, u):
+    g = d(u, x)
+    return g[:, 1:2] - 0.1 * (1 + EPS) * d(g[:, 0:1], x)[:, 0:1]
+"""
+
+
+def _heat(tmp_path, name: str, amplitude: str, dtype: str, eps: float = 0.0):  # type: ignore[no-untyped-def]
+    path = tmp_path / f"heat_{abs(hash((name, amplitude, dtype, eps)))}.py"
+    path.write_text(HEAT.replace("EPS = 0.0", f"EPS = {eps!r}"))
+    return verify(
+        f"{path}:{name}",
+        pde="u_t - nu*u_xx",
+        solution=f"u = {amplitude}*(sin(2*x + 1)*exp(-t) + x**3*t)",
+        domain=["x = 0:1", "t = 0:1"],
+        param=["nu = 0.1"],
+        dtype=dtype,
+    )
+
+
+@pytest.mark.parametrize(("amplitude", "dtype"), [("1e-12", "float64"), ("1e-5", "float32")])
+def test_small_amplitude_does_not_hide_a_deleted_term(tmp_path, amplitude: str, dtype: str) -> None:  # type: ignore[no-untyped-def]
+    assert _heat(tmp_path, "correct", amplitude, dtype).status == "pass"
+    assert _heat(tmp_path, "no_u_xx", amplitude, dtype).status == "fail"
+
+
+@pytest.mark.parametrize(("dtype", "eps"), [("float64", 1e-12), ("float32", 3e-5)])
+def test_bugs_near_the_noise_are_caught(tmp_path, dtype: str, eps: float) -> None:  # type: ignore[no-untyped-def]
+    assert _heat(tmp_path, "scaled_u_xx", "1", dtype, eps=eps).status == "fail"
+    assert _heat(tmp_path, "scaled_u_xx", "1", dtype, eps=0.0).status == "pass"
+
+
+def test_tolerance_overrides_replace_the_model() -> None:
+    loose = check("x1**2*sin(x2)", ["x1=0:1", "x2=0:1"], n=200, rtol=1e-3, atol=1e-3)
+    assert loose.passed and all(d.tolerance.override for d in loose.derivatives)
+    w = loose.derivatives[0].stats.worst
+    assert w is not None and w.tolerance == pytest.approx(1e-3 + 1e-3 * abs(w.exact))
+    # An override tighter than the float64 reference can resolve is never a silent pass.
+    tight = check("x1**2*sin(x2)", ["x1=0:1", "x2=0:1"], n=200, atol=1e-30, rtol=0.0)
+    assert tight.status == "fail"
+
+
+def test_float32_rounding_of_the_points_is_allowed_for() -> None:
+    torch.manual_seed(0)
+    report = check("exp(3*x)*cos(7*y)", ["x=0:4", "y=-3:3"], order=3, dtype="float32", n=20_000)
+    assert report.status == "pass", [(d.name, d.stats.worst_ratio) for d in report.derivatives]
