@@ -227,7 +227,7 @@ def _identifier_problem(name: str, shadow: bool = False) -> tuple[str, str] | No
         return "'I' is reserved (the imaginary unit)", "choose another name"
     if keyword.iskeyword(name):
         return f"{name!r} is a Python keyword", "choose another name"
-    if name in RESERVED_NAMES:
+    if name in RESERVED_NAMES and not (shadow and name in CONSTANTS):
         return f"{name!r} is reserved (a SymPy name)", "choose another name"
     return None
 

@@ -13,7 +13,7 @@ objects already (``--pde-from``) are converted by :mod:`pinncheck._pde_from`.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import sympy
@@ -95,16 +95,18 @@ class PDESystem:
     warnings: tuple[str, ...] = ()
 
     def term_label(self, term: Term) -> str:
-        return term_label(term, self.domain)
+        return term_label(term, self.domain, self.solutions)
 
 
-def term_label(term: Term, domain: Domain) -> str:
-    """``u``, ``u_xx`` when every variable is one letter, else ``d2u/dx1dx2``."""
+def term_label(term: Term, domain: Domain, unknowns: Collection[str] = ()) -> str:
+    """``u``, ``u_xx`` when every variable is one letter, else ``d2u/dx1dx2``; also the latter
+    when the subscript form is the name of an unknown (T_x for dT/dx when T_x is an unknown)."""
     wrt = [domain.names[i] for i in term.alpha]
     if not wrt:
         return term.function
-    if all(len(n) == 1 for n in domain.names):
-        return f"{term.function}_{''.join(wrt)}"
+    subscript = f"{term.function}_{''.join(wrt)}"
+    if all(len(n) == 1 for n in domain.names) and subscript not in unknowns:
+        return subscript
     from ._results import derivative_name
 
     name = derivative_name(wrt)
@@ -153,6 +155,7 @@ class TermTable:
         self.domain = domain
         self.where = where  # "In the PDE '...'", for messages
         self.by_placeholder: dict[sympy.Symbol, Term] = {}
+        self.unknowns: Collection[str] = ()
 
     def term(self, function: str, alpha: MultiIndex) -> sympy.Symbol:
         if len(alpha) > MAX_ORDER:
@@ -182,7 +185,8 @@ class TermTable:
     def show(self, expr: sympy.Expr) -> str:
         """``expr`` as text, with term placeholders written as u, u_x, d2u/dx1^2..."""
         labels = {
-            sym: sympy.Symbol(term_label(t, self.domain)) for sym, t in self.by_placeholder.items()
+            sym: sympy.Symbol(term_label(t, self.domain, self.unknowns))
+            for sym, t in self.by_placeholder.items()
         }
         return str(expr.xreplace(labels))
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import sympy
@@ -168,7 +169,8 @@ def substitute(expr: sympy.Expr, values: dict[Term, sympy.Expr]) -> sympy.Expr:
 
 def system_warnings(system: PDESystem) -> list[str]:
     used = {t.function for t in system.terms}
-    warnings = [
+    warnings = list(system.warnings)
+    warnings += [
         f"The unknown {u} has a solution but no PDE uses it."
         for u in system.solutions
         if u not in used
@@ -186,10 +188,13 @@ def system_warnings(system: PDESystem) -> list[str]:
 
 
 def residual(
-    pde: str | Sequence[str],
+    pde: str | Sequence[str] | None,
     solution: Assignments,
     domain: DomainLike,
     *,
+    pde_from: str | None = None,
+    pde_args: Sequence[str] | Mapping[str, Any] | None = None,
+    space: Sequence[str] | str | None = None,
     param: Assignments = None,
     n: int = 1000,
     device: str | torch.device = "cpu",
@@ -214,7 +219,14 @@ def residual(
 
     Args:
         pde: one PDE or a list; ``"lhs = rhs"`` means ``lhs - rhs``. Derivatives are written
-            ``u_t``, ``u_xx`` (single-letter variables) or ``diff(u, x, 2)``.
+            ``u_t``, ``u_xx`` (single-letter variables), ``diff(u, x, 2)``, ``diff(u**2/2, x)``
+            or ``laplacian(u)`` (see docs/pde-language.md). None when ``pde_from`` is given.
+        pde_from: instead of ``pde``, a target ``file.py:NAME`` in the user's code that holds
+            the PDE as SymPy objects (an expression, a list or dict of them, or an object with an
+            ``.equations`` dict); a class or function is called with ``pde_args``.
+        pde_args: keyword arguments for a ``pde_from`` class: ``"KEY=VALUE"`` strings or a
+            mapping.
+        space: the variables ``laplacian()`` sums over (default: all but ``t`` and ``time``).
         solution: ``"u=EXPR"`` per unknown (a list, or a mapping ``{"u": "EXPR"}``).
         domain: the sampling box, as for :func:`pinncheck.check`.
         param: ``"NAME=VALUE"`` constants in order; a value may use earlier parameters.
@@ -235,6 +247,9 @@ def residual(
         pde,
         solution,
         domain,
+        pde_from=pde_from,
+        pde_args=pde_args,
+        space=space,
         param=param,
         n=n,
         device=device,
@@ -272,10 +287,14 @@ class ResidualJob:
 
 
 def prepare_residual(
-    pde: str | Sequence[str],
+    pde: str | Sequence[str] | None,
     solution: Assignments,
     domain: DomainLike,
     *,
+    pde_from: str | None = None,
+    pde_args: Sequence[str] | Mapping[str, Any] | None = None,
+    space: Sequence[str] | str | None = None,
+    base_dir: str | Path | None = None,
     param: Assignments = None,
     n: int = 1000,
     device: str | torch.device = "cpu",
@@ -296,9 +315,34 @@ def prepare_residual(
     opts = run_options(
         n=n, seed=seed, device=device, dtype=dtype, rtol=rtol, atol=atol, chunk_size=chunk_size
     )
-    dom = parse_domain(domain)
-    system = parse_system(pde, solution, dom, param)
+    dom = parse_domain(domain, shadow=True)
+    system = build_system(pde, solution, dom, param, pde_from, pde_args, space, base_dir)
     return ResidualJob(system, opts, any_residual, float(symbolic_timeout), forcing)
+
+
+def build_system(
+    pde: str | Sequence[str] | None,
+    solution: Assignments,
+    domain: Domain,
+    param: Assignments,
+    pde_from: str | None,
+    pde_args: Sequence[str] | Mapping[str, Any] | None,
+    space: Sequence[str] | str | None,
+    base_dir: str | Path | None = None,
+) -> PDESystem:
+    """The PDE system from ``--pde`` text or from ``--pde-from`` objects (exactly one)."""
+    if pde_from is None:
+        if pde_args:
+            raise OptionError("--pde-arg is only used with --pde-from.")
+        if pde is None or (not isinstance(pde, str) and not list(pde)):
+            raise OptionError("No PDE given: add --pde 'EXPR' (or 'LHS = RHS'), or --pde-from.")
+        return parse_system(pde, solution, domain, param, space=space)
+    if pde is not None and (isinstance(pde, str) or list(pde)):
+        raise OptionError("Give the PDE with --pde or with --pde-from, not both.")
+    from ._pde_from import load_equations, object_system, parse_pde_args
+
+    objects = load_equations(pde_from, parse_pde_args(pde_args), base_dir)
+    return object_system(objects, solution, domain, param, space=space)
 
 
 def equation_tolerance(system: PDESystem, residual: sympy.Expr, opts: RunOptions) -> Tolerance:

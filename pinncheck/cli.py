@@ -89,11 +89,36 @@ ChunkOpt = Annotated[
     ),
 ]
 PdeOpt = Annotated[
-    list[str],
+    list[str] | None,
     typer.Option(
         "--pde",
         help="A PDE; 'LHS = RHS' means LHS - RHS. Derivatives: u_t, u_xx (single-letter "
-        "variables) or diff(u, x, 2). Repeat for systems.",
+        "variables), diff(u, x, 2), diff(u**2/2, x), laplacian(u). Repeat for systems.",
+    ),
+]
+PdeFromOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--pde-from",
+        metavar="TARGET",
+        help="Instead of --pde: file.py:NAME holding the PDE as SymPy objects (an expression, a "
+        "list or dict of them, or an object with an .equations dict). Runs your code.",
+    ),
+]
+PdeArgOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--pde-arg",
+        metavar="KEY=VALUE",
+        help="Keyword argument for a --pde-from class or function; repeat.",
+    ),
+]
+SpaceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--space",
+        metavar="X,Y",
+        help="The variables laplacian() sums over (default: all but t and time).",
     ),
 ]
 ParamOpt = Annotated[
@@ -397,7 +422,6 @@ def _output(fmt: Format, report: Any) -> None:
 
 @app.command()
 def residual(
-    pde: PdeOpt,
     solution: Annotated[
         list[str],
         typer.Option(
@@ -408,6 +432,10 @@ def residual(
         ),
     ],
     domain: DomainOpt,
+    pde: PdeOpt = None,
+    pde_from: PdeFromOpt = None,
+    pde_arg: PdeArgOpt = None,
+    space: SpaceOpt = None,
     param: ParamOpt = None,
     any_residual: Annotated[
         bool,
@@ -446,6 +474,9 @@ def residual(
                 pde,
                 solution,
                 domain,
+                pde_from=pde_from,
+                pde_args=pde_arg,
+                space=space,
                 param=param,
                 n=points,
                 device=device,
@@ -539,9 +570,12 @@ SolutionOpt = Annotated[
 )
 def verify(
     target: TargetArg,
-    pde: PdeOpt,
     solution: SolutionOpt,
     domain: DomainOpt,
+    pde: PdeOpt = None,
+    pde_from: PdeFromOpt = None,
+    pde_arg: PdeArgOpt = None,
+    space: SpaceOpt = None,
     param: ParamOpt = None,
     points: PointsOpt = 1000,
     seed: SeedOpt = 20240917,
@@ -562,6 +596,9 @@ def verify(
                 pde,
                 solution,
                 domain,
+                pde_from=pde_from,
+                pde_args=pde_arg,
+                space=space,
                 param=param,
                 n=points,
                 device=device,
