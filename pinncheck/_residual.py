@@ -27,7 +27,7 @@ from ._results import (
 )
 from ._sample import DEFAULT_SEED
 from ._singular import singularity_warnings
-from ._symbolic import DEFAULT_TIMEOUT, prove_zero, simplified
+from ._symbolic import DEFAULT_TIMEOUT, prove_zero, simplified_all
 
 # The exact residual of a true solution is rounding noise relative to the size of the PDE's
 # terms; it must stay below this fraction of max sum(|term|) over the points.
@@ -44,6 +44,7 @@ class EquationResult(QuantityResult):
     symbolic: str = "not proved"
     check_solution: bool = True
     forcing: str | None = None
+    forcing_simplified: bool = True
 
     @property
     def agreement(self) -> str:
@@ -96,7 +97,11 @@ class EquationResult(QuantityResult):
             **self.stats_dict(),
             "status": self.status,
             "status_detail": self.status_detail,
-            **({"forcing": self.forcing} if self.forcing is not None else {}),
+            **(
+                {"forcing": self.forcing, "forcing_simplified": self.forcing_simplified}
+                if self.forcing is not None
+                else {}
+            ),
         }
 
 
@@ -113,6 +118,7 @@ class ResidualReport:
     timings: dict[str, float] = field(default_factory=dict)
     chunk_size: int = 0
     kind: str = "residual"
+    symbolic_timeout: float = DEFAULT_TIMEOUT
 
     @property
     def status(self) -> str:
@@ -230,8 +236,8 @@ def residual(
         solution: ``"u=EXPR"`` per unknown (a list, or a mapping ``{"u": "EXPR"}``).
         domain: the sampling box, as for :func:`pinncheck.check`.
         param: ``"NAME=VALUE"`` constants in order; a value may use earlier parameters.
-        forcing: also compute the manufactured source term f = PDE(u), simplified within the
-            time budget.
+        forcing: also compute the manufactured source term f = PDE(u), simplified within
+            ``symbolic_timeout`` seconds shared by all equations (unsimplified past that).
         Other arguments: as for :func:`pinncheck.check`.
 
     Returns:
@@ -354,6 +360,25 @@ def equation_tolerance(system: PDESystem, residual: sympy.Expr, opts: RunOptions
     return default_tolerance(opts.dtype_name, order, rtol=opts.rtol, atol=opts.atol)
 
 
+def forcing_texts(
+    residuals: Sequence[sympy.Expr], symbolics: Sequence[str], budget: float
+) -> list[tuple[str, bool]]:
+    """The manufactured source term f = PDE(u) of each residual, and whether it is simplified.
+
+    All residuals share one ``budget`` (seconds) of simplification; a forcing that SymPy did not
+    simplify in time is given unsimplified rather than waiting longer."""
+    todo = [r for r, s in zip(residuals, symbolics, strict=True) if s != "proved"]
+    results = iter(simplified_all(todo, budget))
+    texts = []
+    for s in symbolics:
+        if s == "proved":
+            texts.append(("0", True))
+            continue
+        value, finished = next(results)
+        texts.append((sympy.sstr(value), finished))
+    return texts
+
+
 def run_system(
     system: PDESystem,
     opts: RunOptions,
@@ -401,12 +426,14 @@ def run_system(
         for t in system.terms
     ]
     equations = []
-    for d, eq in zip(derived, system.equations, strict=True):
-        exact_r = substitute(d.expr, exact)
-        symbolic = prove_zero(exact_r, symbolic_timeout) if not any_residual else "not checked"
-        text = None
-        if forcing:
-            text = sympy.sstr(simplified(exact_r, symbolic_timeout))
+    exact_rs = [substitute(d.expr, exact) for d in derived]
+    symbolics = [
+        prove_zero(r, symbolic_timeout) if not any_residual else "not checked" for r in exact_rs
+    ]
+    texts = forcing_texts(exact_rs, symbolics, symbolic_timeout) if forcing else None
+    for i, (d, eq) in enumerate(zip(derived, system.equations, strict=True)):
+        exact_r, symbolic = exact_rs[i], symbolics[i]
+        text, simple = texts[i] if texts is not None else (None, True)
         equations.append(
             EquationResult(
                 name=d.name,
@@ -419,6 +446,7 @@ def run_system(
                 symbolic=symbolic,
                 check_solution=not any_residual,
                 forcing=text,
+                forcing_simplified=simple,
             )
         )
     return ResidualReport(
@@ -430,6 +458,7 @@ def run_system(
         warnings=system_warnings(system),
         timings=job_timings(outcome, started),
         chunk_size=outcome.chunk_size,
+        symbolic_timeout=symbolic_timeout,
     )
 
 

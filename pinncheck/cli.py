@@ -384,6 +384,13 @@ def _print_residual(out: Console, report: Any) -> None:
     for e in report.equations:
         if e.forcing is not None:
             out.print(f"forcing {e.name}: f = {e.forcing}", markup=False)
+            if not e.forcing_simplified:
+                out.print(
+                    f"  (not simplified: SymPy's simplification did not finish within the "
+                    f"--symbolic-timeout budget of {report.symbolic_timeout:g} s, shared by all "
+                    "equations; raise it for a simpler form)",
+                    markup=False,
+                )
     _warn(report.warnings)
     residual_summary(out, report)
 
@@ -452,7 +459,9 @@ def residual(
     forcing: Annotated[
         bool,
         typer.Option(
-            "--forcing", help="Print the manufactured source term f = PDE(u), simplified."
+            "--forcing",
+            help="Print the manufactured source term f = PDE(u), simplified within "
+            "--symbolic-timeout (shared by all equations; unsimplified past it).",
         ),
     ] = False,
     points: PointsOpt = 1000,
