@@ -276,6 +276,12 @@ class _TermResolver(TermTable):
         if rest not in self.unknowns and rest not in self.domain.names:
             return ""
         var = "t" if "t" in self.domain.names else self.domain.names[0]
+        for match in re.finditer(r"/\s*d([A-Za-z]\w*)", self.equation):
+            word = match.group(1)
+            stem = word.rstrip("0123456789")
+            if word in self.domain.names or stem in self.domain.names:
+                var = word if word in self.domain.names else stem
+                break
         count = int(order) if order else 1
         sub = var * count if self.single_letter else ""
         subscript = f"{unknown}_{sub} or " if sub else ""

@@ -433,6 +433,11 @@ def object_system(
     a domain variable needs a ``--param``.
     """
     unknowns = object_unknowns(objects)
+    if not unknowns:
+        raise ExpressionError(
+            f"{objects.target} contains no unknown: write each unknown as an applied function "
+            "of its variables, e.g. u = Function('u')(x, t)."
+        )
     for u in unknowns:
         check_identifier(u, what=f"unknown function name (in {objects.target})", shadow=True)
     declared = _declare(solutions, domain, params, required=unknowns)

@@ -45,7 +45,7 @@ def test_every_sympy_catalogue_object_is_used_by_a_check() -> None:
         ]
         assert names
         for name in names:
-            assert f"{py.name}:{name}\"" in checks, name
+            assert f'{py.name}:{name}"' in checks, name
 
 
 @pytest.mark.parametrize("path", FILES, ids=[str(f.relative_to(SAMPLES)) for f in FILES])
