@@ -160,18 +160,19 @@ _OPS: dict[str, Callable[[list[torch.Tensor], _Step], torch.Tensor]] = {
     "zero": lambda xs, step: torch.zeros_like(xs[0]),
     # (sign(x) + 1)/2: 1/2 at 0 as SymPy's Heaviside, and differentiable (zero gradient).
     "heaviside": lambda xs, step: torch.add(torch.sign(xs[0]), 1.0).mul_(0.5),
-    "minimum": lambda xs, step: _extremum(xs, step, torch.minimum, "max"),
-    "maximum": lambda xs, step: _extremum(xs, step, torch.maximum, "min"),
+    "minimum": lambda xs, step: _extremum(xs, step, torch.minimum, upper=True),
+    "maximum": lambda xs, step: _extremum(xs, step, torch.maximum, upper=False),
 }
 
 
-def _extremum(xs: list[torch.Tensor], step: _Step, pair: Callable, bound: str) -> torch.Tensor:
-    # Min/Max of tensors; ``n_neg`` = 1 when ``param`` is a constant argument as well.
+def _extremum(xs: list[torch.Tensor], step: _Step, pair: Callable, upper: bool) -> torch.Tensor:
+    # Min/Max of tensors; ``n_neg`` = 1 when ``param`` is a constant argument as well (for Min
+    # an upper bound, for Max a lower one).
     acc = xs[0]
     for x in xs[1:]:
         acc = pair(acc, x)
     if step.n_neg:
-        acc = torch.clamp(acc, **{bound: step.param})
+        acc = torch.clamp(acc, max=step.param) if upper else torch.clamp(acc, min=step.param)
     return acc
 
 
