@@ -321,6 +321,10 @@ class _Converter(TermTable):
             exponent = args[1]
             if exponent.is_number and not abs(float(exponent)) <= MAX_EXPONENT:
                 raise self.fail(f"an exponent is too large (at most {MAX_EXPONENT}).")
+            if args[0].is_Number and exponent.is_Number:
+                bits = max(int(args[0].p).bit_length(), int(args[0].q).bit_length())
+                if bits * abs(float(exponent)) > 1_200:  # as the text parser's exact numbers
+                    raise self.fail("a power of a number is too large to compute exactly.")
             return sympy.Pow(args[0], exponent)
         if kind is sympy.Heaviside:
             if args[1:] not in ((), (sympy.S.Half,)):

@@ -146,6 +146,12 @@ def test_cli_refuses_a_node_with_exit_2(tmp_path: Path) -> None:
         ("pde = Symbol(\"__import__('os')\") + Function('u')(x)", ["u=x"], None, "neither"),
         ("pde = Function('lambda')(x)", ["lambda=x"], None, "keyword"),
         ("pde = Function('u')(x)**5000", ["u=x"], None, "exponent is too large"),
+        (
+            "pde = Function('u')(x) + Pow(Integer(10), 999, evaluate=False)",
+            ["u=x"],
+            None,
+            "too large to compute exactly",
+        ),
         ("pde = Integer(42)", ["u=x"], None, "contains no unknown"),
         ("pde = 42", ["u=x"], None, "is int, not a PDE"),
         ("pde = []", ["u=x"], None, "holds no equations"),
