@@ -295,7 +295,7 @@ class Builder:
         name = node.id
         if not isinstance(node.ctx, ast.Load):
             self.fail(node, f"assignment to {name!r} is not allowed", "write the formula itself")
-        shadowed = name in self.shadowed and self.resolve_name is not None
+        shadowed = name in self.shadowed
         if name in CONSTANTS and not shadowed:
             return CONSTANTS[name]
         if name in FUNCTIONS or name in MULTI_FUNCTIONS or name in self.extra_calls:

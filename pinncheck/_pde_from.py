@@ -324,7 +324,7 @@ class _Converter(TermTable):
             if args[0].is_Number and exponent.is_Number:
                 bits = max(int(args[0].p).bit_length(), int(args[0].q).bit_length())
                 if bits * abs(float(exponent)) > 1_200:  # as the text parser's exact numbers
-                    raise self.fail("a power of a number is too large to compute exactly.")
+                    raise self.fail("a power of numbers would have more than 1200 bits (about 360 digits).")
             return sympy.Pow(args[0], exponent)
         if kind is sympy.Heaviside:
             if args[1:] not in ((), (sympy.S.Half,)):

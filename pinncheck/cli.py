@@ -312,8 +312,7 @@ def check(
         from ._parse import parse_expression
 
         # Refuse bad input before paying for the torch import (about 2 s).
-        parse_domain(domain)
-        parse_expression(expr)
+        parse_expression(expr, shadowed=parse_domain(domain, shadow=True).names)
         from ._check import check as run_check
 
         with _progress(fmt, "check") as progress:

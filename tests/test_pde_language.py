@@ -114,7 +114,17 @@ def test_undeclared_E_is_eulers_number_and_I_stays_reserved() -> None:
     with pytest.raises(ExpressionError, match="function name"):
         system(["u"], ["sin=x"], ["x=0:1"])
     with pytest.raises(DomainError, match="constant name"):
-        parse_domain(["E=0:1"])  # check's domains do not shadow
+        parse_domain(["E=0:1"])  # only where the caller treats the name as the variable
+
+
+def test_check_with_a_variable_named_E() -> None:
+    from pinncheck import check
+
+    report = check("E**2*x + exp(1)", ["E=0:1", "x=0:1"], n=100, order=1)
+    assert report.status == "pass"
+    exact = {d.name: d.exact for d in report.derivatives}
+    assert any(v == "2*E*x" for v in exact.values()), exact
+    assert any("variable E shadows the constant E" in w for w in report.warnings)
 
 
 def test_black_scholes_with_S_as_a_variable() -> None:
