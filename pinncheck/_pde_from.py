@@ -31,6 +31,7 @@ from sympy.core.function import AppliedUndef, UndefinedFunction
 from ._domain import Domain
 from ._errors import ExpressionError
 from ._parse import MAX_DEPTH, MAX_EXPONENT, check_identifier, real_symbol, sigmoid
+from ._parse_names import _MAX_RATIONAL_BITS
 from ._parse_numbers import _number_problem
 from ._pde import Assignments, PDESystem, TermTable, _declare, _used_terms, spatial_variables
 
@@ -323,8 +324,11 @@ class _Converter(TermTable):
                 raise self.fail(f"an exponent is too large (at most {MAX_EXPONENT}).")
             if args[0].is_Number and exponent.is_Number:
                 bits = max(int(args[0].p).bit_length(), int(args[0].q).bit_length())
-                if bits * abs(float(exponent)) > 1_200:  # as the text parser's exact numbers
-                    raise self.fail("a power of numbers would have more than 1200 bits (about 360 digits).")
+                if bits * abs(float(exponent)) > _MAX_RATIONAL_BITS:  # as for exact numbers
+                    raise self.fail(
+                        f"a power of numbers would have more than {_MAX_RATIONAL_BITS} bits "
+                        "(about 360 digits)."
+                    )
             return sympy.Pow(args[0], exponent)
         if kind is sympy.Heaviside:
             if args[1:] not in ((), (sympy.S.Half,)):
