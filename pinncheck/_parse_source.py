@@ -252,8 +252,10 @@ class Source:
         if "was never closed" in message or "unmatched" in message or "does not match" in message:
             self.fail(message, "check that every '(' has a matching ')'", column)
         near = ""
-        if offset is not None and 0 <= offset < len(self.code):
-            near = f" (near {_show(self.code[offset : offset + 12], 20)})"
+        if offset is not None and 0 <= offset < len(self.code) and column is not None:
+            # Quote the text as typed (the code may differ: ^ is **, and LHS = RHS is
+            # LHS -(RHS)).
+            near = f" (near {_show(self.text[column - 1 : column + 11], 20)})"
         hint = (
             "check for a missing operator (* is never implied), unbalanced parentheses or a "
             "stray character"
