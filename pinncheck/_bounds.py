@@ -174,6 +174,22 @@ def _sign(xs: list[_Value], step: _Step, u: float) -> _Value:
     return _step_like(xs, 2.0, torch.sign)
 
 
+def _extremum(pair: Callable[..., torch.Tensor], upper: bool) -> Rule:
+    # Min and Max are exact and 1-Lipschitz in each argument: the error is at most the
+    # largest of the arguments' (a constant argument is rounded to u).
+    def apply(xs: list[_Value], step: _Step, u: float) -> _Value:
+        acc, bound = xs[0].v, xs[0].b
+        for x in xs[1:]:
+            acc, bound = pair(acc, x.v), torch.maximum(bound, x.b)
+        if step.n_neg:
+            c = float(step.param)
+            acc = torch.clamp(acc, max=c) if upper else torch.clamp(acc, min=c)
+            bound = torch.clamp(bound, min=u * abs(c))
+        return _Value(acc, bound)
+
+    return apply
+
+
 def _abs(xs: list[_Value], step: _Step, u: float) -> _Value:
     (x,) = xs
     return _Value(x.abs, x.b, x.abs)
@@ -239,6 +255,8 @@ _OPS: dict[str, Rule] = {
     "sign": _sign,
     "abs": _abs,
     "reciprocal": _reciprocal_rule,
+    "minimum": _extremum(torch.minimum, upper=True),
+    "maximum": _extremum(torch.maximum, upper=False),
 }
 _OPS.update({name: _unary(name) for name in _SLOPES})
 

@@ -18,7 +18,7 @@ from ._engine import Plan, Progress, Term, job_timings, run_plan, symbols_of
 from ._errors import DomainError
 from ._exact import exact_partials
 from ._options import RunOptions, check_order, run_options
-from ._parse import parse_expression
+from ._parse import parse_expression, shadow_warning
 from ._results import (
     DerivativeResult,
     conditioning_warnings,
@@ -149,7 +149,8 @@ class CheckJob:
     def run(self, progress: Progress | None = None) -> CheckReport:
         started = time.perf_counter()
         dom, opts = self.domain, self.options
-        warnings = bind_variables(self.parsed, dom)
+        warnings = [w for w in (shadow_warning(v, "variable") for v in dom.names) if w]
+        warnings += bind_variables(self.parsed, dom)
         warnings += singularity_warnings(self.parsed, dom)
         syms = symbols_of(dom)
         alphas = multi_indices(len(dom), self.order)
@@ -213,8 +214,8 @@ def prepare_check(
     opts = run_options(
         n=n, seed=seed, device=device, dtype=dtype, rtol=rtol, atol=atol, chunk_size=chunk_size
     )
-    dom = parse_domain(domain)
-    parsed = parse_expression(expr)
+    dom = parse_domain(domain, shadow=True)  # a variable may be called E (warned)
+    parsed = parse_expression(expr, shadowed=dom.names)
     bind_variables(parsed, dom)
     return CheckJob(expr, parsed, dom, opts, order)
 

@@ -32,6 +32,9 @@ RUN_KEYS: dict[str, Any] = {
     "chunk_size": int,
 }
 
+# Keys of a PDE given as SymPy objects in the user's code (instead of "pde" text).
+PDE_FROM_KEYS: dict[str, Any] = {"pde_from": str, "pde_args": dict, "space": (str, list)}
+
 
 class Job(Protocol):
     def run(self, progress: Any = None) -> Any: ...
@@ -62,7 +65,9 @@ def _prepare_residual(opts: dict[str, Any], base: Path) -> Job:
     from ._residual import prepare_residual
 
     args = _run_args(opts)
-    return prepare_residual(args.pop("pde"), args.pop("solution"), args.pop("domain"), **args)
+    return prepare_residual(
+        args.pop("pde", None), args.pop("solution"), args.pop("domain"), base_dir=base, **args
+    )
 
 
 def _prepare_verify(opts: dict[str, Any], base: Path) -> Job:
@@ -71,7 +76,7 @@ def _prepare_verify(opts: dict[str, Any], base: Path) -> Job:
     args = _run_args(opts)
     return prepare_verify(
         args.pop("target"),
-        args.pop("pde"),
+        args.pop("pde", None),
         args.pop("solution"),
         args.pop("domain"),
         base_dir=base,
@@ -91,6 +96,7 @@ KINDS: dict[str, KindSpec] = {
     "residual": KindSpec(
         {
             "pde": (str, list),
+            **PDE_FROM_KEYS,
             "solution": (str, list, dict),
             "param": (str, list, dict),
             "any_residual": bool,
@@ -98,18 +104,19 @@ KINDS: dict[str, KindSpec] = {
             "forcing": bool,
             **RUN_KEYS,
         },
-        ("pde", "solution", "domain"),
+        ("solution", "domain"),
         _prepare_residual,
     ),
     "verify": KindSpec(
         {
             "target": str,
             "pde": (str, list),
+            **PDE_FROM_KEYS,
             "solution": (str, list, dict),
             "param": (str, list, dict),
             **RUN_KEYS,
         },
-        ("target", "pde", "solution", "domain"),
+        ("target", "solution", "domain"),
         _prepare_verify,
     ),
     "probe": KindSpec(

@@ -75,9 +75,9 @@ def _bound(text: str, what: str) -> tuple[str, float]:
     return text.strip(), value
 
 
-def _interval(name: str, lo_text: str, hi_text: str) -> Interval:
+def _interval(name: str, lo_text: str, hi_text: str, shadow: bool = False) -> Interval:
     try:
-        name = check_identifier(name, what="domain variable")
+        name = check_identifier(name, what="domain variable", shadow=shadow)
     except ExpressionError as exc:
         raise DomainError(str(exc)) from None
     lo_s, lo = _bound(lo_text, f"lower bound of {name}")
@@ -90,13 +90,15 @@ def _interval(name: str, lo_text: str, hi_text: str) -> Interval:
     return Interval(name, lo, hi, lo_s, hi_s)
 
 
-def parse_domain(spec: DomainLike) -> Domain:
+def parse_domain(spec: DomainLike, *, shadow: bool = False) -> Domain:
     """Build a :class:`Domain` from the forms users write.
 
     Args:
         spec: a ``Domain``; a string ``"x=0:1, t=0:1"``; a list of such strings (the repeated
             ``-d`` option); or a mapping ``{"x": (0, 1), "t": ("0", "2*pi")}`` whose bounds are
             numbers or constant expressions, or ``{"x": "0:1"}``.
+        shadow: accept variables named like a constant (``E``); the caller treats the name
+            as the variable in its expressions and warns.
 
     Returns:
         The domain, variables in the order given.
@@ -143,7 +145,7 @@ def parse_domain(spec: DomainLike) -> Domain:
     intervals: list[Interval] = []
     seen: set[str] = set()
     for name, lo_t, hi_t in pieces:
-        iv = _interval(name, lo_t, hi_t)
+        iv = _interval(name, lo_t, hi_t, shadow)
         if iv.name in seen:
             raise DomainError(f"The variable {iv.name} is given a domain twice; give it once.")
         seen.add(iv.name)

@@ -58,7 +58,8 @@ class Term:
 
     def placeholder(self) -> sympy.Symbol:
         # A symbol standing for this term's values inside derived expressions (residuals).
-        return sympy.Symbol(f"_{self.function}_" + "_".join(map(str, self.alpha)), real=True)
+        # "'" cannot occur in a name, so unknowns such as u_0 and u never share a placeholder.
+        return sympy.Symbol(f"_{self.function}'" + ",".join(map(str, self.alpha)), real=True)
 
 
 @dataclass

@@ -158,11 +158,27 @@ _OPS: dict[str, Callable[[list[torch.Tensor], _Step], torch.Tensor]] = {
     "rpow": lambda xs, step: torch.pow(step.param, xs[0]),
     "powt": lambda xs, step: torch.pow(xs[0], xs[1]),
     "zero": lambda xs, step: torch.zeros_like(xs[0]),
-    "heaviside": lambda xs, step: torch.heaviside(xs[0], xs[0].new_tensor(0.5)),
+    # (sign(x) + 1)/2: 1/2 at 0 as SymPy's Heaviside, and differentiable (zero gradient).
+    "heaviside": lambda xs, step: torch.add(torch.sign(xs[0]), 1.0).mul_(0.5),
+    "minimum": lambda xs, step: _extremum(xs, step, torch.minimum, upper=True),
+    "maximum": lambda xs, step: _extremum(xs, step, torch.maximum, upper=False),
 }
+
+
+def _extremum(xs: list[torch.Tensor], step: _Step, pair: Callable, upper: bool) -> torch.Tensor:
+    # Min/Max of tensors; ``n_neg`` = 1 when ``param`` is a constant argument as well (for Min
+    # an upper bound, for Max a lower one).
+    acc = xs[0]
+    for x in xs[1:]:
+        acc = pair(acc, x)
+    if step.n_neg:
+        acc = torch.clamp(acc, max=step.param) if upper else torch.clamp(acc, min=step.param)
+    return acc
+
+
 _OPS.update({name: _unary(name) for name in (*_UNARY.values(), "reciprocal", "sqrt", "rsqrt")})
 # Ops that may write into their first argument, and those whose first two args commute.
-_INPLACE = set(_OPS) - {"rpow", "powt", "zero", "heaviside"}
+_INPLACE = set(_OPS) - {"rpow", "powt", "zero", "heaviside", "minimum", "maximum"}
 _COMMUTE = {"add", "mul"}
 
 
@@ -200,6 +216,14 @@ class _Lowering:
         if isinstance(expr, sympy.Pow):
             return self._power(expr)
         kind = type(expr)
+        if kind in (sympy.Min, sympy.Max):
+            return self._extremum(expr)
+        if kind is sympy.DiracDelta:  # and its derivatives DiracDelta(x, k): zero off x = 0
+            arg = self.ref(expr.args[0])
+            return 0.0 if isinstance(arg, float) else self._emit("zero", [arg])
+        if kind is sympy.Heaviside and expr.args[1:] == (sympy.S.Half,):  # H(0) = 1/2
+            arg = self.ref(expr.args[0])
+            return _constant(expr) if isinstance(arg, float) else self._emit("heaviside", [arg])
         if len(expr.args) == 1 and (kind in _UNARY or kind in _RECIPROCAL or kind in _SPECIAL):
             arg = self.ref(expr.args[0])
             if isinstance(arg, float):
@@ -242,6 +266,18 @@ class _Lowering:
             return _constant(expr)
         coeff = _constant(sympy.Mul(*consts)) if consts else 1.0
         return self._emit("mul", num + den, coeff, len(den))
+
+    def _extremum(self, expr: sympy.Expr) -> Ref:
+        refs = [self.ref(a) for a in expr.args]
+        tensors = [r for r in refs if isinstance(r, int)]
+        consts = [r for r in refs if isinstance(r, float)]
+        if not tensors:
+            return _constant(expr)
+        op = "minimum" if isinstance(expr, sympy.Min) else "maximum"
+        pick = min if op == "minimum" else max
+        if consts:
+            return self._emit(op, tensors, pick(consts), 1)
+        return self._emit(op, tensors)
 
     def _power(self, expr: sympy.Pow) -> Ref:
         base_e, exp_e = expr.args

@@ -61,7 +61,8 @@ def max_order(system: PDESystem) -> int:
 
 
 def _label(expr: sympy.Expr, by_symbol: Mapping[sympy.Symbol, Term], domain: Domain) -> str:
-    names = {s: sympy.Symbol(term_label(t, domain)) for s, t in by_symbol.items()}
+    unknowns = {t.function for t in by_symbol.values()}
+    names = {s: sympy.Symbol(term_label(t, domain, unknowns)) for s, t in by_symbol.items()}
     text = sympy.sstr(expr.xreplace(names))
     return text if len(text) <= 60 else text[:59] + "…"
 

@@ -95,6 +95,9 @@ def _walk(expr: sympy.Basic, env: Mapping[sympy.Basic, Any], memo: dict) -> Any:
             value = mpmath.sqrt(b)
         else:
             value = mpmath.power(b, _walk(ex, env, memo))
+    elif isinstance(expr, (sympy.Min, sympy.Max)):
+        pick = min if isinstance(expr, sympy.Min) else max
+        value = pick(_walk(a, env, memo) for a in expr.args)
     elif type(expr) in _FUNCTIONS and len(expr.args) == 1:
         value = _FUNCTIONS[type(expr)](_walk(expr.args[0], env, memo))
     else:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import sympy
@@ -28,7 +29,7 @@ from ._results import (
 )
 from ._sample import DEFAULT_SEED
 from ._singular import singularity_warnings
-from ._symbolic import DEFAULT_TIMEOUT, prove_zero, simplified
+from ._symbolic import DEFAULT_TIMEOUT, prove_zero, simplified_all
 
 SOLVE_FACTOR = 1.0
 """A candidate solves its PDE numerically when, at every point, the float64 residual of the
@@ -46,6 +47,7 @@ class EquationResult(QuantityResult):
     symbolic: str = "not proved"
     check_solution: bool = True
     forcing: str | None = None
+    forcing_simplified: bool = True
 
     @property
     def agreement(self) -> str:
@@ -96,7 +98,11 @@ class EquationResult(QuantityResult):
             **self.stats_dict(),
             "status": self.status,
             "status_detail": self.status_detail,
-            **({"forcing": self.forcing} if self.forcing is not None else {}),
+            **(
+                {"forcing": self.forcing, "forcing_simplified": self.forcing_simplified}
+                if self.forcing is not None
+                else {}
+            ),
         }
 
 
@@ -113,6 +119,7 @@ class ResidualReport:
     timings: dict[str, float] = field(default_factory=dict)
     chunk_size: int = 0
     kind: str = "residual"
+    symbolic_timeout: float = DEFAULT_TIMEOUT
 
     @property
     def status(self) -> str:
@@ -169,7 +176,8 @@ def substitute(expr: sympy.Expr, values: dict[Term, sympy.Expr]) -> sympy.Expr:
 
 def system_warnings(system: PDESystem) -> list[str]:
     used = {t.function for t in system.terms}
-    warnings = [
+    warnings = list(system.warnings)
+    warnings += [
         f"The unknown {u} has a solution but no PDE uses it."
         for u in system.solutions
         if u not in used
@@ -187,10 +195,13 @@ def system_warnings(system: PDESystem) -> list[str]:
 
 
 def residual(
-    pde: str | Sequence[str],
+    pde: str | Sequence[str] | None,
     solution: Assignments,
     domain: DomainLike,
     *,
+    pde_from: str | None = None,
+    pde_args: Sequence[str] | Mapping[str, Any] | None = None,
+    space: Sequence[str] | str | None = None,
     param: Assignments = None,
     n: int = 1000,
     device: str | torch.device = "cpu",
@@ -215,12 +226,19 @@ def residual(
 
     Args:
         pde: one PDE or a list; ``"lhs = rhs"`` means ``lhs - rhs``. Derivatives are written
-            ``u_t``, ``u_xx`` (single-letter variables) or ``diff(u, x, 2)``.
+            ``u_t``, ``u_xx`` (single-letter variables), ``diff(u, x, 2)``, ``diff(u**2/2, x)``
+            or ``laplacian(u)`` (see docs/pde-language.md). None when ``pde_from`` is given.
+        pde_from: instead of ``pde``, a target ``file.py:NAME`` in the user's code that holds
+            the PDE as SymPy objects (an expression, a list or dict of them, or an object with an
+            ``.equations`` dict); a class or function is called with ``pde_args``.
+        pde_args: keyword arguments for a ``pde_from`` class: ``"KEY=VALUE"`` strings or a
+            mapping.
+        space: the variables ``laplacian()`` sums over (default: all but ``t`` and ``time``).
         solution: ``"u=EXPR"`` per unknown (a list, or a mapping ``{"u": "EXPR"}``).
         domain: the sampling box, as for :func:`pinncheck.check`.
         param: ``"NAME=VALUE"`` constants in order; a value may use earlier parameters.
-        forcing: also compute the manufactured source term f = PDE(u), simplified within the
-            time budget.
+        forcing: also compute the manufactured source term f = PDE(u), simplified within
+            ``symbolic_timeout`` seconds shared by all equations (unsimplified past that).
         Other arguments: as for :func:`pinncheck.check`.
 
     Returns:
@@ -236,6 +254,9 @@ def residual(
         pde,
         solution,
         domain,
+        pde_from=pde_from,
+        pde_args=pde_args,
+        space=space,
         param=param,
         n=n,
         device=device,
@@ -273,10 +294,14 @@ class ResidualJob:
 
 
 def prepare_residual(
-    pde: str | Sequence[str],
+    pde: str | Sequence[str] | None,
     solution: Assignments,
     domain: DomainLike,
     *,
+    pde_from: str | None = None,
+    pde_args: Sequence[str] | Mapping[str, Any] | None = None,
+    space: Sequence[str] | str | None = None,
+    base_dir: str | Path | None = None,
     param: Assignments = None,
     n: int = 1000,
     device: str | torch.device = "cpu",
@@ -297,9 +322,53 @@ def prepare_residual(
     opts = run_options(
         n=n, seed=seed, device=device, dtype=dtype, rtol=rtol, atol=atol, chunk_size=chunk_size
     )
-    dom = parse_domain(domain)
-    system = parse_system(pde, solution, dom, param)
+    dom = parse_domain(domain, shadow=True)
+    system = build_system(pde, solution, dom, param, pde_from, pde_args, space, base_dir)
     return ResidualJob(system, opts, any_residual, float(symbolic_timeout), forcing)
+
+
+def build_system(
+    pde: str | Sequence[str] | None,
+    solution: Assignments,
+    domain: Domain,
+    param: Assignments,
+    pde_from: str | None,
+    pde_args: Sequence[str] | Mapping[str, Any] | None,
+    space: Sequence[str] | str | None,
+    base_dir: str | Path | None = None,
+) -> PDESystem:
+    """The PDE system from ``--pde`` text or from ``--pde-from`` objects (exactly one)."""
+    if pde_from is None:
+        if pde_args:
+            raise OptionError("--pde-arg is only used with --pde-from.")
+        if pde is None or (not isinstance(pde, str) and not list(pde)):
+            raise OptionError("No PDE given: add --pde 'EXPR' (or 'LHS = RHS'), or --pde-from.")
+        return parse_system(pde, solution, domain, param, space=space)
+    if pde is not None and (isinstance(pde, str) or list(pde)):
+        raise OptionError("Give the PDE with --pde or with --pde-from, not both.")
+    from ._pde_from import load_equations, object_system, parse_pde_args
+
+    objects = load_equations(pde_from, parse_pde_args(pde_args), base_dir)
+    return object_system(objects, solution, domain, param, space=space)
+
+
+def forcing_texts(
+    residuals: Sequence[sympy.Expr], symbolics: Sequence[str], budget: float
+) -> list[tuple[str, bool]]:
+    """The manufactured source term f = PDE(u) of each residual, and whether it is simplified.
+
+    All residuals share one ``budget`` (seconds) of simplification; a forcing that SymPy did not
+    simplify in time is given unsimplified rather than waiting longer."""
+    todo = [r for r, s in zip(residuals, symbolics, strict=True) if s != "proved"]
+    results = iter(simplified_all(todo, budget))
+    texts = []
+    for s in symbolics:
+        if s == "proved":
+            texts.append(("0", True))
+            continue
+        value, finished = next(results)
+        texts.append((sympy.sstr(value), finished))
+    return texts
 
 
 def run_system(
@@ -346,12 +415,14 @@ def run_system(
         for t in system.terms
     ]
     equations = []
-    for d, eq in zip(derived, system.equations, strict=True):
-        exact_r = substitute(d.expr, exact)
-        symbolic = prove_zero(exact_r, symbolic_timeout) if not any_residual else "not checked"
-        text = None
-        if forcing:
-            text = sympy.sstr(simplified(exact_r, symbolic_timeout))
+    exact_rs = [substitute(d.expr, exact) for d in derived]
+    symbolics = [
+        prove_zero(r, symbolic_timeout) if not any_residual else "not checked" for r in exact_rs
+    ]
+    texts = forcing_texts(exact_rs, symbolics, symbolic_timeout) if forcing else None
+    for i, (d, eq) in enumerate(zip(derived, system.equations, strict=True)):
+        exact_r, symbolic = exact_rs[i], symbolics[i]
+        text, simple = texts[i] if texts is not None else (None, True)
         equations.append(
             EquationResult(
                 name=d.name,
@@ -364,6 +435,7 @@ def run_system(
                 symbolic=symbolic,
                 check_solution=not any_residual,
                 forcing=text,
+                forcing_simplified=simple,
             )
         )
     return ResidualReport(
@@ -376,6 +448,7 @@ def run_system(
         + conditioning_warnings([*derivatives, *equations], opts.dtype_name),
         timings=job_timings(outcome, started),
         chunk_size=outcome.chunk_size,
+        symbolic_timeout=symbolic_timeout,
     )
 
 

@@ -2,9 +2,9 @@
 
 Sampled points rarely hit a singularity exactly, so a check could pass while the function (or
 one of its derivatives) blows up inside the box. Each subexpression that can be singular (a
-denominator, a log argument, a non-integer power, asin/acos/atanh/acosh arguments, tan, Abs)
-is evaluated on a grid over the whole box, boundary included; a sign change or a zero on the
-grid means the singular set meets the domain.
+denominator, a log argument, a non-integer power, asin/acos/atanh/acosh arguments, tan, Abs,
+Min/Max, Heaviside) is evaluated on a grid over the whole box, boundary included; a sign
+change or a zero on the grid means the singular set meets the domain.
 """
 
 from __future__ import annotations
@@ -44,6 +44,14 @@ def _hazards(expr: sympy.Expr) -> Iterator[tuple[sympy.Expr, sympy.Expr, str]]:
             yield node, sympy.cos(node.args[0]), "zero"
         elif isinstance(node, sympy.Abs):
             yield node, node.args[0], "kink"
+        elif isinstance(node, (sympy.Min, sympy.Max)):
+            # A kink where two arguments are equal (pairs; three-way ties are rarer still).
+            args = node.args
+            for i, a in enumerate(args):
+                for b in args[i + 1 :]:
+                    yield node, a - b, "kink"
+        elif isinstance(node, sympy.Heaviside):
+            yield node, node.args[0], "jump"
 
 
 def _grid(domain: Domain) -> list[torch.Tensor]:
@@ -115,6 +123,11 @@ def _message(
     if kind == "unit" and max(abs(lo), abs(hi)) >= 1 - 1e-12:
         state = "undefined where |{g}| > 1 and " if max(abs(lo), abs(hi)) > 1 + 1e-12 else ""
         return f"{node} is {state.format(g=g)}singular where |{g}| = 1, which happens in the domain"
+    if kind == "jump" and (crosses or touches) and not math.isclose(lo, hi):
+        return (
+            f"{node} jumps where {g} = 0 (its derivatives there are infinite, not the zero "
+            f"that autograd and SymPy give), which happens {where}"
+        )
     if kind == "kink" and (crosses or touches) and not math.isclose(lo, hi):
         return (
             f"{node} is not differentiable where {g} = 0 (a kink; derivatives are singular "

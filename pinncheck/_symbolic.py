@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -71,6 +72,66 @@ def run_with_budget(fn: Callable[[Any], Any], arg: Any, timeout: float) -> tuple
             proc.kill()
         proc.join(1)
         parent.close()
+
+
+def _child_each(fn: Callable[[Any], Any], args: list[Any], conn: Any) -> None:
+    try:
+        for i, arg in enumerate(args):
+            try:
+                conn.send((i, "ok", fn(arg)))
+            except Exception as exc:  # reported to the parent, which falls back for this one
+                conn.send((i, "error", repr(exc)))
+    finally:
+        conn.close()
+
+
+def run_each_with_budget(
+    fn: Callable[[Any], Any], args: list[Any], timeout: float
+) -> list[tuple[str, Any]]:
+    """``fn`` of each of ``args``, one after the other in one child process, all within one
+    ``timeout``: ``("ok", value)``, ``("error", message)`` or ``("timeout", None)`` for each
+    (every argument the budget did not reach is a timeout)."""
+    results: list[tuple[str, Any]] = [("timeout", None)] * len(args)
+    if timeout <= 0 or not args:
+        return results
+    method = "fork" if sys.platform.startswith("linux") else "spawn"
+    ctx: Any = mp.get_context(method)
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child_each, args=(fn, list(args), child), daemon=True)
+    deadline = time.monotonic() + timeout
+    proc.start()
+    child.close()
+    try:
+        received = 0
+        while received < len(args):
+            left = deadline - time.monotonic()
+            if left <= 0 or not parent.poll(left):
+                break
+            i, status, value = parent.recv()
+            results[i] = (status, value)
+            received += 1
+    except EOFError:
+        pass
+    finally:
+        if proc.is_alive():
+            proc.kill()
+        proc.join(1)
+        parent.close()
+    return results
+
+
+def simplified_all(
+    exprs: list[sympy.Expr], timeout: float = DEFAULT_TIMEOUT
+) -> list[tuple[sympy.Expr, bool]]:
+    """``(simplify(expr), True)`` for each expression simplified within the shared ``timeout``,
+    ``(expr, False)`` (unchanged, at once) for the others."""
+    out: list[tuple[sympy.Expr, bool]] = []
+    todo = [e for e in exprs if e != 0]
+    done = dict(zip(todo, run_each_with_budget(_simplify, todo, timeout), strict=True))
+    for e in exprs:
+        status, value = done.get(e, ("ok", e))
+        out.append((value, True) if status == "ok" else (e, False))
+    return out
 
 
 def prove_zero(expr: sympy.Expr, timeout: float = DEFAULT_TIMEOUT) -> str:

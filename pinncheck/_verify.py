@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,11 +49,12 @@ from ._explain import (
     no_fit_line,
 )
 from ._options import RunOptions, run_options
-from ._pde import Assignments, PDESystem, parse_system
+from ._pde import Assignments, PDESystem
 from ._probe import nan_aware_difference
 from ._residual import (
     SOLVE_FACTOR,
     EquationResult,
+    build_system,
     substitute,
     system_warnings,
 )
@@ -175,10 +176,13 @@ class VerifyJob:
 
 def prepare_verify(
     target: str | ResidualFunction,
-    pde: str | Sequence[str],
+    pde: str | Sequence[str] | None,
     solution: Assignments,
     domain: DomainLike,
     *,
+    pde_from: str | None = None,
+    pde_args: Sequence[str] | Mapping[str, Any] | None = None,
+    space: Sequence[str] | str | None = None,
     param: Assignments = None,
     n: int = 1000,
     device: str | torch.device = "cpu",
@@ -193,17 +197,29 @@ def prepare_verify(
     opts = run_options(
         n=n, seed=seed, device=device, dtype=dtype, rtol=rtol, atol=atol, chunk_size=chunk_size
     )
-    system = parse_system(pde, solution, parse_domain(domain), param)
+    system = build_system(
+        pde,
+        solution,
+        parse_domain(domain, shadow=True),
+        param,
+        pde_from,
+        pde_args,
+        space,
+        base_dir,
+    )
     tgt = parse_target(target, base_dir) if isinstance(target, str) else target
     return VerifyJob(tgt, system, opts)
 
 
 def verify(
     target: str | ResidualFunction,
-    pde: str | Sequence[str],
+    pde: str | Sequence[str] | None,
     solution: Assignments,
     domain: DomainLike,
     *,
+    pde_from: str | None = None,
+    pde_args: Sequence[str] | Mapping[str, Any] | None = None,
+    space: Sequence[str] | str | None = None,
     param: Assignments = None,
     n: int = 1000,
     device: str | torch.device = "cpu",
@@ -228,6 +244,8 @@ def verify(
         target: the function, or ``"path/to/file.py:function"`` / ``"package.module:function"``.
         pde, solution, domain, param: as for :func:`pinncheck.residual`. The solution need not
             solve the PDE; a generic one (every derivative term non-zero) catches more bugs.
+        pde_from, pde_args, space: as for :func:`pinncheck.residual` (the PDE as SymPy
+            objects from the user's code, and the Laplacian's variables).
         n, device, dtype, seed, rtol, atol, chunk_size: as for :func:`pinncheck.residual`; the
             function is called once per chunk of points.
         base_dir: the folder a relative target path is resolved against (default: the current
@@ -255,6 +273,9 @@ def verify(
         pde,
         solution,
         domain,
+        pde_from=pde_from,
+        pde_args=pde_args,
+        space=space,
         param=param,
         n=n,
         device=device,

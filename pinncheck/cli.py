@@ -89,11 +89,36 @@ ChunkOpt = Annotated[
     ),
 ]
 PdeOpt = Annotated[
-    list[str],
+    list[str] | None,
     typer.Option(
         "--pde",
         help="A PDE; 'LHS = RHS' means LHS - RHS. Derivatives: u_t, u_xx (single-letter "
-        "variables) or diff(u, x, 2). Repeat for systems.",
+        "variables), diff(u, x, 2), diff(u**2/2, x), laplacian(u). Repeat for systems.",
+    ),
+]
+PdeFromOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--pde-from",
+        metavar="TARGET",
+        help="Instead of --pde: file.py:NAME holding the PDE as SymPy objects (an expression, a "
+        "list or dict of them, or an object with an .equations dict). Runs your code.",
+    ),
+]
+PdeArgOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--pde-arg",
+        metavar="KEY=VALUE",
+        help="Keyword argument for a --pde-from class or function; repeat.",
+    ),
+]
+SpaceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--space",
+        metavar="X,Y",
+        help="The variables laplacian() sums over (default: all but t and time).",
     ),
 ]
 ParamOpt = Annotated[
@@ -287,8 +312,7 @@ def check(
         from ._parse import parse_expression
 
         # Refuse bad input before paying for the torch import (about 2 s).
-        parse_domain(domain)
-        parse_expression(expr)
+        parse_expression(expr, shadowed=parse_domain(domain, shadow=True).names)
         from ._check import check as run_check
 
         with _progress(fmt, "check") as progress:
@@ -359,6 +383,13 @@ def _print_residual(out: Console, report: Any) -> None:
     for e in report.equations:
         if e.forcing is not None:
             out.print(f"forcing {e.name}: f = {e.forcing}", markup=False)
+            if not e.forcing_simplified:
+                out.print(
+                    f"  (not simplified: SymPy's simplification did not finish within the "
+                    f"--symbolic-timeout budget of {report.symbolic_timeout:g} s, shared by all "
+                    "equations; raise it for a simpler form)",
+                    markup=False,
+                )
     _warn(report.warnings)
     residual_summary(out, report)
 
@@ -397,7 +428,6 @@ def _output(fmt: Format, report: Any) -> None:
 
 @app.command()
 def residual(
-    pde: PdeOpt,
     solution: Annotated[
         list[str],
         typer.Option(
@@ -408,6 +438,10 @@ def residual(
         ),
     ],
     domain: DomainOpt,
+    pde: PdeOpt = None,
+    pde_from: PdeFromOpt = None,
+    pde_arg: PdeArgOpt = None,
+    space: SpaceOpt = None,
     param: ParamOpt = None,
     any_residual: Annotated[
         bool,
@@ -424,7 +458,9 @@ def residual(
     forcing: Annotated[
         bool,
         typer.Option(
-            "--forcing", help="Print the manufactured source term f = PDE(u), simplified."
+            "--forcing",
+            help="Print the manufactured source term f = PDE(u), simplified within "
+            "--symbolic-timeout (shared by all equations; unsimplified past it).",
         ),
     ] = False,
     points: PointsOpt = 1000,
@@ -446,6 +482,9 @@ def residual(
                 pde,
                 solution,
                 domain,
+                pde_from=pde_from,
+                pde_args=pde_arg,
+                space=space,
                 param=param,
                 n=points,
                 device=device,
@@ -539,9 +578,12 @@ SolutionOpt = Annotated[
 )
 def verify(
     target: TargetArg,
-    pde: PdeOpt,
     solution: SolutionOpt,
     domain: DomainOpt,
+    pde: PdeOpt = None,
+    pde_from: PdeFromOpt = None,
+    pde_arg: PdeArgOpt = None,
+    space: SpaceOpt = None,
     param: ParamOpt = None,
     points: PointsOpt = 1000,
     seed: SeedOpt = 20240917,
@@ -562,6 +604,9 @@ def verify(
                 pde,
                 solution,
                 domain,
+                pde_from=pde_from,
+                pde_args=pde_arg,
+                space=space,
                 param=param,
                 n=points,
                 device=device,

@@ -76,6 +76,11 @@ FUNCTION_CASES = {
     "erfc": "erfc(x1 + x2)",
     "Abs": "Abs(x1 - 2)*x2",
     "sigmoid": "sigmoid(3*x1 - 2*x2)",
+    "sech": "sech(x1 - 2*x2)",
+    "csch": "csch(x1 + x2 + 1)",
+    "coth": "coth(x1 + x2 + 1)",
+    "log10": "log10(x1 + 2*x2 + 1)",
+    "Heaviside": "x1*x2 + Heaviside(x1 - x2)*sin(x1 + x2)",
 }
 
 
@@ -94,6 +99,27 @@ def test_allowlisted_function_orders_1_and_2(name: str, dtype: str) -> None:
     # Not vacuous: every first partial is non-trivially non-zero.
     for d in report.derivatives[:2]:
         assert d.stats.max_abs_exact > 1e-3
+
+
+@pytest.mark.parametrize(
+    "expr, kinked",
+    [
+        ("Min(x1, x2)*x1", True),
+        ("Max(x1**2, x2, 0.3)", True),
+        ("Max(x1, 2)*x2", False),  # x1 < 2 everywhere: no kink in the box
+        ("Min(sin(x1), x2) + x1*x2", True),
+    ],
+)
+def test_min_and_max_agree_and_warn_about_their_kinks(expr: str, kinked: bool) -> None:
+    report = check(expr, BOX, n=300)
+    assert report.status == "pass"
+    assert any("not differentiable" in w for w in report.warnings) == kinked, report.warnings
+
+
+def test_heaviside_warns_about_its_jump() -> None:
+    report = check(FUNCTION_CASES["Heaviside"], BOX, n=300)
+    assert report.status == "pass"
+    assert any("jumps where" in w for w in report.warnings), report.warnings
 
 
 def test_wrong_exact_derivative_makes_the_check_fail(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -24,6 +24,7 @@ from pinncheck._parse import (
     MAX_EXPONENT,
     MAX_LENGTH,
     MAX_NODES,
+    MULTI_FUNCTIONS,
     RESERVED_NAMES,
     check_identifier,
     parse_constant,
@@ -122,15 +123,17 @@ def test_float_literals_become_exact_rationals() -> None:
 def test_every_function_builds_the_right_sympy_object(name: str) -> None:
     result = parse_expression(f"{name}(x1)")
     assert result == FUNCTIONS[name](x1)
-    expected_class = {"sqrt": sympy.Pow}.get(name, FUNCTIONS[name])
+    expected_class = {"sqrt": sympy.Pow, "log10": sympy.Mul}.get(name, FUNCTIONS[name])
     assert result.func is expected_class
 
 
 def test_function_table_is_exactly_the_documented_one() -> None:
     assert set(FUNCTIONS) == {
         "sin", "cos", "tan", "exp", "log", "sqrt", "tanh", "sinh", "cosh", "asin", "acos",
-        "atan", "asinh", "acosh", "atanh", "erf", "erfc", "Abs", "sigmoid",
+        "atan", "asinh", "acosh", "atanh", "erf", "erfc", "Abs", "sigmoid", "sech", "csch",
+        "coth", "log10", "Heaviside",
     }  # fmt: skip
+    assert set(MULTI_FUNCTIONS) == {"Min", "Max"}
     assert FUNCTIONS["sin"] is sympy.sin
     assert FUNCTIONS["Abs"] is sympy.Abs
     assert FUNCTIONS["sigmoid"] is sigmoid
@@ -461,7 +464,10 @@ def test_length_is_checked_before_anything_else() -> None:
         ("x % 2", ["'%'"]),
         ("x // 2", ["'//'", "Use / for division"]),
         ("x, 1", ["comma"]),
-        ("foo(x)", ["unknown function 'foo'", "allowed functions are: Abs, acos, acosh"]),
+        (
+            "foo(x)",
+            ["unknown function 'foo'", "allowed functions are: Abs, Heaviside, Max, Min, acos"],
+        ),
         ("sin(1, 2)", ["'sin' takes exactly 1 argument", "2 were given"]),
         ("log(x, 2)", ["'log' takes exactly 1 argument"]),
         ("1/0", ["division by zero"]),
@@ -602,7 +608,6 @@ def test_check_identifier_accepts(name: str) -> None:
         ("diff", "derivative"),
         ("oo", "reserved"),
         ("zoo", "reserved"),
-        ("N", "reserved"),
         ("1x", "not a valid name"),
         ("x-y", "not a valid name"),
         ("x y", "not a valid name"),
@@ -622,8 +627,13 @@ def test_check_identifier_rejects(name: str, reason: str) -> None:
 
 
 def test_reserved_names() -> None:
-    expected = {"diff", "e", "I", "oo", "nan", "zoo", "S", "N", "O", "Q", "lambda", "if", "None"}
-    assert expected | set(FUNCTIONS) | set(CONSTANTS) <= RESERVED_NAMES
+    expected = {"diff", "laplacian", "e", "I", "oo", "nan", "zoo", "lambda", "if", "None"}
+    assert expected | set(FUNCTIONS) | set(MULTI_FUNCTIONS) | set(CONSTANTS) <= RESERVED_NAMES
+    # pinncheck never hands text to SymPy, so SymPy's S, N, O and Q are ordinary names.
+    assert not {"S", "N", "O", "Q"} & RESERVED_NAMES
+    for name in ("S", "N", "O", "Q"):
+        assert check_identifier(name, what="variable") == name
+        assert parse_expression(f"2*{name}") == 2 * real_symbol(name)
     assert not {"x", "x1", "t", "nu"} & RESERVED_NAMES
 
 

@@ -29,6 +29,25 @@ def test_every_user_code_file_is_used_by_a_check() -> None:
         assert f"{py.name}:" in checks, py.name
 
 
+def test_every_sympy_catalogue_object_is_used_by_a_check() -> None:
+    import ast
+
+    checks = (SAMPLES / "sympy_pdes.toml").read_text()
+    for py in (SAMPLES / "sympy_pdes").glob("*.py"):
+        tree = ast.parse(py.read_text())
+        names = [n.name for n in tree.body if isinstance(n, ast.ClassDef) and n.name != "PDE"]
+        names += [
+            t.id
+            for n in tree.body
+            if isinstance(n, ast.Assign)
+            for t in n.targets
+            if isinstance(t, ast.Name) and not t.id.startswith("_")
+        ]
+        assert names
+        for name in names:
+            assert f'{py.name}:{name}"' in checks, name
+
+
 @pytest.mark.parametrize("path", FILES, ids=[str(f.relative_to(SAMPLES)) for f in FILES])
 def test_sample_meets_its_expectation(path: Path) -> None:
     report = run_files([path])

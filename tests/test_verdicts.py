@@ -184,3 +184,12 @@ def test_float32_rounding_of_the_points_is_allowed_for() -> None:
     torch.manual_seed(0)
     report = check("exp(3*x)*cos(7*y)", ["x=0:4", "y=-3:3"], order=3, dtype="float32", n=20_000)
     assert report.status == "pass", [(d.name, d.stats.worst_ratio) for d in report.derivatives]
+
+
+def test_every_operation_has_an_error_bound_and_a_high_precision_value() -> None:
+    from pinncheck import _bounds, _evaluate
+
+    assert set(_evaluate._OPS) <= set(_bounds._OPS)
+    report = check("Max(x, y) + Min(x, 2*y) + Heaviside(x - 0.5) + sech(x)", ["x=0:1", "y=0:1"])
+    assert report.status == "pass"
+    assert all(d.stats.max_reference_error < 1e-12 for d in report.derivatives)
