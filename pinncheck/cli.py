@@ -474,7 +474,7 @@ def run_cmd(
     files: Annotated[
         list[str] | None,
         typer.Argument(
-            metavar="[PATHS]...",
+            metavar="PATHS",
             help="Check files (TOML) or folders of them (searched for *.toml files with "
             "pinncheck tables). Default: paths = [...] under [tool.pinncheck] in pyproject.toml.",
             show_default=False,

@@ -70,6 +70,7 @@ class CheckItem(pytest.Item):
     def __init__(self, *, entry: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.entry = entry
+        self.extra_keyword_matches.add(entry.kind)  # -k check, -k "residual and heat"
 
     def runtest(self) -> None:
         from ._checkfile import run_entries
