@@ -26,8 +26,9 @@ NOT_RUN = "not run: -x stopped the run after the first missed expectation"
 @dataclass(frozen=True)
 class Outcome:
     """The verdict on one check: ``passed``, ``failed`` (missed its expectation), ``error``
-    (it could not run: the user's code raised) or ``skipped`` (not run); a one-line
-    ``message`` and the full ``details`` (the report as pinncheck prints it)."""
+    (it could not run: the user's code raised) or ``skipped`` (not run); for all but
+    ``passed``, a one-line ``message`` and the full ``details`` (the report as pinncheck prints
+    it, or the error with the user's traceback)."""
 
     state: str
     message: str
@@ -63,10 +64,10 @@ def outcome(result: EntryResult) -> Outcome:
     if result.report is None:
         error = result.error or "the check could not run"
         return Outcome("error", error.splitlines()[0], error)
+    if result.met:  # nothing to explain: not rendered (a suite may hold thousands)
+        return Outcome("passed", "", "")
     details = render_text(result.report)
     summary = _last_line(details)
-    if result.met:
-        return Outcome("passed", summary, details)
     if result.status != e.expect:
         message = f"expected {e.expect.upper()}, got {result.status.upper()}: {summary}"
     else:

@@ -149,7 +149,8 @@ def test_junit_shards_merge_into_the_whole_suite(suite: Path) -> None:
     for k in (1, 2, 3):
         run_cli("run", "checks", "--shard", f"{k}/3", "--junit-xml", f"shard-{k}.xml")
         ts = valid_junit(suite / f"shard-{k}.xml")
-        assert ts.find("properties/property[@name='shard']").get("value") == f"{k}/3"  # type: ignore[union-attr]
+        prop = ts.find("properties/property[@name='shard']")
+        assert prop is not None and prop.get("value") == f"{k}/3"
         merged += [
             (c.get("classname"), c.get("name"), c[0].tag if len(c) else "")
             for c in ts.findall("testcase")

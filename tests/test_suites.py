@@ -165,6 +165,16 @@ def test_a_pyproject_without_the_table_is_passed_over(tmp_path: Path) -> None:
     assert config is not None and config.defaults == {"seed": 5}
 
 
+def test_a_broken_pyproject_stops_the_search_only_if_it_is_for_pinncheck(tmp_path: Path) -> None:
+    write(tmp_path / "pyproject.toml", "[tool.pinncheck]\nseed = 5\n")
+    write(tmp_path / "a" / "pyproject.toml", "[project\n")  # broken, not about pinncheck
+    config = find_config(tmp_path / "a")
+    assert config is not None and config.source == tmp_path / "pyproject.toml"
+    write(tmp_path / "b" / "pyproject.toml", "[tool.pinncheck]\nseed = \n")
+    with pytest.raises(CheckFileError, match="is not valid TOML"):
+        find_config(tmp_path / "b")
+
+
 @pytest.mark.parametrize(
     "table, needle",
     [
