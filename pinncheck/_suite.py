@@ -320,7 +320,8 @@ class Suite:
         if self.deselected:
             parts.append(f"{self.deselected} deselected by -k")
         if self.shard:
-            parts.append(f"shard {self.shard[0]}/{self.shard[1]} of {self.total} checks")
+            selected = self.total - self.deselected
+            parts.append(f"shard {self.shard[0]}/{self.shard[1]} of {selected} checks")
         return "; ".join(parts)
 
 

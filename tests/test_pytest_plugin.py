@@ -89,9 +89,12 @@ def test_x_stops_at_the_first_failing_item(project: Path) -> None:
 
 def test_a_named_toml_is_collected_whatever_its_name_and_k_selects_items(project: Path) -> None:
     # other.toml is collected because it is named; the torch import comes with it.
+    # -k matches item names and the tables' kinds ("verify" selects "crashes").
     (project / "test_probe.py").write_text(PROBE)
-    p = pytest_run(project, "-q", "-s", "test_probe.py", "other.toml", "-k", "passes or modules")
-    assert "2 passed, 2 deselected" in p.stdout, p.stdout[-2000:]
+    k = "passes or modules or verify"
+    p = pytest_run(project, "-q", "-s", "test_probe.py", "other.toml", "-k", k)
+    assert "1 failed, 2 passed, 1 deselected" in p.stdout, p.stdout[-2000:]
+    assert "FAILED other.toml::crashes" in p.stdout
     assert "MODULES True True True" in p.stdout
 
 

@@ -329,6 +329,8 @@ def test_shard_option_splits_the_suite(suite: Path) -> None:
     assert names == [["alpha", "gamma-heat"], ["delta-wave"], ["beta"]]
     r = run_cli("run", str(suite), "--shard", "2/3")
     assert r.exit_code == 0 and "1 of 1 checks met" in r.stdout and "shard 2/3" in r.stdout
+    r = run_cli("run", str(suite), "--shard", "1/2", "-k", "not beta", "-q")
+    assert "(1 deselected by -k; shard 1/2 of 3 checks)" in r.stdout
 
 
 def test_an_empty_shard_passes_and_says_so(tmp_path: Path) -> None:
