@@ -269,7 +269,7 @@ def markdown_summary(report: RunReport, *, title: str = "pinncheck run") -> str:
     rows = outcomes(report)
     missed = [(e, o) for e, o, _ in rows if o.state in ("failed", "error")]
     met = sum(o.state == "passed" for _, o, _ in rows)
-    verdict = "PASS" if report.status == "pass" and not report.not_run else "FAIL"
+    verdict = report.status.upper()  # not_run implies a miss, so FAIL
     out = [f"## {_md(title)}: {verdict}", ""]
     line = f"{met} of {len(rows)} checks met their expectation"
     if report.not_run:
