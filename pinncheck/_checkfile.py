@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -146,6 +147,8 @@ class Entry:
     expect: str
     expect_diagnosis: str | None
     job: Job
+    line: int = 1
+    """1-based line of the table's header (``[[check]]`` ...) in ``file``."""
 
     @property
     def where(self) -> str:
@@ -233,43 +236,195 @@ def _type_name(kinds: Any) -> str:
     return " or ".join(names[k] for k in kinds)
 
 
-def load_file(path: str | Path) -> list[Entry]:
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a check file: the message names the file, the check and the key;
+    ``line`` is the 1-based line it is about (the table's header), when known."""
+
+    file: Path
+    line: int | None
+    message: str
+
+
+def raise_problems(problems: Sequence[Problem]) -> None:
+    if not problems:
+        return
+    if len(problems) == 1:
+        message = problems[0].message
+    else:
+        message = f"{len(problems)} problems in check files:\n" + "\n".join(
+            f"  {q.message}" for q in problems
+        )
+    raise CheckFileError(message, problems)
+
+
+def load_file(path: str | Path, defaults: dict[str, Any] | None = None) -> list[Entry]:
     """Read, validate and prepare every table of one check file.
+
+    ``defaults`` fill keys that a ``[[check]]``, ``[[residual]]`` or ``[[verify]]`` table does
+    not set (``points``, ``seed``, ``dtype``, ``device``: see :data:`DEFAULT_KEYS`).
 
     Raises:
         CheckFileError: unreadable file, bad TOML, unknown table or key, wrong type, or a bad
-            expression/domain/option; the message names the file, the check and the key.
+            expression/domain/option; the message names the file, the check and the key. Every
+            table is validated: ``problems`` lists all that is wrong, not only the first.
     """
-    p = Path(path)
+    problems: list[Problem] = []
+    entries = load_entries(Path(path), defaults or {}, problems)
+    raise_problems(problems)
+    return entries
+
+
+DEFAULT_KEYS = ("points", "seed", "dtype", "device")
+"""Keys that ``[tool.pinncheck]`` in pyproject.toml may set for every check file."""
+# probe's points is a batch size and its dtype defaults to the model's own: not defaulted.
+DEFAULTED_KINDS = ("check", "residual", "verify")
+
+
+def read_toml(p: Path) -> tuple[str, dict[str, Any]]:
+    """The text and the parsed content of a TOML file.
+
+    Raises:
+        CheckFileError: unreadable file or bad TOML (the message names the file).
+    """
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise CheckFileError(f"Cannot read the check file {p}: {exc}.") from None
     try:
-        data = tomllib.loads(text)
+        return text, tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise CheckFileError(f"{p} is not valid TOML: {exc}.") from None
+        where = re.search(r"at line (\d+)", str(exc))
+        raise CheckFileError(
+            f"{p} is not valid TOML: {exc}.",
+            [Problem(p, int(where.group(1)) if where else None, f"{p} is not valid TOML: {exc}.")],
+        ) from None
+
+
+def load_entries(p: Path, defaults: dict[str, Any], problems: list[Problem]) -> list[Entry]:
+    """The entries of one check file that are valid; what is wrong is added to ``problems``."""
+    try:
+        text, data = read_toml(p)
+    except CheckFileError as exc:
+        problems.extend(exc.problems or [Problem(p, None, str(exc))])
+        return []
+    lines = table_lines(text)
     entries: list[Entry] = []
     names: set[str] = set()
     for kind, tables in data.items():
         if kind not in KINDS:
             hint = difflib.get_close_matches(kind, KINDS, n=1)
-            raise CheckFileError(
-                f"{p}: unknown table [[{kind}]]; use "
-                + ", ".join(f"[[{k}]]" for k in KINDS)
-                + (f" (did you mean [[{hint[0]}]]?)" if hint else "")
-                + "."
+            found = lines.get(kind)
+            problems.append(
+                Problem(
+                    p,
+                    found[0] if found else None,
+                    f"{p}: unknown table [[{kind}]]; use "
+                    + ", ".join(f"[[{k}]]" for k in KINDS)
+                    + (f" (did you mean [[{hint[0]}]]?)" if hint else "")
+                    + ".",
+                )
             )
+            continue
         if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
-            raise CheckFileError(f"{p}: {kind} must be an array of tables, written [[{kind}]].")
+            problems.append(
+                Problem(
+                    p,
+                    _key_line(text, kind),
+                    f"{p}: {kind} must be an array of tables, written [[{kind}]].",
+                )
+            )
+            continue
+        found = lines.get(kind, [])
         for i, table in enumerate(tables):
-            entries.append(_entry(p, kind, i, table, names))
-    if not entries:
-        raise CheckFileError(f"{p} contains no checks ([[check]], [[residual]], ...).")
-    return entries
+            line = found[i] if len(found) == len(tables) else _key_line(text, kind)
+            applied = {
+                k: v
+                for k, v in defaults.items()
+                if kind in DEFAULTED_KINDS and k in KINDS[kind].keys and k not in table
+            }
+            try:
+                entries.append(_entry(p, kind, i, {**applied, **table}, names, line))
+            except CheckFileError as exc:
+                message = str(exc)
+                for k, v in applied.items():
+                    if f"key {k!r}" in message:
+                        message += f" ({k} = {v!r} is the default from [tool.pinncheck].)"
+                problems.append(Problem(p, line, message))
+    if not entries and not problems:
+        problems.append(Problem(p, None, f"{p} contains no checks ([[check]], [[residual]], ...)."))
+    return sorted(entries, key=lambda e: e.line)  # the file's order, whatever the kinds
 
 
-def _entry(p: Path, kind: str, i: int, table: dict[str, Any], names: set[str]) -> Entry:
+_HEADER = re.compile(
+    r"""\s*\[\[\s*(?:"([^"\\]*)"|'([^']*)'|([A-Za-z0-9_-]+))\s*\]\]\s*(?:\#.*)?$"""
+)
+
+
+def table_lines(text: str) -> dict[str, list[int]]:
+    """The 1-based line of every array-of-tables header (``[[check]]``) in TOML text, by name.
+
+    tomllib keeps no positions, so this scans the lines itself, skipping multi-line strings
+    (a ``[[check]]`` inside one is text, not a header) and allowing quoted names, spaces and
+    comments. The loader uses the lines only when their count matches the parsed tables.
+    """
+    found: dict[str, list[int]] = {}
+    open_quote: str | None = None  # the delimiter of a multi-line string still open
+    for number, line in enumerate(text.splitlines(), 1):
+        start = 0
+        if open_quote is not None:
+            end = _string_end(line, 0, open_quote)
+            if end < 0:
+                continue
+            open_quote, start = None, end
+        else:
+            m = _HEADER.match(line)
+            if m:
+                name = next(g for g in m.groups() if g is not None)
+                found.setdefault(name, []).append(number)
+                continue
+        open_quote = _open_multiline(line, start)
+    return found
+
+
+def _string_end(line: str, i: int, quote: str) -> int:
+    """Index just past the closing ``quote`` from ``line[i:]``, or -1 if the line has none."""
+    while i < len(line):
+        if quote[0] == '"' and line[i] == "\\":
+            i += 2
+            continue
+        if line.startswith(quote, i):
+            return i + len(quote)
+        i += 1
+    return -1
+
+
+def _open_multiline(line: str, i: int) -> str | None:
+    """The delimiter of a multi-line string that ``line[i:]`` opens and leaves open, if any."""
+    while i < len(line):
+        c = line[i]
+        if c == "#":
+            return None
+        if c in "\"'":
+            quote = c * 3 if line.startswith(c * 3, i) else c
+            end = _string_end(line, i + len(quote), quote)
+            if end < 0:
+                return quote if len(quote) == 3 else None
+            i = end
+            continue
+        i += 1
+    return None
+
+
+def _key_line(text: str, key: str) -> int | None:
+    """The line of a top-level ``key = ...`` (an inline array of tables), if there is one."""
+    m = re.search(rf"^[ \t]*[\"']?{re.escape(key)}[\"']?[ \t]*=", text, flags=re.M)
+    return text.count("\n", 0, m.start()) + 1 if m else None
+
+
+def _entry(
+    p: Path, kind: str, i: int, table: dict[str, Any], names: set[str], line: int | None = None
+) -> Entry:
     spec = KINDS[kind]
     label = f"{p}, {kind} #{i + 1}"
     name = table.get("name")
@@ -282,12 +437,7 @@ def _entry(p: Path, kind: str, i: int, table: dict[str, Any], names: set[str]) -
     allowed = {**COMMON_KEYS, **spec.keys}
     for key, value in table.items():
         if key not in allowed:
-            hint = difflib.get_close_matches(key, allowed, n=1)
-            raise CheckFileError(
-                f"{label}: unknown key {key!r}"
-                + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                + f"; allowed keys: {', '.join(sorted(allowed))}."
-            )
+            raise unknown_key(label, key, sorted(allowed))
         if not _type_ok(value, allowed[key]):
             raise CheckFileError(
                 f"{label}, key {key!r}: must be {_type_name(allowed[key])}, got {value!r}."
@@ -305,7 +455,17 @@ def _entry(p: Path, kind: str, i: int, table: dict[str, Any], names: set[str]) -
         culprit = _guess_key(str(exc), opts)
         where = f", key {culprit!r}" if culprit else ""
         raise CheckFileError(f"{label}{where}: {exc}") from None
-    return Entry(p, kind, i, name, expect, table.get("expect_diagnosis"), job)
+    return Entry(p, kind, i, name, expect, table.get("expect_diagnosis"), job, line or 1)
+
+
+def unknown_key(where: str, key: str, allowed: Sequence[str]) -> CheckFileError:
+    """The error for a key that ``where`` does not accept, with the closest allowed one."""
+    hint = difflib.get_close_matches(key, allowed, n=1)
+    return CheckFileError(
+        f"{where}: unknown key {key!r}"
+        + (f" (did you mean {hint[0]!r}?)" if hint else "")
+        + f"; allowed keys: {', '.join(allowed)}."
+    )
 
 
 def _guess_key(message: str, opts: dict[str, Any]) -> str | None:
@@ -340,6 +500,8 @@ class RunReport:
 
     results: list[EntryResult] = field(default_factory=list)
     kind: str = "run"
+    not_run: list[Entry] = field(default_factory=list)
+    """Entries left out after the first miss (``exitfirst``)."""
 
     @property
     def status(self) -> str:
@@ -368,24 +530,37 @@ class RunReport:
         return out
 
 
-def load_files(paths: Sequence[str | Path]) -> list[Entry]:
-    """Validate and prepare every entry of every file (nothing runs)."""
+def load_files(paths: Sequence[str | Path], defaults: dict[str, Any] | None = None) -> list[Entry]:
+    """Validate and prepare every entry of every file (nothing runs).
+
+    Raises:
+        CheckFileError: listing every problem of every file (``problems``), not only the first.
+    """
     if not paths:
         raise CheckFileError("No check files given: pinncheck run FILE.toml ...")
     entries: list[Entry] = []
+    problems: list[Problem] = []
     for path in paths:
-        entries.extend(load_file(path))
+        entries.extend(load_entries(Path(path), defaults or {}, problems))
+    raise_problems(problems)
     return entries
 
 
 def run_entries(
-    entries: Sequence[Entry], on_result: Callable[[EntryResult], None] | None = None
+    entries: Sequence[Entry],
+    on_result: Callable[[EntryResult], None] | None = None,
+    *,
+    exitfirst: bool = False,
 ) -> RunReport:
-    """Run prepared entries in order. A user-code error in one entry fails that entry only."""
+    """Run prepared entries in order. A user-code error in one entry fails that entry only.
+
+    With ``exitfirst``, the run stops after the first entry that misses its expectation; the
+    entries after it are listed in ``RunReport.not_run``.
+    """
     from ._errors import UserCodeError
 
     report = RunReport()
-    for e in entries:
+    for i, e in enumerate(entries):
         t0 = time.perf_counter()
         try:
             result = EntryResult(e, e.job.run(), time.perf_counter() - t0)
@@ -397,6 +572,9 @@ def run_entries(
         report.results.append(result)
         if on_result is not None:
             on_result(result)
+        if exitfirst and not result.met:
+            report.not_run = list(entries[i + 1 :])
+            break
     return report
 
 

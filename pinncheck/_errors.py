@@ -7,7 +7,9 @@ classes to the exit codes in :class:`ExitCode`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import IntEnum, unique
+from typing import Any
 
 
 @unique
@@ -47,7 +49,15 @@ class DeviceError(PinncheckError, RuntimeError):
 
 
 class CheckFileError(PinncheckError, ValueError):
-    """A check file (``pinncheck run``) is malformed."""
+    """A check file (``pinncheck run``) is malformed.
+
+    ``problems`` lists every problem found (each a ``pinncheck._checkfile.Problem`` with its
+    file, line and message) when the files were validated together; the message joins them.
+    """
+
+    def __init__(self, message: str, problems: Sequence[Any] | None = None) -> None:
+        super().__init__(message)
+        self.problems = list(problems or [])
 
 
 class UserCodeError(PinncheckError, RuntimeError):

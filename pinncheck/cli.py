@@ -502,44 +502,192 @@ def residual(
     _finish(report.status)
 
 
+class RunFormat(str, Enum):
+    table = "table"
+    json = "json"
+    github = "github"
+
+
 @app.command("run")
 def run_cmd(
-    files: Annotated[list[str], typer.Argument(help="Check files (TOML) to run.")],
-    fmt: FormatOpt = Format.table,
+    files: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="PATHS",
+            help="Check files (TOML) or folders of them (searched for *.toml files with "
+            "pinncheck tables). Default: paths = [...] under [tool.pinncheck] in pyproject.toml.",
+            show_default=False,
+        ),
+    ] = None,
+    fmt: Annotated[
+        RunFormat,
+        typer.Option(
+            "--format",
+            "--output-format",
+            "-f",
+            help="table (default), json, or github (the table plus ::error annotations on the "
+            "checks' lines in their files).",
+        ),
+    ] = RunFormat.table,
+    keyword: Annotated[
+        str | None,
+        typer.Option(
+            "-k",
+            metavar="EXPR",
+            help="Run only checks whose name, file name or kind matches EXPR, as pytest's -k: "
+            "words (case-insensitive substrings) with and, or, not, parentheses.",
+        ),
+    ] = None,
+    exitfirst: Annotated[
+        bool,
+        typer.Option("--exitfirst", "-x", help="Stop after the first missed expectation."),
+    ] = False,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard",
+            metavar="K/N",
+            help="Run only the K-th of N parts of the suite (round-robin over its fixed order), "
+            "for N parallel CI jobs.",
+        ),
+    ] = None,
+    junit_xml: Annotated[
+        str | None,
+        typer.Option("--junit-xml", metavar="PATH", help="Also write the results as JUnit XML."),
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print only failures and the final line.")
+    ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option("--verbose", "-v", help="Also say which files were collected or skipped."),
+    ] = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Run every check in TOML check files; exit 0 only if each meets its expectation."""
-    with _errors("run", fmt, debug):
-        from ._checkfile import load_files, run_entries
+    """Run every check of check files or folders; exit 0 only if each meets its expectation.
 
-        entries = load_files(files)
-        report = run_entries(entries)
-        if fmt is Format.json:
+    $GITHUB_STEP_SUMMARY, when set, gets a Markdown summary of the run appended.
+    """
+    json_fmt = Format.json if fmt is RunFormat.json else Format.table
+    with _errors("run", json_fmt, debug):
+        from ._checkfile import run_entries
+        from ._errors import CheckFileError
+        from ._suite import find_config, load_suite
+
+        config = find_config()
+        try:
+            suite = load_suite(files, keyword=keyword, shard_spec=shard, config=config)
+        except CheckFileError as exc:
+            _report_problems(exc, fmt, junit_xml)
+            raise
+        if verbose:
+            _say_collected(suite)
+        report = run_entries(suite.entries, exitfirst=exitfirst)
+        if fmt is RunFormat.json:
             _emit_json(report.to_dict())
         else:
-            from rich.text import Text
+            _print_run(report, suite, quiet)
+            if fmt is RunFormat.github:
+                from ._ci import github_annotations
 
-            from ._render import run_table, summary_line
-
-            out = _stdout()
-            out.print(run_table(report))
-            for r in report.results:
-                if not r.met:
-                    out.rule(Text(f"{r.entry.name} ({r.entry.file})"), style="red")
-                    if r.report is not None:
-                        print_report(out, r.report)
-                        if r.entry.expect_diagnosis and r.status == r.entry.expect:
-                            out.print(
-                                f"expected the diagnosis to mention {r.entry.expect_diagnosis!r}",
-                                markup=False,
-                            )
-                    else:
-                        out.print(f"error: {r.error}", markup=False)
-            met = sum(r.met for r in report.results)
-            summary_line(
-                out, report.status, f"{met} of {len(report.results)} checks met their expectation"
-            )
+                for line in github_annotations(report):
+                    sys.stdout.write(line + "\n")
+                sys.stdout.flush()
+        _write_ci_files(report, suite, junit_xml)
     _finish(report.status)
+
+
+def _say_collected(suite: Any) -> None:
+    from rich.text import Text
+
+    err = _stderr()
+    if suite.config is not None:
+        err.print(Text(f"config: [tool.pinncheck] in {suite.config.source}"))
+    for f in suite.collected.files:
+        err.print(Text(f"collected {f}"))
+    for f, why in suite.collected.skipped:
+        err.print(Text(f"skipped {f}: {why}"))
+
+
+def _report_problems(exc: Any, fmt: RunFormat, junit_xml: str | None) -> None:
+    """The problems of a suite's files, also as annotations, JUnit errors and a summary."""
+    from ._ci import problem_annotations, problems_markdown
+
+    problems = exc.problems
+    if fmt is RunFormat.github and problems:
+        sys.stdout.write("".join(line + "\n" for line in problem_annotations(problems)))
+        sys.stdout.flush()
+    if junit_xml and problems:
+        try:
+            _write_junit(junit_xml, None, problems=problems)
+        except PinncheckError as write_error:  # the problems matter more: say both
+            _warn([str(write_error)])
+    messages = [q.message for q in problems] or [str(exc)]
+    _append_summary(problems_markdown(messages))
+
+
+def _write_ci_files(report: Any, suite: Any, junit_xml: str | None) -> None:
+    from ._ci import markdown_summary
+
+    shard = f"{suite.shard[0]}/{suite.shard[1]}" if suite.shard else None
+    if junit_xml:
+        _write_junit(junit_xml, report, properties={"shard": shard} if shard else None)
+    _append_summary(
+        markdown_summary(report, title="pinncheck run" + (f" (shard {shard})" if shard else ""))
+    )
+
+
+def _write_junit(path: str, report: Any, **kwargs: Any) -> None:
+    from ._ci import write_junit
+    from ._errors import OptionError
+
+    try:
+        write_junit(report, path, **kwargs)
+    except OSError as exc:
+        raise OptionError(
+            f"Cannot write the JUnit XML file {path}: {exc.strerror or exc}."
+        ) from None
+
+
+def _append_summary(text: str) -> None:
+    """Append to $GITHUB_STEP_SUMMARY when it is set; a failure to do so is only a warning."""
+    from ._ci import append_step_summary
+
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if path:
+        try:
+            append_step_summary(text, path)
+        except OSError as exc:
+            _warn([f"cannot append the summary to $GITHUB_STEP_SUMMARY ({path}): {exc}"])
+
+
+def _print_run(report: Any, suite: Any, quiet: bool) -> None:
+    from rich.text import Text
+
+    from ._render import run_table, summary_line
+
+    out = _stdout()
+    if not quiet and report.results:
+        out.print(run_table(report))
+    for r in report.results:
+        if not r.met:
+            out.rule(Text(f"{r.entry.name} ({r.entry.file})"), style="red")
+            if r.report is not None:
+                print_report(out, r.report)
+                if r.entry.expect_diagnosis and r.status == r.entry.expect:
+                    out.print(
+                        f"expected the diagnosis to mention {r.entry.expect_diagnosis!r}",
+                        markup=False,
+                    )
+            else:
+                out.print(f"error: {r.error}", markup=False)
+    met = sum(r.met for r in report.results)
+    text = f"{met} of {len(report.results)} checks met their expectation"
+    if report.not_run:
+        text += f"; stopped after the first miss (-x), {len(report.not_run)} not run"
+    if suite.describe():
+        text += f" ({suite.describe()})"
+    summary_line(out, report.status, text)
 
 
 # verify and probe: the user's own code ------------------------------------------------------

@@ -22,7 +22,10 @@ class CliResult:
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> CliResult:
-    """Invoke ``pinncheck ARGS`` in-process, as if piped (not a terminal), 200 columns wide."""
-    runner = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1", **(env or {})})
+    """Invoke ``pinncheck ARGS`` in-process, as if piped (not a terminal), 200 columns wide,
+    and outside GitHub Actions (no step summary, no workspace) unless ``env`` says otherwise."""
+    base: dict[str, str | None] = {"COLUMNS": "200", "NO_COLOR": "1"}
+    base.update(GITHUB_STEP_SUMMARY=None, GITHUB_WORKSPACE=None)
+    runner = CliRunner(env={**base, **(env or {})})
     result = runner.invoke(app, list(args), catch_exceptions=False)
     return CliResult(result.exit_code, result.stdout, result.stderr)
