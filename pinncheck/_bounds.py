@@ -200,11 +200,11 @@ _SLOPES: dict[str, Callable[[_Value, torch.Tensor], torch.Tensor] | None] = {
     "sin": None,
     "cos": None,
     "tan": lambda x, v: v * v + 1,
-    "exp": lambda x, v: v,
+    "exp": lambda x, v: v.abs(),
     "log": lambda x, v: torch.reciprocal(x.abs),
     "tanh": lambda x, v: 1 - v * v,
     "sinh": lambda x, v: torch.sqrt(v * v + 1),
-    "cosh": lambda x, v: v,  # |sinh x| <= cosh x
+    "cosh": lambda x, v: v.abs(),  # |sinh x| <= cosh x
     "asin": lambda x, v: torch.rsqrt((1 - x.v * x.v).abs_()),
     "acos": lambda x, v: torch.rsqrt((1 - x.v * x.v).abs_()),
     "atan": lambda x, v: torch.reciprocal(x.v * x.v + 1),
