@@ -19,7 +19,7 @@ from ._errors import DomainError
 from ._exact import exact_partials
 from ._options import RunOptions, check_order, run_options
 from ._parse import parse_expression
-from ._results import DerivativeResult, derivative_name, environment, overall_status
+from ._results import DerivativeResult, derivative_name, document, overall_status
 from ._sample import DEFAULT_SEED
 from ._singular import singularity_warnings
 
@@ -48,23 +48,24 @@ class CheckReport:
         return self.status == "pass"
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON document of ``pinncheck check --format json`` (schema in the README)."""
-        return {
-            **environment(),
-            "kind": self.kind,
-            "status": self.status,
-            "expression": self.expression,
-            "parsed": str(self.parsed),
-            "variables": list(self.domain.names),
-            "domain": self.domain.as_dict(),
-            **run_header(self.options),
-            "order": self.order,
-            "tolerances": tolerance_header(self.options),
-            "derivatives": [d.to_dict() for d in self.derivatives],
-            "warnings": list(self.warnings),
-            "timings": dict(self.timings),
-            "chunk_size": self.chunk_size,
-        }
+        """The JSON document of ``pinncheck check --format json`` (schema: docs/json.md)."""
+        return document(
+            {
+                "kind": self.kind,
+                "status": self.status,
+                "expression": self.expression,
+                "parsed": str(self.parsed),
+                "variables": list(self.domain.names),
+                "domain": self.domain.as_dict(),
+                **run_header(self.options),
+                "order": self.order,
+                "tolerances": tolerance_header(self.options),
+                "derivatives": [d.to_dict() for d in self.derivatives],
+                "warnings": list(self.warnings),
+                "timings": dict(self.timings),
+                "chunk_size": self.chunk_size,
+            }
+        )
 
 
 def run_header(opts: RunOptions) -> dict[str, Any]:

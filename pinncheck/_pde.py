@@ -8,6 +8,7 @@ gives the residual a PINN computes.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -75,6 +76,7 @@ class PDESystem:
     solution_texts: dict[str, str]
     params: dict[str, sympy.Expr]
     param_texts: dict[str, str]
+    unused_params: tuple[str, ...] = ()
 
     def term_label(self, term: Term) -> str:
         return term_label(term, self.domain)
@@ -108,6 +110,7 @@ class _TermResolver:
         self.unknowns = set(unknowns)
         self.params = params
         self.equation = equation
+        self.used_params: set[str] = set()
         self.by_placeholder: dict[sympy.Symbol, Term] = {}
         self.single_letter = all(len(n) == 1 for n in domain.names)
 
@@ -126,6 +129,7 @@ class _TermResolver:
         if name in self.domain.names:
             return real_symbol(name)
         if name in self.params:
+            self.used_params.add(name)
             return self.params[name]
         if name in self.unknowns:
             return self.term(name, ())
@@ -248,11 +252,13 @@ def parse_system(
                 f"{base} (subscript notation); rename the parameter."
             )
     param_values = parse_params(params, reserved=[*domain.names, *unknowns])
+    used_params: set[str] = set()
 
     def solution_name(name: str) -> sympy.Expr:
         if name in domain.names:
             return real_symbol(name)
         if name in param_values:
+            used_params.add(name)
             return param_values[name]
         raise ExpressionError(
             f"The name {name!r} in a solution is not a variable or parameter (variables: "
@@ -298,10 +304,34 @@ def parse_system(
             )
             raise ExpressionError(f"The PDE {eq!r} {why} ({', '.join(unknowns)}).")
         residuals.append(expr)
+        used_params |= resolver.used_params
     terms = sorted(used, key=lambda t: (unknowns.index(t.function), len(t.alpha), t.alpha))
     param_texts = {
         check_identifier(k, what="parameter name"): v for k, v in _pairs(params, "parameter")
     }
     return PDESystem(
-        domain, tuple(eqs), tuple(residuals), tuple(terms), sols, texts, param_values, param_texts
+        domain,
+        tuple(eqs),
+        tuple(residuals),
+        tuple(terms),
+        sols,
+        texts,
+        param_values,
+        param_texts,
+        unused_params(param_texts, used_params),
     )
+
+
+def unused_params(texts: Mapping[str, str], used: set[str]) -> tuple[str, ...]:
+    """The parameters that no PDE, no solution and no used parameter refers to."""
+    names = list(texts)
+    used = set(used)
+    # A parameter written in terms of an earlier one uses it (lam = 2*mu uses mu).
+    for name in reversed(names):
+        if name in used:
+            for other in names:
+                if other != name and re.search(
+                    rf"(?<![A-Za-z0-9_]){other}(?![A-Za-z0-9_])", texts[name]
+                ):
+                    used.add(other)
+    return tuple(n for n in names if n not in used)

@@ -21,7 +21,7 @@ from ._results import (
     DerivativeResult,
     QuantityResult,
     _num,
-    environment,
+    document,
     overall_status,
 )
 from ._sample import DEFAULT_SEED
@@ -131,24 +131,25 @@ class ResidualReport:
         from ._check import run_header, tolerance_header
 
         sysm = self.system
-        return {
-            **environment(),
-            "kind": self.kind,
-            "status": self.status,
-            "pdes": list(sysm.equations),
-            "solutions": dict(sysm.solution_texts),
-            "params": {k: _num(float(v)) for k, v in sysm.params.items()},
-            "variables": list(sysm.domain.names),
-            "domain": sysm.domain.as_dict(),
-            **run_header(self.options),
-            "any_residual": self.any_residual,
-            "tolerances": {**tolerance_header(self.options), "solve_rtol": SOLVE_RTOL},
-            "derivatives": [d.to_dict() for d in self.derivatives],
-            "equations": [e.to_dict() for e in self.equations],
-            "warnings": list(self.warnings),
-            "timings": dict(self.timings),
-            "chunk_size": self.chunk_size,
-        }
+        return document(
+            {
+                "kind": self.kind,
+                "status": self.status,
+                "pdes": list(sysm.equations),
+                "solutions": dict(sysm.solution_texts),
+                "params": {k: _num(float(v)) for k, v in sysm.params.items()},
+                "variables": list(sysm.domain.names),
+                "domain": sysm.domain.as_dict(),
+                **run_header(self.options),
+                "any_residual": self.any_residual,
+                "tolerances": {**tolerance_header(self.options), "solve_rtol": SOLVE_RTOL},
+                "derivatives": [d.to_dict() for d in self.derivatives],
+                "equations": [e.to_dict() for e in self.equations],
+                "warnings": list(self.warnings),
+                "timings": dict(self.timings),
+                "chunk_size": self.chunk_size,
+            }
+        )
 
 
 def exact_terms(system: PDESystem) -> dict[Term, sympy.Expr]:
@@ -175,6 +176,10 @@ def system_warnings(system: PDESystem) -> list[str]:
     ]
     for fname, sol in system.solutions.items():
         warnings += [f"Solution {fname}: {w}" for w in singularity_warnings(sol, system.domain)]
+    warnings += [
+        f"The parameter {p} is not used by any PDE, solution or used parameter: check its name."
+        for p in system.unused_params
+    ]
     names = {s.name for sol in system.solutions.values() for s in sol.free_symbols}
     for v in system.domain.names:
         if v not in names:
