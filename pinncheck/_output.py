@@ -137,15 +137,39 @@ def print_table(console: Console, table: RenderableType) -> None:
     """A table that never cuts a name or a number: fitted to a terminal when it can be,
     else at its natural width."""
     from rich.measure import Measurement
+    from rich.table import Table
 
+    if isinstance(table, Table):
+        # A column that does not wrap must never be narrower than its longest cell: that
+        # makes the table's minimum width the width below which it would cut a number.
+        for column in table.columns:
+            if column.no_wrap:
+                column.min_width = max(_cell_width(c) for c in [column.header, *column.cells])
     if console.width >= UNBOUNDED_WIDTH:
         console.print(table, soft_wrap=False)
         return
-    need = Measurement.get(console, console.options, table)
+    need = Measurement.get(console, console.options.update_width(UNBOUNDED_WIDTH), table)
     if need.minimum <= console.width:
         console.print(table)
     else:
-        console.print(table, width=need.maximum)
+        # Console.print never renders wider than the console: widen it for this table.
+        width = console.width
+        console.width = need.maximum
+        try:
+            console.print(table, crop=False)
+        finally:
+            console.width = width
+
+
+def _cell_width(cell: Any) -> int:
+    from rich.cells import cell_len
+    from rich.text import Text
+
+    if isinstance(cell, Text):
+        return max((cell_len(line) for line in cell.plain.split("\n")), default=0)
+    if isinstance(cell, str):
+        return max((cell_len(line) for line in cell.split("\n")), default=0)
+    return 0
 
 
 def section(console: Console, title: str, style: str = "") -> None:

@@ -808,11 +808,19 @@ def probe(
     seed: SeedOpt = 20240917,
     device: Annotated[
         str | None,
-        typer.Option("--device", help="cpu, cuda, cuda:N or auto (default: the model's own)."),
+        typer.Option(
+            "--device",
+            metavar="DEVICE",
+            help="cpu, cuda, cuda:N or auto (default: the model's own).",
+        ),
     ] = None,
     dtype: Annotated[
         str | None,
-        typer.Option("--dtype", help="float32 or float64 (default: the model's own, or float32)."),
+        typer.Option(
+            "--dtype",
+            metavar="DTYPE",
+            help="float32 or float64 (default: the model's own, or float32).",
+        ),
     ] = None,
     fmt: FormatOpt = Format.table,
     debug: DebugOpt = False,
