@@ -874,8 +874,9 @@ def main() -> None:
     command = typer.main.get_command(app)
     token = _leading_minus(sys.argv, command)
     if token is not None:
+        token = printable(token)
         typer.echo(
-            f"Error: {token!r} is not an option of pinncheck check. If it is the expression, "
+            f"Error: '{token}' is not an option of pinncheck check. If it is the expression, "
             f"which starts with a minus sign, put it in parentheses, '({token})', or last, "
             f"after '--': pinncheck check -d ... -- '{token}'.",
             err=True,
