@@ -200,7 +200,8 @@ def _report(kind: str, required: dict[str, Any]) -> dict[str, Any]:
 
 
 def _error(kind: str | dict[str, Any]) -> dict[str, Any]:
-    """The document of a command that could not run (bad input, internal error)."""
+    """The document of a command that could not run (bad input, internal error); ``errors``
+    may list every problem found (all the invalid tables of a suite's check files)."""
     return obj(
         {
             "pinncheck": STRING,
@@ -209,7 +210,7 @@ def _error(kind: str | dict[str, Any]) -> dict[str, Any]:
             "status": {"const": "error"},
             "error": STRING,
         },
-        {"exit_code": {"enum": [2, 3]}},
+        {"exit_code": {"enum": [2, 3]}, "errors": {"type": "array"}},
     )
 
 
@@ -324,7 +325,7 @@ def _run_schema() -> dict[str, Any]:
             "counts": obj({"total": INTEGER, "met": INTEGER, "missed": INTEGER, "errors": INTEGER}),
             "reports": array({"oneOf": entries}),
         },
-        {"errors": array(STRING)},
+        {"errors": {"type": "array"}},
     )
     return {**run, "$defs": {k: REPORTS[k] for k in entry_kinds}}
 
