@@ -123,7 +123,7 @@ def _whole_number(value: Any) -> int:
     if math.isfinite(x) and x == int(x):
         return int(x)
     raise typer.BadParameter(
-        f"{printable(text)!r} is not a whole number; write it as 1000, 1e6 or 1_000_000."
+        f"'{printable(text)}' is not a whole number; write it as 1000, 1e6 or 1_000_000."
     )
 
 
@@ -136,7 +136,7 @@ def _number(value: Any) -> float:
         return float(text)
     except ValueError:
         raise typer.BadParameter(
-            f"{printable(text)!r} is not a number; write it as 0.5, 1e-6 or 10."
+            f"'{printable(text)}' is not a number; write it as 0.5, 1e-6 or 10."
         ) from None
 
 
@@ -148,7 +148,7 @@ def _format(value: Any) -> Format:
         return Format(text)
     except ValueError:
         raise typer.BadParameter(
-            f"unknown format {printable(value)!r}; use "
+            f"unknown format '{printable(value)}'; use "
             + " or ".join(f.value for f in Format)
             + "."
         ) from None
