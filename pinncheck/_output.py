@@ -127,10 +127,43 @@ def stdout_console() -> Console:
     return console
 
 
+class ForgivingStderr:
+    """``sys.stderr`` that drops what it cannot write: a message about a failure has nowhere
+    else to go, and must not turn into a second failure (``2> /dev/full``)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._stream.write(text))
+        except (OSError, ValueError, AttributeError):
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+
+    def isatty(self) -> bool:
+        try:
+            return bool(self._stream.isatty())
+        except (OSError, ValueError, AttributeError):
+            return False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def stderr_console() -> Console:
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return Console(
+        file=ForgivingStderr(sys.stderr),  # type: ignore[arg-type]
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def print_table(console: Console, table: RenderableType) -> None:

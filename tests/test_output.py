@@ -167,6 +167,15 @@ def test_a_full_stdout_is_one_line_on_stderr_and_exit_2(fmt: str) -> None:
     assert p.stderr.strip() == "error: cannot write to standard output: No space left on device"
 
 
+def test_an_unwritable_stderr_changes_nothing() -> None:
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full here")
+    warned = _run("check", "log(x1)", "-d", "x1=-1:1", "-n", "20", shell_tail=" 2> /dev/full")
+    assert warned.returncode == ExitCode.FAILED and "undefined" in warned.stdout
+    refused = _run("check", "x1 +", "-d", "x1=0:1", shell_tail=" 2> /dev/full")
+    assert refused.returncode == ExitCode.USAGE
+
+
 def test_a_closed_stdout_is_one_line_on_stderr_and_exit_2() -> None:
     p = _run(*SEED, "-n", "50", "-f", "json", shell_tail=" >&-")
     assert p.returncode == 2
