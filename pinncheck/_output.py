@@ -171,6 +171,7 @@ def print_table(console: Console, table: RenderableType) -> None:
     else at its natural width."""
     from rich.measure import Measurement
     from rich.table import Table
+    from rich.text import Text
 
     if isinstance(table, Table):
         # A column that does not wrap must never be narrower than its longest cell: that
@@ -179,6 +180,11 @@ def print_table(console: Console, table: RenderableType) -> None:
             if column.no_wrap:
                 column.min_width = max(_cell_width(c) for c in [column.header, *column.cells])
     if console.width >= UNBOUNDED_WIDTH:
+        if isinstance(table, Table) and table.title:
+            # A title is padded to the table's width: print it on its own line instead, so
+            # that no log line ends in spaces.
+            title, table.title = table.title, None
+            console.print(Text(title) if isinstance(title, str) else title)
         console.print(table, soft_wrap=False)
         return
     need = Measurement.get(console, console.options.update_width(UNBOUNDED_WIDTH), table)

@@ -84,6 +84,7 @@ def test_run_table_shows_full_numbers_and_names(tmp_path: Path) -> None:
     assert long_name in r.stdout
     row = next(line for line in r.stdout.splitlines() if long_name in line)
     assert "worst rel. error" in r.stdout
+    assert not [line for line in r.stdout.splitlines() if line.endswith(" ")]
     # The worst error is printed whole: mantissa and exponent (or an exact 0).
     import re
 
