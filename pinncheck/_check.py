@@ -23,7 +23,7 @@ from ._results import (
     DerivativeResult,
     conditioning_warnings,
     derivative_name,
-    environment,
+    document,
     overall_status,
 )
 from ._sample import DEFAULT_SEED
@@ -54,23 +54,24 @@ class CheckReport:
         return self.status == "pass"
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON document of ``pinncheck check --format json`` (schema in the README)."""
-        return {
-            **environment(),
-            "kind": self.kind,
-            "status": self.status,
-            "expression": self.expression,
-            "parsed": str(self.parsed),
-            "variables": list(self.domain.names),
-            "domain": self.domain.as_dict(),
-            **run_header(self.options),
-            "order": self.order,
-            "tolerances": tolerance_header(self.options),
-            "derivatives": [d.to_dict() for d in self.derivatives],
-            "warnings": list(self.warnings),
-            "timings": dict(self.timings),
-            "chunk_size": self.chunk_size,
-        }
+        """The JSON document of ``pinncheck check --format json`` (schema: docs/json.md)."""
+        return document(
+            {
+                "kind": self.kind,
+                "status": self.status,
+                "expression": self.expression,
+                "parsed": str(self.parsed),
+                "variables": list(self.domain.names),
+                "domain": self.domain.as_dict(),
+                **run_header(self.options),
+                "order": self.order,
+                "tolerances": tolerance_header(self.options),
+                "derivatives": [d.to_dict() for d in self.derivatives],
+                "warnings": list(self.warnings),
+                "timings": dict(self.timings),
+                "chunk_size": self.chunk_size,
+            }
+        )
 
 
 def run_header(opts: RunOptions) -> dict[str, Any]:

@@ -185,26 +185,45 @@ class EntryResult:
 
     @property
     def worst_error(self) -> float:
+        """See :func:`worst_error`; NaN when the entry could not run."""
         if self.report is None:
             return math.nan
         return worst_error(self.report)
 
 
-def worst_error(report: Any) -> float:
-    """The largest error relative to scale over every compared quantity of a report.
+WORST_ERROR_MEANING = (
+    "the largest error relative to its scale: |autograd - exact| / max|exact| for a "
+    "derivative; |residual error| / PDE term scale for a residual, including the residual "
+    "itself (its distance from 0) when the candidate must solve the PDE; off-diagonal / "
+    "diagonal Jacobian mass for a probe"
+)
 
-    For ``probe``, the Jacobian's off-diagonal mass relative to its diagonal.
+
+def worst_error(report: Any) -> float:
+    """The largest error relative to scale over every compared quantity of a report (the
+    ``worst rel. error`` column of ``pinncheck run``; :data:`WORST_ERROR_MEANING`).
+
+    NaN (shown as ``undefined``) when a quantity is undefined (NaN or inf) at some point.
     """
-    values = [q.stats.max_rel_error for q in getattr(report, "derivatives", [])]
-    values += [
-        q.stats.max_abs_error / q.term_scale if q.term_scale else q.stats.max_abs_error
-        for q in getattr(report, "equations", [])
+    values = [
+        q.stats.max_rel_error if q.status != "undefined" else math.nan
+        for q in getattr(report, "derivatives", [])
     ]
+    for q in getattr(report, "equations", []):
+        if q.status == "undefined":
+            values.append(math.nan)
+            continue
+        errors = [q.stats.max_abs_error]
+        if getattr(q, "check_solution", False):  # residual: it must also be 0
+            errors.append(q.stats.max_abs_exact)
+        scale = q.term_scale or 1.0
+        values += [err / scale for err in errors]
     ratio = getattr(report, "offdiag_ratio", None)  # probe: the batch-coupling figure
     if ratio is not None:
         values.append(ratio)
-    finite = [v for v in values if not math.isnan(v)]
-    return max(finite) if finite else math.nan
+    if any(math.isnan(v) for v in values) or not values:
+        return math.nan
+    return max(values)
 
 
 def _type_ok(value: Any, kinds: Any) -> bool:
@@ -496,7 +515,12 @@ def _guess_key(message: str, opts: dict[str, Any]) -> str | None:
 
 @dataclass
 class RunReport:
-    """The outcome of :func:`run_files`."""
+    """The outcome of :func:`run_files`.
+
+    ``status`` is ``"pass"`` when every entry met its expectation, ``"error"`` when an entry
+    could not run (its user code raised, or its input was refused at run time; exit code 2),
+    and ``"fail"`` otherwise (exit code 1).
+    """
 
     results: list[EntryResult] = field(default_factory=list)
     kind: str = "run"
@@ -505,16 +529,33 @@ class RunReport:
 
     @property
     def status(self) -> str:
+        if any(r.report is None for r in self.results):
+            return "error"
         return "pass" if all(r.met for r in self.results) else "fail"
 
-    def to_dict(self) -> list[dict[str, Any]]:
-        out = []
+    @property
+    def counts(self) -> dict[str, int]:
+        """``total``, ``met``, ``missed`` (ran, but missed the expectation) and ``errors``."""
+        errors = sum(r.report is None for r in self.results)
+        met = sum(r.met for r in self.results)
+        return {
+            "total": len(self.results),
+            "met": met,
+            "missed": len(self.results) - met - errors,
+            "errors": errors,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document of ``pinncheck run --format json`` (schema: docs/json.md)."""
+        from ._results import document
+
+        reports = []
         for r in self.results:
             e = r.entry
             doc: dict[str, Any] = (
                 r.report.to_dict()
                 if r.report is not None
-                else {"kind": e.kind, "status": "error", "error": r.error}
+                else document({"kind": e.kind, "status": "error", "error": r.error})
             )
             doc.update(
                 {
@@ -526,8 +567,10 @@ class RunReport:
                     "seconds": r.seconds,
                 }
             )
-            out.append(doc)
-        return out
+            reports.append(doc)
+        return document(
+            {"kind": self.kind, "status": self.status, "counts": self.counts, "reports": reports}
+        )
 
 
 def load_files(paths: Sequence[str | Path], defaults: dict[str, Any] | None = None) -> list[Entry]:

@@ -93,6 +93,7 @@ class PDESystem:
     params: dict[str, sympy.Expr]
     param_texts: dict[str, str]
     warnings: tuple[str, ...] = ()
+    unused_params: tuple[str, ...] = ()
 
     def term_label(self, term: Term) -> str:
         return term_label(term, self.domain, self.solutions)
@@ -212,6 +213,7 @@ class _TermResolver(TermTable):
         self.space = space
         self.single_letter = all(len(n) == 1 for n in domain.names)
         self.warnings: list[str] = []
+        self.used_params: set[str] = set()
 
     def subscript(self, name: str) -> tuple[str, str] | None:
         """``(unknown, variables)`` when ``name`` reads as a subscript derivative, else None."""
@@ -224,6 +226,7 @@ class _TermResolver(TermTable):
         if name in self.domain.names:
             return real_symbol(name)
         if name in self.params:
+            self.used_params.add(name)
             return self.params[name]
         split = self.subscript(name)
         if name in self.unknowns:  # declared names win over subscript notation
@@ -361,6 +364,7 @@ class _Declared:
     solution_texts: dict[str, str]
     shadowed: list[str]
     warnings: list[str]
+    used_params: set[str]
 
 
 def _declare(
@@ -419,11 +423,13 @@ def _declare(
             if w is not None:
                 warnings.append(w)
     param_values = parse_params(params, reserved=[*domain.names, *unknowns], shadowed=shadowed)
+    used_params: set[str] = set()
 
     def solution_name(name: str) -> sympy.Expr:
         if name in domain.names:
             return real_symbol(name)
         if name in param_values:
+            used_params.add(name)
             return param_values[name]
         raise ExpressionError(
             f"The name {name!r} in a solution is not a variable or parameter (variables: "
@@ -438,7 +444,9 @@ def _declare(
         )
         texts[uname] = text
     param_texts = dict(zip(param_names, (v for _, v in _pairs(params, "parameter")), strict=True))
-    return _Declared(unknowns, param_values, param_texts, sols, texts, shadowed, warnings)
+    return _Declared(
+        unknowns, param_values, param_texts, sols, texts, shadowed, warnings, used_params
+    )
 
 
 def _used_terms(
@@ -484,6 +492,7 @@ def parse_system(
         spatial_variables(domain, space)  # refuse a bad --space even if no laplacian uses it
     residuals = []
     warnings = list(declared.warnings)
+    used = set(declared.used_params)
     for eq in eqs:
         if not isinstance(eq, str):
             raise ExpressionError(f"A PDE must be text, got {type(eq).__name__}.")
@@ -498,6 +507,7 @@ def parse_system(
         )
         warnings += [w for w in resolver.warnings if w not in warnings]
         residuals.append((eq, expr, resolver.by_placeholder))
+        used |= resolver.used_params
     terms = _used_terms(residuals, declared.unknowns)
     return PDESystem(
         domain,
@@ -509,4 +519,20 @@ def parse_system(
         declared.params,
         declared.param_texts,
         tuple(warnings),
+        unused_params(declared.param_texts, used),
     )
+
+
+def unused_params(texts: Mapping[str, str], used: set[str]) -> tuple[str, ...]:
+    """The parameters that no PDE, no solution and no used parameter refers to."""
+    names = list(texts)
+    used = set(used)
+    # A parameter written in terms of an earlier one uses it (lam = 2*mu uses mu).
+    for name in reversed(names):
+        if name in used:
+            for other in names:
+                if other != name and re.search(
+                    rf"(?<![A-Za-z0-9_]){other}(?![A-Za-z0-9_])", texts[name]
+                ):
+                    used.add(other)
+    return tuple(n for n in names if n not in used)

@@ -36,7 +36,7 @@ from torch import nn
 from ._domain import Domain, DomainLike, parse_domain
 from ._errors import OptionError, UserCodeError
 from ._options import resolve_device, resolve_dtype, run_options
-from ._results import _num, environment
+from ._results import _num, document
 from ._sample import DEFAULT_SEED, sample_box
 from ._usercode import (
     Target,
@@ -161,39 +161,40 @@ class ProbeReport:
         return self.status == "pass"
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON document of ``pinncheck probe --format json`` (schema in the README)."""
-        return {
-            **environment(),
-            "kind": self.kind,
-            "status": self.status,
-            "target": self.target,
-            "model_type": self.model_type,
-            "variables": list(self.domain.names),
-            "domain": self.domain.as_dict(),
-            "n": self.n,
-            "seed": self.seed,
-            "dtype": self.dtype,
-            "device": self.device,
-            "output_columns": self.output_columns,
-            "pointwise": self.pointwise,
-            "jacobian_points": self.jacobian_points,
-            "offdiag_ratio": _num(self.offdiag_ratio),
-            "offdiag_max_row_ratio": _num(self.offdiag_max_row_ratio),
-            "jacobian_note": self.jacobian_note,
-            "coupling_tolerance": _tolerance(self.dtype),
-            "perturbation": dict(self.perturbation),
-            "deterministic": self.deterministic,
-            "nondeterminism": _num(self.nondeterminism),
-            "randomness_from_rng": self.randomness_from_rng,
-            "finite": self.finite,
-            "nonfinite_points": self.nonfinite_points,
-            "second_derivatives_vanish": self.second_derivatives_vanish,
-            "second_derivatives_checked": self.second_derivatives_checked,
-            "culprits": [c.to_dict() for c in self.culprits],
-            "diagnosis": list(self.diagnosis),
-            "warnings": list(self.warnings),
-            "timings": dict(self.timings),
-        }
+        """The JSON document of ``pinncheck probe --format json`` (schema: docs/json.md)."""
+        return document(
+            {
+                "kind": self.kind,
+                "status": self.status,
+                "target": self.target,
+                "model_type": self.model_type,
+                "variables": list(self.domain.names),
+                "domain": self.domain.as_dict(),
+                "n": self.n,
+                "seed": self.seed,
+                "dtype": self.dtype,
+                "device": self.device,
+                "output_columns": self.output_columns,
+                "pointwise": self.pointwise,
+                "jacobian_points": self.jacobian_points,
+                "offdiag_ratio": _num(self.offdiag_ratio),
+                "offdiag_max_row_ratio": _num(self.offdiag_max_row_ratio),
+                "jacobian_note": self.jacobian_note,
+                "coupling_tolerance": _tolerance(self.dtype),
+                "perturbation": dict(self.perturbation),
+                "deterministic": self.deterministic,
+                "nondeterminism": _num(self.nondeterminism),
+                "randomness_from_rng": self.randomness_from_rng,
+                "finite": self.finite,
+                "nonfinite_points": self.nonfinite_points,
+                "second_derivatives_vanish": self.second_derivatives_vanish,
+                "second_derivatives_checked": self.second_derivatives_checked,
+                "culprits": [c.to_dict() for c in self.culprits],
+                "diagnosis": list(self.diagnosis),
+                "warnings": list(self.warnings),
+                "timings": dict(self.timings),
+            }
+        )
 
 
 def nan_aware_difference(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ._results import QuantityResult, inconclusive_reason
+from ._text import printable
 
 STATUS_STYLE = {
     "pass": "green",
@@ -30,8 +31,16 @@ def fmt(x: float | None) -> str:
     return f"{x:.2e}"
 
 
-def short(text: str, width: int = 48) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
+def cell(text: object, style: str = "") -> Text:
+    """A table cell holding user-supplied text (a name, an expression): control characters
+    escaped, never cut."""
+    return Text(printable(text), style=style)
+
+
+def number_column(table: Table, header: str) -> None:
+    """A right-aligned column of numbers, never wrapped: a number is read whole or not at all
+    (a table too wide for the terminal is printed wider than it instead)."""
+    table.add_column(header, justify="right", no_wrap=True)
 
 
 def status_text(status: str) -> Text:
@@ -53,41 +62,45 @@ def point_text(q: QuantityResult) -> str:
     return f"{coords} (autograd {values[0]:.6g}, exact {values[1]:.6g})"
 
 
+def error_figures(q: QuantityResult) -> tuple[str, str, str]:
+    """max abs, max rel and RMS error as shown; ``nan`` where some point is undefined, as in
+    the JSON document (an undefined quantity never shows an error of 0)."""
+    s = q.stats
+    if s.nonfinite or not s.finite:
+        return ("nan", "nan", "nan")
+    return fmt(s.max_abs_error), fmt(s.max_rel_error), fmt(s.rms_error)
+
+
 def quantity_table(title: str, rows: Sequence[tuple[str, str, QuantityResult]]) -> Table:
     """One row per quantity: label, exact expression, error figures, worst point, status."""
     table = Table(title=title, title_justify="left", show_lines=False)
-    table.add_column("derivative")
+    table.add_column("derivative", no_wrap=True)
     table.add_column("exact", overflow="fold")
-    table.add_column("max abs err", justify="right")
-    table.add_column("max rel err", justify="right")
-    table.add_column("rms err", justify="right")
-    table.add_column("non-finite", justify="right")
+    for header in ("max abs err", "max rel err", "rms err", "non-finite"):
+        number_column(table, header)
     table.add_column("worst point", overflow="fold")
-    table.add_column("status")
+    table.add_column("status", no_wrap=True)
     for label, exact, q in rows:
-        s = q.stats
         table.add_row(
-            label,
-            short(exact),
-            fmt(s.max_abs_error if s.finite else None),
-            fmt(s.max_rel_error if s.finite else None),
-            fmt(s.rms_error if s.finite else None),
-            str(s.nonfinite),
-            point_text(q),
+            cell(label),
+            cell(exact),
+            *error_figures(q),
+            str(q.stats.nonfinite),
+            cell(point_text(q)),
             status_text(q.status),
         )
     return table
 
 
 def header(console: Console, title: str, fields: dict[str, Any]) -> None:
-    console.print(Text(title, style="bold"))
-    console.print(Text("  ".join(f"{k}: {v}" for k, v in fields.items()), style="dim"))
+    console.print(Text(printable(title), style="bold"))
+    console.print(Text("  ".join(f"{k}: {printable(v)}" for k, v in fields.items()), style="dim"))
 
 
 def summary_line(console: Console, status: str, text: str) -> None:
     line = Text()
     line.append(status.upper(), style=STATUS_STYLE.get(status, "bold"))
-    line.append(f": {text}")
+    line.append(f": {printable(text)}")
     console.print(line)
 
 
@@ -120,22 +133,20 @@ def equation_table(equations: Sequence[Any]) -> Table:
     """One row per PDE: residual sizes, agreement, symbolic proof, status."""
     table = Table(title="equations", title_justify="left")
     table.add_column("equation", overflow="fold")
-    table.add_column("max |R| autograd", justify="right")
-    table.add_column("max |R| exact", justify="right")
-    table.add_column("max abs err", justify="right")
-    table.add_column("term scale", justify="right")
-    table.add_column("symbolic zero")
-    table.add_column("status")
+    for header in ("max |R| autograd", "max |R| exact", "max abs err", "term scale"):
+        number_column(table, header)
+    table.add_column("symbolic zero", no_wrap=True)
+    table.add_column("status", no_wrap=True)
     for e in equations:
         s = e.stats
         status = status_text(e.status)
         if e.status_detail != "ok":
             status.append(f" ({e.status_detail})")
         table.add_row(
-            e.equation,
+            cell(e.equation),
             fmt(s.max_abs_autograd if s.finite else None),
             fmt(s.max_abs_exact if s.finite else None),
-            fmt(s.max_abs_error if s.finite else None),
+            error_figures(e)[0],
             fmt(e.term_scale),
             e.symbolic,
             status,
@@ -161,19 +172,38 @@ def residual_summary(console: Console, report: Any) -> None:
     summary_line(console, "fail", "; ".join(parts))
 
 
+WORST_HEADER = "worst rel. error"
+
+
+def worst_text(result: Any) -> str:
+    """The ``worst rel. error`` cell of a ``pinncheck run`` row."""
+    if result.report is None:
+        return "-"
+    value = result.worst_error
+    if value != value:
+        return "undefined" if result.status == "undefined" else "-"
+    return fmt(value)
+
+
 def run_table(report: Any) -> Table:
     """``pinncheck run``: one row per check."""
     table = Table(title="pinncheck run", title_justify="left")
-    for col in ("name", "kind", "file", "status", "expected", "worst error", "time", "result"):
-        table.add_column(col, justify="right" if col in ("worst error", "time") else "left")
+    table.add_column("name", overflow="fold")
+    table.add_column("kind", no_wrap=True)
+    table.add_column("file", overflow="fold")
+    table.add_column("status", no_wrap=True)
+    table.add_column("expected", no_wrap=True)
+    number_column(table, WORST_HEADER)
+    number_column(table, "time")
+    table.add_column("result", no_wrap=True)
     for r in report.results:
         table.add_row(
-            Text(r.entry.name),
+            cell(r.entry.name),
             r.entry.kind,
-            Text(r.entry.file.name),
+            cell(r.entry.file.name),
             status_text(r.status),
             r.entry.expect,
-            fmt(r.worst_error),
+            worst_text(r),
             f"{r.seconds:.2f}s",
             Text("ok", style="green") if r.met else Text("MISSED", style="bold red"),
         )

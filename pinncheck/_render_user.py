@@ -9,7 +9,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ._render import fmt, header, short, status_text, summary_line
+from ._output import print_table
+from ._render import cell, error_figures, fmt, header, number_column, status_text, summary_line
+from ._text import printable
 
 Warn = Callable[[list[str]], None]
 
@@ -17,7 +19,7 @@ Warn = Callable[[list[str]], None]
 def _diagnosis(console: Console, lines: list[str]) -> None:
     for line in lines:
         text = Text("diagnosis: ", style="bold red")
-        text.append(line)
+        text.append(printable(line))
         console.print(text)
 
 
@@ -25,22 +27,19 @@ def verify_table(report: Any) -> Table:
     """One row per PDE: the user's residual against the exact one."""
     table = Table(title="equations (your residual against the exact one)", title_justify="left")
     table.add_column("equation", overflow="fold")
-    table.add_column("max |R| yours", justify="right")
-    table.add_column("max |R| exact", justify="right")
-    table.add_column("max abs err", justify="right")
-    table.add_column("term scale", justify="right")
-    table.add_column("failing", justify="right")
-    table.add_column("status")
+    for column in ("max |R| yours", "max |R| exact", "max abs err", "term scale", "failing"):
+        number_column(table, column)
+    table.add_column("status", no_wrap=True)
     for e in report.equations:
         s = e.stats
         status = status_text(e.status)
         if e.status == "undefined":
             status.append(" (NaN or inf)")
         table.add_row(
-            short(e.equation),
+            cell(e.equation),
             fmt(s.max_abs_autograd if s.finite else None),
             fmt(s.max_abs_exact if s.finite else None),
-            fmt(s.max_abs_error if s.finite else None),
+            error_figures(e)[0],
             fmt(e.term_scale),
             f"{e.failing_points}/{s.count}",
             status,
@@ -67,7 +66,7 @@ def print_verify(console: Console, report: Any, warn: Warn) -> None:
         }
     )
     header(console, f"pinncheck verify  {report.target}", fields)
-    console.print(verify_table(report))
+    print_table(console, verify_table(report))
     _diagnosis(console, report.diagnosis)
     warn(report.warnings)
     eqs = report.equations
@@ -105,8 +104,8 @@ def probe_table(report: Any) -> Table:
     """The findings of a probe, one row each."""
     r = report
     table = Table(title="findings", title_justify="left")
-    table.add_column("check")
-    table.add_column("result")
+    table.add_column("check", no_wrap=True)
+    table.add_column("result", no_wrap=True)
     table.add_column("detail", overflow="fold")
     note = getattr(r, "jacobian_note", None)
     if r.offdiag_ratio is None:
@@ -160,7 +159,7 @@ def probe_table(report: Any) -> Table:
             "zero at every sampled point" if r.second_derivatives_vanish else "non-zero",
         )
     culprits = ", ".join(f"{c.display} ({c.problem})" for c in r.culprits)
-    table.add_row("culprits", Text("-"), culprits or "none")
+    table.add_row("culprits", Text("-"), cell(culprits or "none"))
     return table
 
 
@@ -180,7 +179,7 @@ def print_probe(console: Console, report: Any, warn: Warn) -> None:
             "outputs": r.output_columns,
         },
     )
-    console.print(probe_table(r))
+    print_table(console, probe_table(r))
     _diagnosis(console, r.diagnosis)
     warn(r.warnings)
     if r.status == "pass":

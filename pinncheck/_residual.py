@@ -24,7 +24,7 @@ from ._results import (
     QuantityResult,
     _num,
     conditioning_warnings,
-    environment,
+    document,
     overall_status,
 )
 from ._sample import DEFAULT_SEED
@@ -139,24 +139,25 @@ class ResidualReport:
         from ._check import run_header, tolerance_header
 
         sysm = self.system
-        return {
-            **environment(),
-            "kind": self.kind,
-            "status": self.status,
-            "pdes": list(sysm.equations),
-            "solutions": dict(sysm.solution_texts),
-            "params": {k: _num(float(v)) for k, v in sysm.params.items()},
-            "variables": list(sysm.domain.names),
-            "domain": sysm.domain.as_dict(),
-            **run_header(self.options),
-            "any_residual": self.any_residual,
-            "tolerances": {**tolerance_header(self.options), "solve_factor": SOLVE_FACTOR},
-            "derivatives": [d.to_dict() for d in self.derivatives],
-            "equations": [e.to_dict() for e in self.equations],
-            "warnings": list(self.warnings),
-            "timings": dict(self.timings),
-            "chunk_size": self.chunk_size,
-        }
+        return document(
+            {
+                "kind": self.kind,
+                "status": self.status,
+                "pdes": list(sysm.equations),
+                "solutions": dict(sysm.solution_texts),
+                "params": {k: _num(float(v)) for k, v in sysm.params.items()},
+                "variables": list(sysm.domain.names),
+                "domain": sysm.domain.as_dict(),
+                **run_header(self.options),
+                "any_residual": self.any_residual,
+                "tolerances": {**tolerance_header(self.options), "solve_factor": SOLVE_FACTOR},
+                "derivatives": [d.to_dict() for d in self.derivatives],
+                "equations": [e.to_dict() for e in self.equations],
+                "warnings": list(self.warnings),
+                "timings": dict(self.timings),
+                "chunk_size": self.chunk_size,
+            }
+        )
 
 
 def exact_terms(system: PDESystem) -> dict[Term, sympy.Expr]:
@@ -184,6 +185,10 @@ def system_warnings(system: PDESystem) -> list[str]:
     ]
     for fname, sol in system.solutions.items():
         warnings += [f"Solution {fname}: {w}" for w in singularity_warnings(sol, system.domain)]
+    warnings += [
+        f"The parameter {p} is not used by any PDE, solution or used parameter: check its name."
+        for p in system.unused_params
+    ]
     names = {s.name for sol in system.solutions.values() for s in sol.free_symbols}
     for v in system.domain.names:
         if v not in names:

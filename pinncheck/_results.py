@@ -9,18 +9,51 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._compare import ErrorStats, Tolerance
-from ._version import __version__
+from ._version import SCHEMA_VERSION, __version__
+
+NONFINITE_SUFFIX = "_nonfinite"
 
 
-def _num(x: float | None) -> float | str | None:
-    # JSON has no NaN/inf; they are written as strings so that the document stays valid.
-    if x is None:
-        return None
-    if math.isnan(x):
-        return "nan"
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    return x
+def _num(x: float | None) -> float | None:
+    """A number for a report's document: a float (NaN and inf kept; see :func:`json_ready`)."""
+    return None if x is None else float(x)
+
+
+def nonfinite_kind(x: float) -> str:
+    """``"nan"``, ``"inf"`` or ``"-inf"``."""
+    return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+
+
+def _is_nonfinite(v: Any) -> bool:
+    return isinstance(v, float) and not math.isfinite(v)
+
+
+def json_ready(value: Any) -> Any:
+    """``value`` with every NaN and infinity replaced by ``null``, so that the document is
+    valid JSON and arithmetic on it (jq, JavaScript) never meets a string.
+
+    In an object, the kind of a replaced number (``"nan"``, ``"inf"`` or ``"-inf"``) goes
+    into a sibling key with the suffix ``_nonfinite``: ``{"max_abs_error": null,
+    "max_abs_error_nonfinite": "nan"}``. Such keys appear only for non-finite numbers.
+    """
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            if _is_nonfinite(v):
+                out[k] = None
+                out[f"{k}{NONFINITE_SUFFIX}"] = nonfinite_kind(v)
+            else:
+                out[k] = json_ready(v)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [None if _is_nonfinite(v) else json_ready(v) for v in value]
+    return value
+
+
+def document(body: dict[str, Any]) -> dict[str, Any]:
+    """A report's JSON document: the environment header, ``schema_version`` and ``body``,
+    made valid JSON by :func:`json_ready`."""
+    return json_ready({**environment(), "schema_version": SCHEMA_VERSION, **body})
 
 
 def derivative_name(wrt: Sequence[str]) -> str:
@@ -33,6 +66,11 @@ def derivative_name(wrt: Sequence[str]) -> str:
         parts.append(f"d{name}" + (f"^{m}" if m > 1 else ""))
     k = len(wrt)
     return ("d" if k == 1 else f"d{k}") + "/" + "".join(parts)
+
+
+def point_coordinates(names: Sequence[str], point: Sequence[float]) -> dict[str, float | None]:
+    """A point's coordinates, by variable name: the ``point`` object of the JSON documents."""
+    return {n: _num(v) for n, v in zip(names, point, strict=True)}
 
 
 @dataclass
@@ -59,17 +97,25 @@ class QuantityResult:
     ) -> dict[str, Any] | None:
         if point is None or values is None:
             return None
-        coords = {n: _num(v) for n, v in zip(self.variables, point, strict=True)}
-        return {"index": index, **coords, "autograd": _num(values[0]), "exact": _num(values[1])}
+        return {
+            "index": index,
+            "point": point_coordinates(self.variables, point),
+            "autograd": _num(values[0]),
+            "exact": _num(values[1]),
+        }
 
     def stats_dict(self) -> dict[str, Any]:
+        """The error figures. Where any point is undefined (NaN or inf on either side), the
+        errors over all points are undefined too: NaN (``null`` in JSON), never 0."""
         s = self.stats
+        defined = s.finite > 0 and s.nonfinite == 0
         return {
-            "max_abs_error": _num(s.max_abs_error if s.finite else math.nan),
-            "max_rel_error": _num(s.max_rel_error),
-            "rms_error": _num(s.rms_error),
+            "max_abs_error": _num(s.max_abs_error if defined else math.nan),
+            "max_rel_error": _num(s.max_rel_error if defined else math.nan),
+            "rms_error": _num(s.rms_error if defined else math.nan),
             "max_abs_exact": _num(s.max_abs_exact),
             "nonfinite": s.nonfinite,
+            "finite_points": s.finite,
             "worst_point": self.point_dict(s.worst_point, s.worst_values, s.worst_index),
             "first_nonfinite_point": self.point_dict(
                 s.first_nonfinite_point, s.first_nonfinite_values, s.first_nonfinite_index

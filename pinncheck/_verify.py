@@ -58,7 +58,7 @@ from ._residual import (
     substitute,
     system_warnings,
 )
-from ._results import _num, environment, inconclusive_reason, overall_status
+from ._results import _num, document, inconclusive_reason, overall_status, point_coordinates
 from ._sample import DEFAULT_SEED, sample_box
 from ._usercode import (
     GradCall,
@@ -138,28 +138,29 @@ class VerifyReport:
         return self.status == "pass"
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON document of ``pinncheck verify --format json`` (schema in the README)."""
+        """The JSON document of ``pinncheck verify --format json`` (schema: docs/json.md)."""
         from ._check import run_header, tolerance_header
 
         sysm = self.system
-        return {
-            **environment(),
-            "kind": self.kind,
-            "status": self.status,
-            "target": self.target,
-            "pdes": list(sysm.equations),
-            "solutions": dict(sysm.solution_texts),
-            "params": {k: _num(float(v)) for k, v in sysm.params.items()},
-            "variables": list(sysm.domain.names),
-            "domain": sysm.domain.as_dict(),
-            **run_header(self.options),
-            "tolerances": tolerance_header(self.options),
-            "equations": [e.to_dict() for e in self.equations],
-            "diagnosis": list(self.diagnosis),
-            "warnings": list(self.warnings),
-            "grad_calls": self.grad_calls,
-            "timings": dict(self.timings),
-        }
+        return document(
+            {
+                "kind": self.kind,
+                "status": self.status,
+                "target": self.target,
+                "pdes": list(sysm.equations),
+                "solutions": dict(sysm.solution_texts),
+                "params": {k: _num(float(v)) for k, v in sysm.params.items()},
+                "variables": list(sysm.domain.names),
+                "domain": sysm.domain.as_dict(),
+                **run_header(self.options),
+                "tolerances": tolerance_header(self.options),
+                "equations": [e.to_dict() for e in self.equations],
+                "diagnosis": list(self.diagnosis),
+                "warnings": list(self.warnings),
+                "grad_calls": self.grad_calls,
+                "timings": dict(self.timings),
+            }
+        )
 
 
 @dataclass
@@ -691,7 +692,7 @@ class _Run:
         eq.worst_points = [
             {
                 "index": j,
-                **{n: float(self.points[j, c]) for c, n in enumerate(self.dom.names)},
+                "point": point_coordinates(self.dom.names, self.points[j].tolist()),
                 "user": _num(float(u[j])),
                 "exact": _num(float(e[j])),
             }

@@ -7,7 +7,7 @@ commands, so that ``pinncheck --help`` and ``--version`` stay instant.
 
 from __future__ import annotations
 
-import json
+import math
 import os
 import sys
 import time
@@ -18,12 +18,55 @@ from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+from typer.core import TyperArgument, TyperCommand
 
 from ._errors import ExitCode, PinncheckError, UserCodeError
-from ._version import __version__
+from ._output import (
+    CLOSED_PIPE_EXIT,
+    UNBOUNDED_WIDTH,
+    UNWRITABLE_EXIT,
+    StdoutClosed,
+    StdoutUnwritable,
+    emit_json,
+    prepare_streams,
+    print_table,
+    section,
+    silence_stdout,
+    stderr_console,
+    stdout_console,
+)
+from ._text import printable, printable_lines
+from ._version import SCHEMA_VERSION, __version__
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+
+class _Argument(TyperArgument):
+    """An argument shown by its name alone (``EXPR``, ``FILES...``), with no type tag."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None
+
+
+class _Command(TyperCommand):
+    """Usage lines as other command-line tools write them: ``[OPTIONS] EXPR``,
+    ``[OPTIONS] FILES...``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for p in self.params:
+            if isinstance(p, TyperArgument):
+                p.__class__ = _Argument
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for p in self.get_params(ctx):
+            if isinstance(p, TyperArgument):
+                name = p.display_name_raw.upper()
+                pieces.append(name if p.required else f"[{name}]")
+        return pieces
+
 
 app = typer.Typer(
     name="pinncheck",
@@ -32,6 +75,7 @@ app = typer.Typer(
     "3 internal error.",
     no_args_is_help=True,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
     # Plain help and usage errors: typer's rich formatting imports rich.markdown and
     # markdown_it, ~0.12 s of every `pinncheck --help` and usage error.
@@ -58,6 +102,56 @@ def _main(
     ] = None,
 ) -> None:
     """pinncheck: is your derivative code right?"""
+    prepare_streams()
+
+
+# Option values, read and refused in pinncheck's own words -----------------------------------
+def _whole_number(value: Any) -> int:
+    """An integer option: ``1000``, ``1e6`` or ``1_000_000`` (a whole number in any of the
+    ways Python writes one)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    text = str(value).strip()
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        x = float(text)
+    except ValueError:
+        x = math.nan
+    if math.isfinite(x) and x == int(x):
+        return int(x)
+    raise typer.BadParameter(
+        f"'{printable(text)}' is not a whole number; write it as 1000, 1e6 or 1_000_000."
+    )
+
+
+def _number(value: Any) -> float:
+    """A real-number option: ``1e-6``, ``0.5``, ``2``."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    text = str(value).strip()
+    try:
+        return float(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"'{printable(text)}' is not a number; write it as 0.5, 1e-6 or 10."
+        ) from None
+
+
+def _format(value: Any) -> Format:
+    if isinstance(value, Format):
+        return value
+    text = str(value).strip().lower()
+    try:
+        return Format(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"unknown format '{printable(value)}'; use "
+            + " or ".join(f.value for f in Format)
+            + "."
+        ) from None
 
 
 # Options shared by the commands -------------------------------------------------------------
@@ -71,27 +165,60 @@ DomainOpt = Annotated[
         "Bounds may be constant expressions (-pi:pi).",
     ),
 ]
-PointsOpt = Annotated[int, typer.Option("--points", "-n", help="Number of random points.")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Sampling seed (printed and recorded).")]
-DeviceOpt = Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:N or auto.")]
-DtypeOpt = Annotated[str, typer.Option("--dtype", help="float64 or float32 (autograd side).")]
+
+
+def _points_option(help: str) -> Any:
+    return typer.Option("--points", "-n", metavar="N", parser=_whole_number, help=help)
+
+
+PointsOpt = Annotated[int, _points_option("Number of random points (1000, 1e6 or 1_000_000).")]
+SeedOpt = Annotated[
+    int,
+    typer.Option(
+        "--seed",
+        metavar="INTEGER",
+        parser=_whole_number,
+        help="Sampling seed (printed and recorded).",
+    ),
+]
+DeviceOpt = Annotated[
+    str, typer.Option("--device", metavar="DEVICE", help="cpu, cuda, cuda:N or auto.")
+]
+DtypeOpt = Annotated[
+    str, typer.Option("--dtype", metavar="DTYPE", help="float64 or float32 (autograd side).")
+]
 RtolOpt = Annotated[
-    float | None, typer.Option("--rtol", help="Relative tolerance (overrides the table).")
+    float | None,
+    typer.Option(
+        "--rtol",
+        metavar="NUMBER",
+        parser=_number,
+        help="Relative tolerance (overrides the table).",
+    ),
 ]
 AtolOpt = Annotated[
     float | None,
-    typer.Option("--atol", help="Absolute tolerance (overrides the scale-aware default)."),
+    typer.Option(
+        "--atol",
+        metavar="NUMBER",
+        parser=_number,
+        help="Absolute tolerance (overrides the scale-aware default).",
+    ),
 ]
 ChunkOpt = Annotated[
     int | None,
     typer.Option(
-        "--chunk-size", help="Points per chunk (bounds memory; results do not depend on it)."
+        "--chunk-size",
+        metavar="N",
+        parser=_whole_number,
+        help="Points per chunk (bounds memory; results do not depend on it).",
     ),
 ]
 PdeOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--pde",
+        metavar="TEXT",
         help="A PDE; 'LHS = RHS' means LHS - RHS. Derivatives: u_t, u_xx (single-letter "
         "variables), diff(u, x, 2), diff(u**2/2, x), laplacian(u). Repeat for systems.",
     ),
@@ -130,45 +257,64 @@ ParamOpt = Annotated[
         help="A constant; may use earlier ones (lam=10-sqrt(100+4*pi**2)).",
     ),
 ]
-FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table (default) or json.")]
+FormatOpt = Annotated[
+    Format,
+    typer.Option(
+        "--format", "-f", metavar="FORMAT", parser=_format, help="table (default) or json."
+    ),
+]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")]
 
 
 def _stdout() -> Console:
-    from rich.console import Console
-
-    return Console(highlight=False)
+    return stdout_console()
 
 
 def _stderr() -> Console:
-    from rich.console import Console
-
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return stderr_console()
 
 
 def _emit_json(doc: Any) -> None:
-    sys.stdout.write(json.dumps(doc, indent=2, allow_nan=False) + "\n")
-    sys.stdout.flush()
+    emit_json(doc)
 
 
 @contextmanager
 def _errors(kind: str, fmt: Format, debug: bool) -> Iterator[None]:
-    """Turn pinncheck's exceptions into one message and a documented exit code."""
+    """Turn pinncheck's exceptions, and a stdout that cannot take the output, into one
+    message and a documented exit code."""
+    from rich.text import Text
+
+    try:
+        with _reported(kind, fmt, debug):
+            yield
+    except StdoutClosed:
+        # The reader went away (``| head``): nothing to say, and no one to say it to.
+        silence_stdout()
+        raise typer.Exit(CLOSED_PIPE_EXIT) from None
+    except StdoutUnwritable as exc:
+        silence_stdout()
+        _stderr().print(Text(f"error: cannot write to standard output: {exc}", style="bold red"))
+        raise typer.Exit(UNWRITABLE_EXIT) from None
+
+
+@contextmanager
+def _reported(kind: str, fmt: Format, debug: bool) -> Iterator[None]:
     from rich.text import Text
 
     try:
         yield
-    except (typer.Exit, typer.Abort):
+    except (typer.Exit, typer.Abort, StdoutClosed, StdoutUnwritable):
         raise
     except PinncheckError as exc:
         err = _stderr()
         if isinstance(exc, UserCodeError) and exc.details:
-            err.print(Text(exc.details.rstrip()))
-        err.print(Text(f"error: {exc}", style="bold red"))
+            err.print(Text(printable_lines(exc.details.rstrip())))
+        err.print(Text(f"error: {printable_lines(exc)}", style="bold red"))
         if fmt is Format.json:
             _emit_json(
                 {
                     "pinncheck": __version__,
+                    "schema_version": SCHEMA_VERSION,
                     "kind": kind,
                     "status": "error",
                     "error": str(exc),
@@ -182,11 +328,11 @@ def _errors(kind: str, fmt: Format, debug: bool) -> Iterator[None]:
     except Exception as exc:
         err = _stderr()
         if debug:
-            err.print(Text(traceback.format_exc().rstrip()))
+            err.print(Text(printable_lines(traceback.format_exc().rstrip())))
         err.print(
             Text(
-                f"internal error: {type(exc).__name__}: {exc}. This is a bug in pinncheck; "
-                "rerun with --debug for the traceback and report it.",
+                f"internal error: {type(exc).__name__}: {printable_lines(exc)}. This is a bug "
+                "in pinncheck; rerun with --debug for the traceback and report it.",
                 style="bold red",
             )
         )
@@ -194,6 +340,7 @@ def _errors(kind: str, fmt: Format, debug: bool) -> Iterator[None]:
             _emit_json(
                 {
                     "pinncheck": __version__,
+                    "schema_version": SCHEMA_VERSION,
                     "kind": kind,
                     "status": "error",
                     "error": f"internal error: {type(exc).__name__}: {exc}",
@@ -280,7 +427,12 @@ def _progress(fmt: Format, label: str) -> Iterator[Callable[[int, int], None]]:
 
 
 def _finish(status: str) -> NoReturn:
-    raise typer.Exit(int(ExitCode.OK if status == "pass" else ExitCode.FAILED))
+    """Exit 0 on pass, 2 when something could not run (``error``), else 1."""
+    codes = {"pass": ExitCode.OK, "error": ExitCode.USAGE}
+    raise typer.Exit(int(codes.get(status, ExitCode.FAILED)))
+
+
+Warn = Callable[[list[str]], None]
 
 
 def _warn(warnings: list[str]) -> None:
@@ -288,15 +440,26 @@ def _warn(warnings: list[str]) -> None:
 
     err = _stderr()
     for w in warnings:
-        err.print(Text(f"warning: {w}", style="yellow"))
+        err.print(Text(f"warning: {printable(w)}", style="yellow"))
 
 
-@app.command()
+@app.command(cls=_Command)
 def check(
-    expr: Annotated[str, typer.Argument(help="Expression in SymPy syntax, e.g. 'x1**2*sin(x2)'.")],
+    expr: Annotated[
+        str,
+        typer.Argument(metavar="EXPR", help="Expression in SymPy syntax, e.g. 'x1**2*sin(x2)'."),
+    ],
     domain: DomainOpt,
     points: PointsOpt = 1000,
-    order: Annotated[int, typer.Option("--order", help="Check all partials up to this order.")] = 2,
+    order: Annotated[
+        int,
+        typer.Option(
+            "--order",
+            metavar="K",
+            parser=_whole_number,
+            help="Check all partials up to this order.",
+        ),
+    ] = 2,
     seed: SeedOpt = 20240917,
     device: DeviceOpt = "cpu",
     dtype: DtypeOpt = "float64",
@@ -333,7 +496,7 @@ def check(
     _finish(report.status)
 
 
-def _print_check(out: Console, report: Any) -> None:
+def _print_check(out: Console, report: Any, warn: Warn = _warn) -> None:
     from ._render import describe_failures, header, quantity_table, summary_line
 
     o = report.options
@@ -349,12 +512,14 @@ def _print_check(out: Console, report: Any) -> None:
             "order": report.order,
         },
     )
-    out.print(quantity_table("", [(d.name, d.exact, d) for d in report.derivatives]))
-    _warn(report.warnings)
+    print_table(out, quantity_table("", [(d.name, d.exact, d) for d in report.derivatives]))
+    warn(report.warnings)
     summary_line(out, report.status, describe_failures(report.derivatives))
 
 
-def _print_residual(out: Console, report: Any) -> None:
+def _print_residual(out: Console, report: Any, warn: Warn = _warn) -> None:
+    from rich.text import Text
+
     from ._render import equation_table, header, quantity_table, residual_summary
 
     o = report.options
@@ -376,37 +541,39 @@ def _print_residual(out: Console, report: Any) -> None:
             "dtype": o.dtype_name,
         },
     )
-    out.print(
-        quantity_table("derivative terms", [(d.name, d.exact, d) for d in report.derivatives])
+    print_table(
+        out,
+        quantity_table("derivative terms", [(d.name, d.exact, d) for d in report.derivatives]),
     )
-    out.print(equation_table(report.equations))
+    print_table(out, equation_table(report.equations))
     for e in report.equations:
         if e.forcing is not None:
-            out.print(f"forcing {e.name}: f = {e.forcing}", markup=False)
+            out.print(Text(printable(f"forcing {e.name}: f = {e.forcing}")))
             if not e.forcing_simplified:
                 out.print(
-                    f"  (not simplified: SymPy's simplification did not finish within the "
-                    f"--symbolic-timeout budget of {report.symbolic_timeout:g} s, shared by all "
-                    "equations; raise it for a simpler form)",
-                    markup=False,
+                    Text(
+                        "  (not simplified: SymPy's simplification did not finish within the "
+                        f"--symbolic-timeout budget of {report.symbolic_timeout:g} s, shared by "
+                        "all equations; raise it for a simpler form)"
+                    )
                 )
-    _warn(report.warnings)
+    warn(report.warnings)
     residual_summary(out, report)
 
 
-def _print_verify(out: Console, report: Any) -> None:
+def _print_verify(out: Console, report: Any, warn: Warn = _warn) -> None:
     from ._render_user import print_verify
 
-    print_verify(out, report, _warn)
+    print_verify(out, report, warn)
 
 
-def _print_probe(out: Console, report: Any) -> None:
+def _print_probe(out: Console, report: Any, warn: Warn = _warn) -> None:
     from ._render_user import print_probe
 
-    print_probe(out, report, _warn)
+    print_probe(out, report, warn)
 
 
-PRINTERS: dict[str, Callable[[Console, Any], None]] = {
+PRINTERS: dict[str, Callable[[Console, Any, Warn], None]] = {
     "check": _print_check,
     "residual": _print_residual,
     "verify": _print_verify,
@@ -414,8 +581,29 @@ PRINTERS: dict[str, Callable[[Console, Any], None]] = {
 }
 
 
-def print_report(out: Console, report: Any) -> None:
-    PRINTERS[report.kind](out, report)
+def print_report(out: Console, report: Any, warn: Warn = _warn) -> None:
+    """A report as tables on ``out``; its warnings through ``warn`` (stderr by default)."""
+    PRINTERS[report.kind](out, report, warn)
+
+
+def render_report(report: Any) -> str:
+    """A report as the plain text ``pinncheck`` prints for it, warnings included."""
+    from io import StringIO
+
+    from rich.console import Console
+    from rich.text import Text
+
+    buffer = StringIO()
+    console = Console(
+        file=buffer, width=UNBOUNDED_WIDTH, soft_wrap=True, highlight=False, no_color=True
+    )
+
+    def warn(warnings: list[str]) -> None:
+        for w in warnings:
+            console.print(Text(f"warning: {printable(w)}"))
+
+    print_report(console, report, warn)
+    return buffer.getvalue()
 
 
 def _output(fmt: Format, report: Any) -> None:
@@ -426,7 +614,7 @@ def _output(fmt: Format, report: Any) -> None:
         print_report(_stdout(), report)
 
 
-@app.command()
+@app.command(cls=_Command)
 def residual(
     solution: Annotated[
         list[str],
@@ -452,7 +640,10 @@ def residual(
     symbolic_timeout: Annotated[
         float,
         typer.Option(
-            "--symbolic-timeout", help="Seconds SymPy may spend proving each residual zero."
+            "--symbolic-timeout",
+            metavar="SECONDS",
+            parser=_number,
+            help="Seconds SymPy may spend proving each residual zero.",
         ),
     ] = 5.0,
     forcing: Annotated[
@@ -508,12 +699,12 @@ class RunFormat(str, Enum):
     github = "github"
 
 
-@app.command("run")
+@app.command("run", cls=_Command)
 def run_cmd(
     files: Annotated[
         list[str] | None,
         typer.Argument(
-            metavar="PATHS",
+            metavar="FILES...",
             help="Check files (TOML) or folders of them (searched for *.toml files with "
             "pinncheck tables). Default: paths = [...] under [tool.pinncheck] in pyproject.toml.",
             show_default=False,
@@ -662,31 +853,39 @@ def _append_summary(text: str) -> None:
 
 
 def _print_run(report: Any, suite: Any, quiet: bool) -> None:
+    """The table of a run, each missed expectation's report, and the summary line."""
     from rich.text import Text
 
-    from ._render import run_table, summary_line
+    from ._checkfile import WORST_ERROR_MEANING
+    from ._render import WORST_HEADER, run_table, summary_line
 
     out = _stdout()
     if not quiet and report.results:
-        out.print(run_table(report))
+        print_table(out, run_table(report))
+        out.print(Text(f"{WORST_HEADER}: {WORST_ERROR_MEANING}.", style="dim"))
     for r in report.results:
-        if not r.met:
-            out.rule(Text(f"{r.entry.name} ({r.entry.file})"), style="red")
-            if r.report is not None:
-                print_report(out, r.report)
-                if r.entry.expect_diagnosis and r.status == r.entry.expect:
-                    out.print(
-                        f"expected the diagnosis to mention {r.entry.expect_diagnosis!r}",
-                        markup=False,
+        if r.met:
+            continue
+        section(out, printable(f"{r.entry.name} ({r.entry.file})"), style="red")
+        if r.report is not None:
+            print_report(out, r.report)
+            if r.entry.expect_diagnosis and r.status == r.entry.expect:
+                out.print(
+                    Text(
+                        "expected the diagnosis to mention "
+                        + printable(repr(r.entry.expect_diagnosis))
                     )
-            else:
-                out.print(f"error: {r.error}", markup=False)
-    met = sum(r.met for r in report.results)
-    text = f"{met} of {len(report.results)} checks met their expectation"
+                )
+        else:
+            out.print(Text(f"error: {printable_lines(r.error)}", style="bold red"))
+    c = report.counts
+    text = f"{c['met']} of {c['total']} checks met their expectation"
+    if c["errors"]:
+        text += f"; {c['errors']} could not run (exit code 2)"
     if report.not_run:
         text += f"; stopped after the first miss (-x), {len(report.not_run)} not run"
     if suite.describe():
-        text += f" ({suite.describe()})"
+        text += f" ({printable(suite.describe())})"
     summary_line(out, report.status, text)
 
 
@@ -712,6 +911,7 @@ SolutionOpt = Annotated[
 
 
 @app.command(
+    cls=_Command,
     help=(
         "Check YOUR PINN residual function against the exact residual of --pde.\n\n"
         "TARGET names f(x, u) (DeepXDE's convention): x is an (n, d) tensor with "
@@ -722,7 +922,7 @@ SolutionOpt = Annotated[
         "every derivative term non-zero, catches more bugs. When they disagree, pinncheck says "
         "where and fits your residual on the candidate terms to say what your code computed "
         "instead.\n\n" + RUNS_USER_CODE + " Errors in your code exit 2 with their traceback."
-    )
+    ),
 )
 def verify(
     target: TargetArg,
@@ -770,6 +970,7 @@ def verify(
 
 
 @app.command(
+    cls=_Command,
     help=(
         "Check that YOUR model is pointwise (output i depends on input i only) and "
         "deterministic.\n\n"
@@ -779,20 +980,37 @@ def verify(
         "that second derivatives do not vanish (ReLU), and names the likely culprit submodules "
         "(BatchNorm or Dropout in training mode...). The model runs in its own dtype and on its "
         "own device. Exit 0 when pointwise and deterministic, 1 otherwise.\n\n" + RUNS_USER_CODE
-    )
+    ),
 )
 def probe(
     target: TargetArg,
     domain: DomainOpt,
-    points: Annotated[int, typer.Option("--points", "-n", help="Batch size of the probe.")] = 64,
+    points: Annotated[int, _points_option("Batch size of the probe (64, 1e3, 1_000).")] = 64,
+    jacobian_points: Annotated[
+        int,
+        typer.Option(
+            "--jacobian-points",
+            metavar="N",
+            parser=_whole_number,
+            help="Points of the batch whose full Jacobian is measured (at least 2).",
+        ),
+    ] = 32,
     seed: SeedOpt = 20240917,
     device: Annotated[
         str | None,
-        typer.Option("--device", help="cpu, cuda, cuda:N or auto (default: the model's own)."),
+        typer.Option(
+            "--device",
+            metavar="DEVICE",
+            help="cpu, cuda, cuda:N or auto (default: the model's own).",
+        ),
     ] = None,
     dtype: Annotated[
         str | None,
-        typer.Option("--dtype", help="float32 or float64 (default: the model's own, or float32)."),
+        typer.Option(
+            "--dtype",
+            metavar="DTYPE",
+            help="float32 or float64 (default: the model's own, or float32).",
+        ),
     ] = None,
     fmt: FormatOpt = Format.table,
     debug: DebugOpt = False,
@@ -800,7 +1018,15 @@ def probe(
     with _errors("probe", fmt, debug):
         from ._probe import probe as run_probe
 
-        report = run_probe(target, domain, n=points, seed=seed, device=device, dtype=dtype)
+        report = run_probe(
+            target,
+            domain,
+            n=points,
+            seed=seed,
+            device=device,
+            dtype=dtype,
+            jacobian_points=jacobian_points,
+        )
         _output(fmt, report)
     _finish(report.status)
 
@@ -815,6 +1041,7 @@ def _leading_minus(argv: list[str], command: Any = None) -> str | None:
     params = command.commands["check"].params
     takes_value = {o for p in params if not getattr(p, "is_flag", True) for o in p.opts}
     known = {o for p in params for o in (*p.opts, *getattr(p, "secondary_opts", ()))}
+    known |= {"-h", "--help"}
     args = iter(argv[2:])
     for token in args:
         if token == "--":
@@ -829,11 +1056,17 @@ def _leading_minus(argv: list[str], command: Any = None) -> str | None:
 
 def main() -> None:
     """Console-script entry point (``app()``, with the click command built once)."""
+    if sys.stdout is None:  # started with stdout closed (``>&-``)
+        if sys.stderr is not None:
+            sys.stderr.write("error: cannot write to standard output: it is closed\n")
+        raise SystemExit(UNWRITABLE_EXIT)
+    prepare_streams()
     command = typer.main.get_command(app)
     token = _leading_minus(sys.argv, command)
     if token is not None:
+        token = printable(token)
         typer.echo(
-            f"Error: {token!r} is not an option of pinncheck check. If it is the expression, "
+            f"Error: '{token}' is not an option of pinncheck check. If it is the expression, "
             f"which starts with a minus sign, put it in parentheses, '({token})', or last, "
             f"after '--': pinncheck check -d ... -- '{token}'.",
             err=True,

@@ -25,6 +25,7 @@ Importing this module is cheap: torch and SymPy load when a helper is first call
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -38,14 +39,37 @@ if TYPE_CHECKING:
 
 R = TypeVar("R")
 
+FULL_REPORT_ENV = "PINNCHECK_FULL_REPORT"
+"""Set this environment variable to ``1`` to append pinncheck's full report (the tables the
+command line prints) to every failure message."""
+
+
+class PinncheckAssertionError(AssertionError):
+    """A pinncheck helper's failure: a short message (what disagrees, and pinncheck's
+    diagnosis); the whole report is in ``report`` (and in the message when the environment
+    variable ``PINNCHECK_FULL_REPORT=1`` is set)."""
+
+    def __init__(self, message: str, report: Any) -> None:
+        super().__init__(message)
+        self.report = report
+
 
 def _passed(report: R, title: str, lines: Sequence[str], warnings: Sequence[str]) -> R:
-    """``report`` when it passed; else raise AssertionError with the title and the lines."""
+    """``report`` when it passed; else raise :class:`PinncheckAssertionError`."""
+    __tracebackhide__ = True
     if getattr(report, "status", None) == "pass":
         return report
     body = [title, *(f"  - {line}" for line in lines)]
     body += [f"  (warning) {w}" for w in warnings]
-    raise AssertionError("\n".join(body))
+    if os.environ.get(FULL_REPORT_ENV, "").strip() not in ("", "0"):
+        from .cli import render_report
+
+        body += ["", render_report(report).rstrip()]
+    else:
+        body.append(
+            f"  (the full report: set {FULL_REPORT_ENV}=1, or read the exception's .report)"
+        )
+    raise PinncheckAssertionError("\n".join(body), report)
 
 
 def assert_partials_match(expr: str, domain: DomainLike, **kw: Any) -> CheckReport:
@@ -61,12 +85,13 @@ def assert_partials_match(expr: str, domain: DomainLike, **kw: Any) -> CheckRepo
         The passing :class:`~pinncheck.CheckReport`.
 
     Raises:
-        AssertionError: a derivative disagrees or is undefined; the message names each one.
+        PinncheckAssertionError: a derivative disagrees or is undefined; the message names each one.
 
     Example:
         >>> assert_partials_match("x1**2*sin(x2)", ["x1=0:1", "x2=0:1"]).status
         'pass'
     """
+    __tracebackhide__ = True
     from ._check import check
     from ._render import describe_failures
 
@@ -97,10 +122,12 @@ def assert_residual_matches(
         The passing :class:`~pinncheck.VerifyReport`.
 
     Raises:
-        AssertionError: the residual disagrees; the message is pinncheck's diagnosis (where,
-            and what your code computed instead, e.g. ``your residual ≈ 1.0·u_x − 0.1·u_tt``).
+        PinncheckAssertionError: the residual disagrees; the message is pinncheck's diagnosis
+            (where, and what your code computed instead, e.g. ``your residual ≈ 1.0·u_x −
+            0.1·u_tt``).
         UserCodeError: ``f`` raised or returned the wrong shape.
     """
+    __tracebackhide__ = True
     from ._verify import verify
 
     report = verify(f, pde, solution, domain, param=param, **kw)
@@ -121,9 +148,10 @@ def assert_pointwise(model: Any, *, domain: DomainLike, **kw: Any) -> ProbeRepor
         derivatives vanish).
 
     Raises:
-        AssertionError: batch coupling, nondeterminism or non-finite outputs; the message is
-            pinncheck's diagnosis, naming the culprit submodules.
+        PinncheckAssertionError: batch coupling, nondeterminism or non-finite outputs; the
+            message is pinncheck's diagnosis, naming the culprit submodules.
     """
+    __tracebackhide__ = True
     from ._probe import probe
 
     report = probe(model, domain, **kw)
@@ -131,4 +159,9 @@ def assert_pointwise(model: Any, *, domain: DomainLike, **kw: Any) -> ProbeRepor
     return _passed(report, title, report.diagnosis, report.warnings)
 
 
-__all__ = ["assert_partials_match", "assert_pointwise", "assert_residual_matches"]
+__all__ = [
+    "PinncheckAssertionError",
+    "assert_partials_match",
+    "assert_pointwise",
+    "assert_residual_matches",
+]

@@ -18,7 +18,17 @@ class CliResult:
     stderr: str
 
     def json(self) -> Any:
-        return json.loads(self.stdout)
+        """stdout as one JSON document, validated against its kind's shipped JSON Schema."""
+        return validated(json.loads(self.stdout))
+
+
+def validated(doc: Any) -> Any:
+    """``doc``, after checking it against the JSON Schema of its kind (every pinncheck JSON
+    document a test reads goes through here)."""
+    from pinncheck._schemas import validate
+
+    validate(doc)
+    return doc
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> CliResult:

@@ -59,10 +59,13 @@ def test_expected_failure_that_passes_is_a_miss(tmp_path: Path) -> None:
     assert run_cli("run", write(tmp_path, text)).exit_code == 1
 
 
-def test_json_is_a_list_of_reports(tmp_path: Path) -> None:
+def test_json_is_one_object_with_status_counts_and_reports(tmp_path: Path) -> None:
     r = run_cli("run", write(tmp_path, GOOD), "--format", "json")
     assert r.exit_code == 0
-    docs = r.json()
+    doc = r.json()
+    assert doc["kind"] == "run" and doc["status"] == "pass" and doc["schema_version"] == 1
+    assert doc["counts"] == {"total": 3, "met": 3, "missed": 0, "errors": 0}
+    docs = doc["reports"]
     assert [d["name"] for d in docs] == ["tutorial", "heat", "not-a-solution"]
     assert [d["kind"] for d in docs] == ["check", "residual", "residual"]
     assert all(d["met_expectation"] for d in docs)

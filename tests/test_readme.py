@@ -1,4 +1,4 @@
-"""Every pinncheck command and Python example in README.md works as written."""
+"""Every pinncheck command and Python example in README.md and docs/*.md works as written."""
 
 from __future__ import annotations
 
@@ -11,30 +11,48 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-README = (ROOT / "README.md").read_text()
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+TEXTS = {p.relative_to(ROOT).as_posix(): p.read_text(encoding="utf-8") for p in DOCS}
 PLACEHOLDERS = ("EXPR", "NAME=", "TARGET", "FILE", "[", "...")
+# A command may start with environment assignments: PYTHONIOENCODING=ascii pinncheck ...
+COMMAND = re.compile(r"^(?:[A-Z_][A-Z0-9_]*=\S+ )*pinncheck ")
 
 
-def _blocks(lang: str) -> list[str]:
-    return re.findall(rf"```{lang}\n(.*?)```", README, flags=re.S)
+def _blocks(lang: str, text: str) -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)```", text, flags=re.S)
 
 
-def _commands() -> list[str]:
+def _commands(text: str) -> list[str]:
     cmds = []
-    for block in _blocks("console"):
-        text = block.replace("\\\n", " ")
-        for line in text.splitlines():
+    for block in _blocks("console", text):
+        block = block.replace("\\\n", " ")
+        for line in block.splitlines():
             line = line.strip().removeprefix("$ ")
-            if line.startswith("pinncheck ") and not any(p in line for p in PLACEHOLDERS):
+            if COMMAND.match(line) and not any(p in line for p in PLACEHOLDERS):
                 cmds.append(line)
     return cmds
 
 
-COMMANDS = _commands()
+COMMANDS = [
+    pytest.param(cmd, id=f"{name}: {cmd}")
+    for name, text in TEXTS.items()
+    for cmd in _commands(text)
+]
+PYTHON = [
+    pytest.param(code, id=f"{name} #{i}")
+    for name, text in TEXTS.items()
+    for i, code in enumerate(_blocks("python", text))
+]
 
 
-def test_readme_has_commands_to_check() -> None:
-    assert len(COMMANDS) >= 3
+@pytest.mark.parametrize("name", list(TEXTS))
+def test_each_document_has_commands_to_check(name: str) -> None:
+    assert len(_commands(TEXTS[name])) >= (3 if name == "README.md" else 1)
+
+
+def test_env_prefixed_commands_are_collected() -> None:
+    text = "```console\nPYTHONIOENCODING=ascii pinncheck --version\nmake test\n```\n"
+    assert _commands(text) == ["PYTHONIOENCODING=ascii pinncheck --version"]
 
 
 @pytest.mark.parametrize("cmd", COMMANDS)
@@ -46,7 +64,7 @@ def test_readme_command_succeeds(cmd: str) -> None:
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
 
 
-@pytest.mark.parametrize("code", _blocks("python"))
+@pytest.mark.parametrize("code", PYTHON)
 def test_readme_python_example_runs(code: str, tmp_path: Path) -> None:
     if "def test_" in code:  # a pytest example: run it with pytest
         (tmp_path / "test_example.py").write_text(code)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -93,3 +94,38 @@ def test_assert_pointwise_on_nan_outputs_names_only_the_non_finite_outputs() -> 
     message = str(info.value)
     assert "non-finite outputs at" in message
     assert "nondeterministic" not in message and "batch coupling" not in message
+
+
+def test_failures_hide_pinncheck_frames_and_stay_short(tmp_path: Path) -> None:
+    test = tmp_path / "test_user.py"
+    test.write_text(
+        "from pinncheck.testing import assert_partials_match\n\n"
+        "def test_log():\n"
+        "    assert_partials_match('log(x1)', ['x1=-1:1'], n=50)\n"
+    )
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test)]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert p.returncode == 1
+    assert "PinncheckAssertionError: pinncheck: the partial derivatives of log(x1)" in p.stdout
+    assert "pinncheck/testing.py" not in p.stdout and "def _passed" not in p.stdout
+    assert "PINNCHECK_FULL_REPORT=1" in p.stdout
+    assert "┃ derivative" not in p.stdout  # the tables only on demand
+    p = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**os.environ, "PINNCHECK_FULL_REPORT": "1"},
+    )
+    assert p.returncode == 1
+    assert "derivative" in p.stdout and "worst point" in p.stdout
+
+
+def test_the_failure_carries_the_report() -> None:
+    from pinncheck.testing import PinncheckAssertionError
+
+    with pytest.raises(PinncheckAssertionError) as info:
+        assert_partials_match("log(x1)", ["x1=-1:1"], n=50)
+    assert info.value.report.status == "fail"
+    assert len(str(info.value).splitlines()) <= 4

@@ -115,7 +115,7 @@ def test_worst_points_are_where_the_values_differ() -> None:
     assert len(eq.worst_points) == 3
     errors = []
     for p in eq.worst_points:
-        x, t = p["x"], p["t"]
+        x, t = p["point"]["x"], p["point"]["t"]
         s, c = math.sin(2 * x + 1) * math.exp(-t), math.cos(2 * x + 1) * math.exp(-t)
         assert 0 <= x <= 1 and 0 <= t <= 1
         assert p["exact"] == pytest.approx(-0.6 * s + x**3 - 0.6 * x * t, abs=1e-12)
@@ -179,7 +179,8 @@ def test_json_follows_the_residual_shape() -> None:
     assert eq["status"] == "fail" and eq["failing_points"] == 200
     assert eq["fit"]["formula"] == "1.0·u_t" and eq["fit"]["accepted"] is True
     assert any("create_graph" in line for line in eq["diagnosis"])
-    assert set(eq["worst_point"]) >= {"x", "t", "autograd", "exact"}
+    assert set(eq["worst_point"]) == {"index", "point", "autograd", "exact"}
+    assert set(eq["worst_point"]["point"]) == {"x", "t"}
 
 
 # Check files ---------------------------------------------------------------------------------
@@ -228,7 +229,8 @@ def test_a_flipped_expectation_is_missed(tmp_path: Path) -> None:
     assert r.exit_code == ExitCode.FAILED
     assert "expected the diagnosis to mention 'create_graph'" in r.stdout
     doc = run_cli("run", str(path), "--format", "json").json()
-    assert [d["met_expectation"] for d in doc] == [False, False, True]
+    assert [d["met_expectation"] for d in doc["reports"]] == [False, False, True]
+    assert doc["status"] == "fail" and doc["counts"]["missed"] == 2
 
 
 def test_check_file_targets_are_relative_to_the_file_and_validated_first(tmp_path: Path) -> None:
@@ -699,7 +701,7 @@ def test_same_module_name_in_two_check_file_folders(
     b = _folder(tmp_path, "B", {"mm_7431.py": BAD_MM}, "mm_7431:f", "fail")
     files = [a, b] if order == "good-first" else [b, a]
     doc = run_cli("run", *map(str, files), "--format", "json").json()
-    got = {d["name"]: (d["status"], d["met_expectation"]) for d in doc}
+    got = {d["name"]: (d["status"], d["met_expectation"]) for d in doc["reports"]}
     assert got == {"A": ("pass", True), "B": ("fail", True)}
     assert str(tmp_path / "A") not in sys.path and str(tmp_path / "B") not in sys.path
 
@@ -712,7 +714,7 @@ def test_sibling_imports_of_file_targets_come_from_their_own_folder(
     b = _folder(tmp_path, "B", {"helpers_7431.py": BAD_MM, "t.py": user}, "t.py:residual", "fail")
     for files in ([a, b], [b, a]):
         doc = run_cli("run", *map(str, files), "--format", "json").json()
-        assert all(d["met_expectation"] for d in doc), doc
+        assert all(d["met_expectation"] for d in doc["reports"]), doc
     kw = dict(pde="u_t", solution="u = sin(x + 2*t) + x**2*t", domain=["x=0:1", "t=0:1"], n=50)
     assert verify(str(tmp_path / "A" / "t.py:residual"), **kw).status == "pass"  # type: ignore[arg-type]
     assert verify(str(tmp_path / "B" / "t.py:residual"), **kw).status == "fail"  # type: ignore[arg-type]
