@@ -17,6 +17,7 @@ from ._autograd import MultiIndex
 from ._domain import Domain
 from ._engine import Term
 from ._errors import ExpressionError
+from ._limits import MAX_PARAMETER_NODES, check_diff_count, tree_size
 from ._options import MAX_ORDER
 from ._parse import check_identifier, parse_constant, parse_expression, real_symbol
 
@@ -50,8 +51,11 @@ def parse_params(spec: Assignments, reserved: Sequence[str] = ()) -> dict[str, s
             raise ExpressionError(
                 f"The parameter name {name} is already a variable or an unknown; rename it."
             )
-        value, _ = parse_constant(text, what=f"parameter {name}", names=params)
-        params[name] = value
+        exact, value = parse_constant(text, what=f"parameter {name}", names=params)
+        # A chain p1 = p0*(p0+1), p2 = p1*(p1+1)... doubles the exact tree at each step: a
+        # large exact value is kept as its number, so later parameters stay small.
+        large = tree_size(exact, MAX_PARAMETER_NODES) > MAX_PARAMETER_NODES
+        params[name] = sympy.Float(value) if large else exact
     return params
 
 
@@ -199,6 +203,7 @@ class _TermResolver:
             count = 1
             if i + 1 < len(args) and args[i + 1].is_Integer:
                 count = int(args[i + 1])
+                check_diff_count(count, len(alpha), MAX_ORDER, self.equation)
                 if count < 1:
                     raise ExpressionError(
                         f"In the PDE {self.equation!r}, a derivative count must "
