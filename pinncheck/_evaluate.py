@@ -59,8 +59,9 @@ _RECIPROCAL: dict[type, type] = {
     sympy.csch: sympy.sinh,
     sympy.coth: sympy.tanh,
 }
-# Zero almost everywhere, so at the sampled points; and the step function, 1/2 at 0.
-_SPECIAL: dict[type, str] = {sympy.DiracDelta: "zero", sympy.Heaviside: "heaviside"}
+# Zero almost everywhere, so at the sampled points (undefined, NaN, exactly on the kink where
+# its argument is 0); and the step function, 1/2 at 0.
+_SPECIAL: dict[type, str] = {sympy.DiracDelta: "delta", sympy.Heaviside: "heaviside"}
 # Powers with these exponents have a cheaper, at least as accurate torch function.
 _POWERS: dict[sympy.Expr, str] = {
     sympy.Integer(2): "square",
@@ -157,12 +158,12 @@ _OPS: dict[str, Callable[[list[torch.Tensor], _Step], torch.Tensor]] = {
     # A constant to a tensor power, and a tensor to a tensor power.
     "rpow": lambda xs, step: torch.pow(step.param, xs[0]),
     "powt": lambda xs, step: torch.pow(xs[0], xs[1]),
-    "zero": lambda xs, step: torch.zeros_like(xs[0]),
+    "delta": lambda xs, step: torch.zeros_like(xs[0]).masked_fill(xs[0] == 0, float("nan")),
     "heaviside": lambda xs, step: torch.heaviside(xs[0], xs[0].new_tensor(0.5)),
 }
 _OPS.update({name: _unary(name) for name in (*_UNARY.values(), "reciprocal", "sqrt", "rsqrt")})
 # Ops that may write into their first argument, and those whose first two args commute.
-_INPLACE = set(_OPS) - {"rpow", "powt", "zero", "heaviside"}
+_INPLACE = set(_OPS) - {"rpow", "powt", "delta", "heaviside"}
 _COMMUTE = {"add", "mul"}
 
 
