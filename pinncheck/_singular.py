@@ -3,8 +3,10 @@
 Sampled points rarely hit a singularity exactly, so a check could pass while the function (or
 one of its derivatives) blows up inside the box. Each subexpression that can be singular (a
 denominator, a log argument, a non-integer power, asin/acos/atanh/acosh arguments, tan, Abs)
-is evaluated on a grid over the whole box, boundary included; a sign change or a zero on the
-grid means the singular set meets the domain.
+is probed on a grid (or, in many variables, random points) over the box, boundary included; a
+sign change, or a minimum of |g| that a local search drives to zero, means the singular set
+meets the domain. Only the variables a subexpression uses are sampled, so the work does not
+grow exponentially with the number of variables.
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ import sympy
 import torch
 
 from ._domain import Domain
-from ._evaluate import Evaluator
+from ._evaluate import Program
 
 GRID_POINTS = 20_000
+"""Points each subexpression is probed on (in the variables it uses)."""
+REFINE_STARTS = 8
+REFINE_STEPS = 80
 
 
 def _hazards(expr: sympy.Expr) -> Iterator[tuple[sympy.Expr, sympy.Expr, str]]:
@@ -46,38 +51,89 @@ def _hazards(expr: sympy.Expr) -> Iterator[tuple[sympy.Expr, sympy.Expr, str]]:
             yield node, node.args[0], "kink"
 
 
-def _grid(domain: Domain) -> list[torch.Tensor]:
-    d = len(domain)
-    per_axis = max(3, int(GRID_POINTS ** (1.0 / d)))
-    axes = [
-        torch.linspace(lo, hi, per_axis, dtype=torch.float64)
-        for lo, hi in zip(domain.lows, domain.highs, strict=True)
-    ]
-    mesh = torch.meshgrid(*axes, indexing="ij")
-    return [m.reshape(-1) for m in mesh]
+def _points(lows: list[float], highs: list[float], seed: int = 0) -> torch.Tensor:
+    """About GRID_POINTS points over the box, as ``(m, d)``; never exponential in ``d``.
+
+    Up to the dimension where three points per axis fit, a full grid (boundary included);
+    beyond it, uniform random points plus random corners of the box.
+    """
+    d = len(lows)
+    lo = torch.tensor(lows, dtype=torch.float64)
+    hi = torch.tensor(highs, dtype=torch.float64)
+    per_axis = int(GRID_POINTS ** (1.0 / d) + 1e-9)
+    if per_axis >= 3:
+        pairs = zip(lows, highs, strict=True)
+        axes = [torch.linspace(a, b, per_axis, dtype=torch.float64) for a, b in pairs]
+        mesh = torch.meshgrid(*axes, indexing="ij")
+        return torch.stack([m.reshape(-1) for m in mesh], dim=1)
+    gen = torch.Generator().manual_seed(seed)
+    inside = torch.rand(GRID_POINTS, d, generator=gen, dtype=torch.float64)
+    corners = torch.randint(0, 2, (GRID_POINTS // 10, d), generator=gen).to(torch.float64)
+    unit = torch.cat([inside, corners, torch.full((1, d), 0.5, dtype=torch.float64)])
+    return lo + unit * (hi - lo)
+
+
+class _Probe:
+    """Values of one subexpression ``g`` over the box, in the variables ``g`` uses only."""
+
+    def __init__(self, g: sympy.Expr, domain: Domain) -> None:
+        from ._parse import real_symbol
+
+        names = [n for n in domain.names if real_symbol(n) in g.free_symbols]
+        index = [domain.names.index(n) for n in names]
+        self.lows = [domain.lows[i] for i in index]
+        self.highs = [domain.highs[i] for i in index]
+        self.program = Program([g], [real_symbol(n) for n in names])
+
+    def __call__(self, pts: torch.Tensor) -> torch.Tensor:
+        return self.program.run(list(pts.unbind(1)))[0]
+
+    def closest_to_zero(self, pts: torch.Tensor, vals: torch.Tensor) -> float:
+        """The smallest |g| found by a compass search from the best grid points."""
+        mag = vals.abs().nan_to_num(nan=math.inf)
+        best = pts[mag.argsort()[:REFINE_STARTS]]
+        best_val = self(best).abs().nan_to_num(nan=math.inf)
+        lo = torch.tensor(self.lows, dtype=torch.float64)
+        hi = torch.tensor(self.highs, dtype=torch.float64)
+        d = best.shape[1]
+        step = ((hi - lo) / max(2.0, len(pts) ** (1.0 / d))).expand_as(best).clone()
+        moves = torch.cat([torch.eye(d, dtype=torch.float64), -torch.eye(d, dtype=torch.float64)])
+        for _ in range(REFINE_STEPS):
+            trial = (best[:, None, :] + moves[None] * step[:, None, :]).clamp(lo, hi)
+            tv = self(trial.reshape(-1, d)).abs().nan_to_num(nan=math.inf).reshape(len(best), -1)
+            new_val, pick = tv.min(dim=1)
+            better = new_val < best_val
+            best = torch.where(better[:, None], trial[torch.arange(len(best)), pick], best)
+            best_val = torch.where(better, new_val, best_val)
+            step = torch.where(better[:, None], step, step / 2)
+        return float(best_val.min())
 
 
 def singularity_warnings(expr: sympy.Expr, domain: Domain) -> list[str]:
-    """Human-readable warnings, one per singular or undefined subexpression of ``expr``."""
-    from ._parse import real_symbol
+    """Human-readable warnings, one per singular or undefined subexpression of ``expr``.
 
+    Each subexpression ``g`` is probed on about :data:`GRID_POINTS` points in the variables it
+    uses (never a grid exponential in the number of variables); where |g| gets small without a
+    sign change, a local search finds whether it touches zero.
+    """
     hazards = list(_hazards(expr))
-    if not hazards:
-        return []
-    pts = _grid(domain)
-    ev = Evaluator({real_symbol(n): p for n, p in zip(domain.names, pts, strict=True)})
     out: list[str] = []
     seen: set[str] = set()
     for node, g, kind in hazards:
         try:
-            vals = ev.tensor(g)
+            probe = _Probe(g, domain)
+            pts = _points(probe.lows, probe.highs)
+            vals = probe(pts)
+            finite = vals[torch.isfinite(vals)]
+            if finite.numel() == 0:
+                continue
+            lo, hi = float(finite.min()), float(finite.max())
+            amin = float(finite.abs().min())
+            if kind != "unit" and not lo < 0 < hi:
+                amin = min(amin, probe.closest_to_zero(pts, vals))
         except Exception:  # an unevaluable piece only loses its warning
             continue
-        vals = vals[torch.isfinite(vals)]
-        if vals.numel() == 0:
-            continue
-        lo, hi = float(vals.min()), float(vals.max())
-        msg = _message(node, g, kind, lo, hi, float(vals.abs().min()))
+        msg = _message(node, g, kind, lo, hi, amin)
         if msg and msg not in seen:
             seen.add(msg)
             out.append(f"{msg} (domain {domain}).")
@@ -90,7 +146,7 @@ def _message(
     tiny = 1e-12 * max(1.0, abs(lo), abs(hi))
     touches = amin <= tiny
     crosses = lo < 0 < hi
-    where = "inside the domain" if crosses else "on the domain's boundary"
+    where = "inside the domain" if crosses else "in the domain (it reaches 0 without a sign change)"
     if kind == "zero" and (crosses or touches):
         return f"{node} is singular where {g} = 0, which happens {where}"
     if kind == "nonneg":
@@ -100,10 +156,7 @@ def _message(
                 "happens inside the domain"
             )
         if touches:
-            return (
-                f"{node} is singular (its derivatives are) where {g} = 0, which happens on "
-                "the domain's boundary"
-            )
+            return f"{node} is singular (its derivatives are) where {g} = 0, which happens {where}"
     if kind == "positive":
         if lo < -tiny or crosses:
             return (
@@ -111,7 +164,7 @@ def _message(
                 "happens inside the domain"
             )
         if touches:
-            return f"{node} is singular where {g} = 0, which happens on the domain's boundary"
+            return f"{node} is singular where {g} = 0, which happens {where}"
     if kind == "unit" and max(abs(lo), abs(hi)) >= 1 - 1e-12:
         state = "undefined where |{g}| > 1 and " if max(abs(lo), abs(hi)) > 1 + 1e-12 else ""
         return f"{node} is {state.format(g=g)}singular where |{g}| = 1, which happens in the domain"
