@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import tomllib
 
 from ._errors import CheckFileError, PinncheckError
+from ._limits import MAX_CHECK_FILE_BYTES, MAX_CHECK_FILE_NESTING
 
 COMMON_KEYS = {"name": str, "expect": str, "expect_diagnosis": str}
 # Keys shared by the kinds that sample points.
@@ -226,6 +227,48 @@ def _type_name(kinds: Any) -> str:
     return " or ".join(names[k] for k in kinds)
 
 
+def _read_toml(p: Path) -> dict[str, Any]:
+    """The TOML document in ``p``: at most ``MAX_CHECK_FILE_BYTES``, a UTF-8 BOM allowed."""
+    try:
+        with p.open("rb") as fh:
+            raw = fh.read(MAX_CHECK_FILE_BYTES + 1)
+    except OSError as exc:
+        raise CheckFileError(f"Cannot read the check file {p}: {exc}.") from None
+    if len(raw) > MAX_CHECK_FILE_BYTES:
+        raise CheckFileError(
+            f"The check file {p} is larger than {MAX_CHECK_FILE_BYTES:,} bytes (limit "
+            "MAX_CHECK_FILE_BYTES); split it into several files."
+        )
+    try:
+        text = raw.decode("utf-8-sig")  # editors on Windows start files with a BOM
+    except UnicodeDecodeError as exc:
+        raise CheckFileError(f"Cannot read the check file {p}: {exc}.") from None
+    depth = _nesting(text)
+    if depth > MAX_CHECK_FILE_NESTING:
+        raise CheckFileError(
+            f"{p} nests arrays or tables {depth} deep; a check file may nest at most "
+            f"{MAX_CHECK_FILE_NESTING} levels (limit MAX_CHECK_FILE_NESTING)."
+        )
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CheckFileError(f"{p} is not valid TOML: {exc}.") from None
+    except (RecursionError, MemoryError) as exc:
+        raise CheckFileError(f"{p} is too deeply nested or too large to read ({exc!r}).") from None
+
+
+def _nesting(text: str) -> int:
+    """An upper bound on the nesting of ``[``/``{`` brackets (strings are not skipped)."""
+    depth = deepest = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth = max(0, depth - 1)
+    return deepest
+
+
 def load_file(path: str | Path) -> list[Entry]:
     """Read, validate and prepare every table of one check file.
 
@@ -234,14 +277,7 @@ def load_file(path: str | Path) -> list[Entry]:
             expression/domain/option; the message names the file, the check and the key.
     """
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CheckFileError(f"Cannot read the check file {p}: {exc}.") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise CheckFileError(f"{p} is not valid TOML: {exc}.") from None
+    data = _read_toml(p)
     entries: list[Entry] = []
     names: set[str] = set()
     for kind, tables in data.items():

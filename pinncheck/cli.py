@@ -126,15 +126,41 @@ def _emit_json(doc: Any) -> None:
     sys.stdout.flush()
 
 
+OUT_OF_MEMORY = (
+    "out of memory. Use a smaller --chunk-size (points evaluated at once), fewer points (-n), "
+    "a lower --order or fewer variables."
+)
+
+
 @contextmanager
 def _errors(kind: str, fmt: Format, debug: bool) -> Iterator[None]:
     """Turn pinncheck's exceptions into one message and a documented exit code."""
+    # Imported before the work starts: the handlers must not need memory or imports.
+    from rich.console import Console  # noqa: F401
     from rich.text import Text
 
     try:
         yield
     except (typer.Exit, typer.Abort):
         raise
+    except MemoryError:
+        message = OUT_OF_MEMORY
+        try:
+            sys.stderr.write(f"error: {message}\n")
+            sys.stderr.flush()
+            if fmt is Format.json:
+                _emit_json(
+                    {
+                        "pinncheck": __version__,
+                        "kind": kind,
+                        "status": "error",
+                        "error": message,
+                        "exit_code": int(ExitCode.USAGE),
+                    }
+                )
+        except Exception:  # nothing more can be said; the exit code still is
+            pass
+        raise typer.Exit(int(ExitCode.USAGE)) from None
     except PinncheckError as exc:
         err = _stderr()
         if isinstance(exc, UserCodeError) and exc.details:
