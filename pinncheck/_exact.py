@@ -7,13 +7,11 @@ from collections.abc import Iterable, Sequence
 
 import sympy
 
+from . import _limits
 from ._autograd import MultiIndex, closure
 from ._kinks import from_real_calculus, to_real_calculus
 from ._limits import (
     MAX_DERIVATIVE_NODES,
-    MAX_SYMBOLIC_SECONDS,
-    MAX_TOTAL_NODES,
-    SMALL_DERIVATIVE_NODES,
     check_growth,
     derivative_too_large,
     symbolic_time_exceeded,
@@ -45,7 +43,7 @@ def exact_partials(
     wanted = [tuple(sorted(a)) for a in targets]
     real = to_real_calculus(expr)
     have: dict[MultiIndex, sympy.Expr] = {(): real}
-    sizes: dict[MultiIndex, int] = {(): tree_size(real, MAX_DERIVATIVE_NODES)}
+    sizes: dict[MultiIndex, int] = {(): tree_size(real, _limits.MAX_DERIVATIVE_NODES)}
     seconds: dict[MultiIndex, float] = {(): 0.0}
     total = 0
     for alpha in closure(a for a in wanted if a):
@@ -55,15 +53,15 @@ def exact_partials(
         # diff's time grows faster than the size of its result: twice the size ratio. Small
         # derivatives are never refused for time (a busy machine must not change a verdict).
         elapsed = time.monotonic() - started
-        slow = elapsed + 2 * ratio * seconds[parent] > MAX_SYMBOLIC_SECONDS
-        if slow and sizes[parent] > SMALL_DERIVATIVE_NODES:
+        slow = elapsed + 2 * ratio * seconds[parent] > _limits.MAX_SYMBOLIC_SECONDS
+        if slow and sizes[parent] > _limits.SMALL_DERIVATIVE_NODES:
             raise symbolic_time_exceeded(expr, len(alpha), elapsed)
         t0 = time.monotonic()
         d = sympy.diff(have[parent], symbols[alpha[-1]])
         seconds[alpha] = time.monotonic() - t0
-        size = tree_size(d, MAX_DERIVATIVE_NODES)
+        size = tree_size(d, _limits.MAX_DERIVATIVE_NODES)
         total += size
-        if size > MAX_DERIVATIVE_NODES or total > MAX_TOTAL_NODES:
+        if size > _limits.MAX_DERIVATIVE_NODES or total > _limits.MAX_TOTAL_NODES:
             raise derivative_too_large(expr, len(alpha), size, total)
         have[alpha], sizes[alpha] = d, size
     return {a: from_real_calculus(have[a]) for a in wanted}

@@ -79,6 +79,8 @@ class PDESystem:
     solution_texts: dict[str, str]
     params: dict[str, sympy.Expr]
     param_texts: dict[str, str]
+    notes: tuple[str, ...] = ()
+    """Warnings found while parsing (a parameter value that removes a term)."""
 
     def term_label(self, term: Term) -> str:
         return term_label(term, self.domain)
@@ -273,6 +275,7 @@ def parse_system(
         texts[uname] = text
 
     residuals: list[sympy.Expr] = []
+    notes: list[str] = []
     used: dict[Term, None] = {}
     for eq in eqs:
         sides = eq.split("=")
@@ -292,6 +295,7 @@ def parse_system(
             for s in sides
         ]
         expr = parsed[0] - parsed[1] if len(parsed) == 2 else parsed[0]
+        notes += _vanished_terms(eq, sides, domain, unknowns, param_values)
         for sym in sorted(expr.free_symbols, key=lambda s: s.name):
             if sym in resolver.by_placeholder:
                 used[resolver.by_placeholder[sym]] = None
@@ -308,5 +312,50 @@ def parse_system(
         check_identifier(k, what="parameter name"): v for k, v in _pairs(params, "parameter")
     }
     return PDESystem(
-        domain, tuple(eqs), tuple(residuals), tuple(terms), sols, texts, param_values, param_texts
+        domain,
+        tuple(eqs),
+        tuple(residuals),
+        tuple(terms),
+        sols,
+        texts,
+        param_values,
+        param_texts,
+        tuple(notes),
     )
+
+
+def _vanished_terms(
+    eq: str,
+    sides: Sequence[str],
+    domain: Domain,
+    unknowns: Sequence[str],
+    params: Mapping[str, sympy.Expr],
+) -> list[str]:
+    """Terms of the PDE that a parameter's value makes zero (``nu = 0`` removes ``nu*u_xx``).
+
+    The PDE is read again with the parameters as symbols; a term with an unknown in it that
+    is zero once the values are put in is a part of the user's code no check exercises.
+    """
+    if not params:
+        return []
+    names = {real_symbol(k): v for k, v in params.items()}
+    resolver = _TermResolver(domain, unknowns, {str(k): k for k in names}, eq)
+    notes = []
+    for side in sides:
+        parsed = parse_expression(
+            side,
+            what=f"PDE {eq!r}",
+            resolve_name=resolver.name,
+            extra_calls={"diff": resolver.diff},
+        )
+        for term in sympy.Add.make_args(sympy.expand(parsed)):
+            if not set(resolver.by_placeholder) & term.free_symbols:
+                continue
+            zeroed = [k for k in names if k in term.free_symbols and names[k] == 0]
+            if zeroed and term.xreplace(names) == 0:
+                shown = ", ".join(f"{k} = 0" for k in zeroed)
+                notes.append(
+                    f"In the PDE {eq!r}, {shown} removes {resolver.show(term)}: that part of "
+                    "your code is not checked. Use a non-zero value to check it."
+                )
+    return notes

@@ -168,7 +168,7 @@ def substitute(expr: sympy.Expr, values: dict[Term, sympy.Expr]) -> sympy.Expr:
 
 def system_warnings(system: PDESystem) -> list[str]:
     used = {t.function for t in system.terms}
-    warnings = [
+    warnings = list(system.notes) + [
         f"The unknown {u} has a solution but no PDE uses it."
         for u in system.solutions
         if u not in used

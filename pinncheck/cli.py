@@ -132,6 +132,34 @@ OUT_OF_MEMORY = (
 )
 
 
+def _out_of_memory(exc: BaseException) -> bool:
+    """MemoryError, or torch's allocation failures (RuntimeError subclasses) on CPU and GPU."""
+    if isinstance(exc, MemoryError):
+        return True
+    text = str(exc) if isinstance(exc, RuntimeError) else ""
+    return "can't allocate memory" in text or "out of memory" in text.lower()
+
+
+def _memory_exit(kind: str, fmt: Format) -> NoReturn:
+    """Exit 2 with advice; plain writes only (no rich, no imports) since memory is short."""
+    try:
+        sys.stderr.write(f"error: {OUT_OF_MEMORY}\n")
+        sys.stderr.flush()
+        if fmt is Format.json:
+            _emit_json(
+                {
+                    "pinncheck": __version__,
+                    "kind": kind,
+                    "status": "error",
+                    "error": OUT_OF_MEMORY,
+                    "exit_code": int(ExitCode.USAGE),
+                }
+            )
+    except Exception:  # nothing more can be said; the exit code still is
+        pass
+    raise typer.Exit(int(ExitCode.USAGE)) from None
+
+
 @contextmanager
 def _errors(kind: str, fmt: Format, debug: bool) -> Iterator[None]:
     """Turn pinncheck's exceptions into one message and a documented exit code."""
@@ -144,23 +172,7 @@ def _errors(kind: str, fmt: Format, debug: bool) -> Iterator[None]:
     except (typer.Exit, typer.Abort):
         raise
     except MemoryError:
-        message = OUT_OF_MEMORY
-        try:
-            sys.stderr.write(f"error: {message}\n")
-            sys.stderr.flush()
-            if fmt is Format.json:
-                _emit_json(
-                    {
-                        "pinncheck": __version__,
-                        "kind": kind,
-                        "status": "error",
-                        "error": message,
-                        "exit_code": int(ExitCode.USAGE),
-                    }
-                )
-        except Exception:  # nothing more can be said; the exit code still is
-            pass
-        raise typer.Exit(int(ExitCode.USAGE)) from None
+        _memory_exit(kind, fmt)
     except PinncheckError as exc:
         err = _stderr()
         if isinstance(exc, UserCodeError) and exc.details:
@@ -181,6 +193,8 @@ def _errors(kind: str, fmt: Format, debug: bool) -> Iterator[None]:
         _stderr().print(Text("interrupted", style="bold red"))
         raise typer.Exit(130) from None
     except Exception as exc:
+        if _out_of_memory(exc):
+            _memory_exit(kind, fmt)
         err = _stderr()
         if debug:
             err.print(Text(traceback.format_exc().rstrip()))
