@@ -13,6 +13,7 @@ from ._kinks import from_real_calculus, to_real_calculus
 from ._limits import (
     MAX_DERIVATIVE_NODES,
     check_growth,
+    check_nesting,
     derivative_too_large,
     symbolic_time_exceeded,
     tree_size,
@@ -35,11 +36,13 @@ def exact_partials(
     once rather than after it was built.
 
     Raises:
-        ExpressionError: a derivative would grow, or grew, beyond ``MAX_DERIVATIVE_NODES``
+        ExpressionError: ``expr`` nests more than ``MAX_FUNCTION_NESTING`` calls, a
+            derivative would grow, or grew, beyond ``MAX_DERIVATIVE_NODES``
             nodes, all of them together beyond ``MAX_TOTAL_NODES``, or the work took longer
             than ``MAX_SYMBOLIC_SECONDS`` (predicted from the time of the order before).
     """
     started = time.monotonic()
+    check_nesting(expr)
     wanted = [tuple(sorted(a)) for a in targets]
     real = to_real_calculus(expr)
     have: dict[MultiIndex, sympy.Expr] = {(): real}

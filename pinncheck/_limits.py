@@ -29,6 +29,9 @@ SMALL_DERIVATIVE_NODES = 2_000
 MAX_SYMBOLIC_SECONDS = 5.0
 """Most seconds the exact derivatives of one expression may take (checked between orders)."""
 
+MAX_FUNCTION_NESTING = 30
+"""Most function calls nested inside each other in an expression that is differentiated."""
+
 MAX_PARAMETER_NODES = 60
 """A parameter whose exact value is larger than this is kept as its numeric value."""
 
@@ -72,6 +75,36 @@ def tree_size(expr: sympy.Basic, limit: int) -> int:
         if count > limit:
             break
     return count
+
+
+def function_nesting(expr: sympy.Basic) -> int:
+    """The most function calls (sin, sigmoid, ...) on one path from the root to a leaf."""
+    memo: dict[sympy.Basic, int] = {}
+
+    def depth(node: sympy.Basic) -> int:
+        hit = memo.get(node)
+        if hit is None:
+            inner = max((depth(a) for a in node.args), default=0)
+            hit = memo[node] = inner + isinstance(node, sympy.Function)
+        return hit
+
+    return depth(expr)
+
+
+def check_nesting(expr: sympy.Expr) -> None:
+    """Refuse to differentiate a deep chain of functions (SymPy's time grows as a high power
+    of the depth: the first derivative of 98 nested sigmoids takes seconds, the second minutes).
+
+    Raises:
+        ExpressionError: more than :data:`MAX_FUNCTION_NESTING` nested calls.
+    """
+    nesting = function_nesting(expr)
+    if nesting > MAX_FUNCTION_NESTING:
+        raise ExpressionError(
+            f"{_short(expr)} nests {nesting} function calls inside each other; pinncheck "
+            f"differentiates at most {MAX_FUNCTION_NESTING} (limit MAX_FUNCTION_NESTING), "
+            "because SymPy's time grows steeply with the depth. Check a shallower expression."
+        )
 
 
 def check_growth(expr: sympy.Expr, previous: int, current: int, order: int) -> float:

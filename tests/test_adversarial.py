@@ -81,6 +81,17 @@ def test_derivative_time_is_predicted_before_the_next_diff(
     assert r.exit_code == ExitCode.USAGE and "MAX_SYMBOLIC_SECONDS" in r.stderr
 
 
+def test_deep_function_chains_are_refused_before_diff(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_limits, "MAX_FUNCTION_NESTING", 5)
+    chain = "x1"
+    for _ in range(6):
+        chain = f"sigmoid({chain})"
+    with pytest.raises(ExpressionError, match="nests 6 function calls.*MAX_FUNCTION_NESTING"):
+        check(chain, ["x1=0:1"], n=4)
+    five = "sin(sigmoid(sigmoid(sigmoid(sigmoid(x1)))))"
+    assert check(five, ["x1=0:1"], n=4).status == "pass"
+
+
 def test_parameter_chain_does_not_grow_exponentially() -> None:
     spec = ["p0=sin(1)/2"] + [f"p{i}=p{i - 1}*(p{i - 1}+1)/3" for i in range(1, 14)]
     params = parse_params(spec)
@@ -289,7 +300,7 @@ def _combine(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
     return unary | binary | power
 
 
-EXPRESSIONS = st.recursive(LEAVES, _combine, max_leaves=8)
+EXPRESSIONS = st.recursive(LEAVES, lambda children: _combine(children), max_leaves=8)
 
 
 @settings(
