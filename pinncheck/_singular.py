@@ -13,16 +13,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import sympy
 import torch
 
 from ._domain import Domain
-from ._evaluate import Program
+from ._evaluate import Evaluator, Program
 
 GRID_POINTS = 20_000
 """Points each subexpression is probed on (in the variables it uses)."""
 REFINE_STARTS = 8
+REFINE_BELOW = 0.05
+"""A local search for a zero starts where min |g| on the grid is below this share of max |g|."""
+REFINE_MAX = 16
+"""The local search runs for at most this many subexpressions (the closest to zero first)."""
+"""A local search for a zero starts where min |g| on the grid is below this share of max |g|."""
 REFINE_STEPS = 80
 
 
@@ -81,11 +87,16 @@ class _Probe:
 
         names = [n for n in domain.names if real_symbol(n) in g.free_symbols]
         index = [domain.names.index(n) for n in names]
+        self.g = g
+        self.symbols = [real_symbol(n) for n in names]
         self.lows = [domain.lows[i] for i in index]
         self.highs = [domain.highs[i] for i in index]
-        self.program = Program([g], [real_symbol(n) for n in names])
+        self.box = (tuple(self.lows), tuple(self.highs), tuple(names))
+        self.program: Program | None = None
 
     def __call__(self, pts: torch.Tensor) -> torch.Tensor:
+        if self.program is None:
+            self.program = Program([self.g], self.symbols)
         return self.program.run(list(pts.unbind(1)))[0]
 
     def closest_to_zero(self, pts: torch.Tensor, vals: torch.Tensor) -> float:
@@ -106,6 +117,8 @@ class _Probe:
             best = torch.where(better[:, None], trial[torch.arange(len(best)), pick], best)
             best_val = torch.where(better, new_val, best_val)
             step = torch.where(better[:, None], step, step / 2)
+            if float(best_val.min()) == 0.0 or bool((step <= 1e-15 * (hi - lo)).all()):
+                break
         return float(best_val.min())
 
 
@@ -116,28 +129,59 @@ def singularity_warnings(expr: sympy.Expr, domain: Domain) -> list[str]:
     uses (never a grid exponential in the number of variables); where |g| gets small without a
     sign change, a local search finds whether it touches zero.
     """
-    hazards = list(_hazards(expr))
-    out: list[str] = []
-    seen: set[str] = set()
-    for node, g, kind in hazards:
+    # One point set and one evaluator (sharing subexpressions) per set of variables used.
+    grids: dict[tuple[tuple, ...], tuple[torch.Tensor, Evaluator]] = {}
+    found: list[_Sampled] = []
+    for node, g, kind in dict.fromkeys(_hazards(expr)):
         try:
             probe = _Probe(g, domain)
-            pts = _points(probe.lows, probe.highs)
-            vals = probe(pts)
-            finite = vals[torch.isfinite(vals)]
-            if finite.numel() == 0:
-                continue
-            lo, hi = float(finite.min()), float(finite.max())
-            amin = float(finite.abs().min())
-            if kind != "unit" and not lo < 0 < hi:
-                amin = min(amin, probe.closest_to_zero(pts, vals))
+            if probe.box not in grids:
+                pts = _points(probe.lows, probe.highs)
+                inputs = dict(zip(probe.symbols, pts.unbind(1), strict=True))
+                grids[probe.box] = pts, Evaluator(inputs)
+            pts, ev = grids[probe.box]
+            vals = ev.tensor(g)
         except Exception:  # an unevaluable piece only loses its warning
             continue
-        msg = _message(node, g, kind, lo, hi, amin)
-        if msg and msg not in seen:
-            seen.add(msg)
+        finite = vals[torch.isfinite(vals)]
+        if finite.numel():
+            lo, hi, amin = float(finite.min()), float(finite.max()), float(finite.abs().min())
+            found.append(_Sampled(node, g, kind, lo, hi, amin, probe, pts, vals))
+    # A local search where |g| comes close to 0 on the grid without a sign change; for the
+    # REFINE_MAX closest subexpressions only, so the work stays bounded.
+    near = sorted((f for f in found if f.closeness() <= REFINE_BELOW), key=_Sampled.closeness)
+    for item in near[:REFINE_MAX]:
+        try:
+            item.amin = min(item.amin, item.probe.closest_to_zero(item.pts, item.vals))
+        except Exception:  # the grid's value stands
+            continue
+    out: list[str] = []
+    for f in found:
+        msg = _message(f.node, f.g, f.kind, f.lo, f.hi, f.amin)
+        if msg and f"{msg} (domain {domain})." not in out:
             out.append(f"{msg} (domain {domain}).")
     return out
+
+
+@dataclass
+class _Sampled:
+    """One hazard's values on the grid: ``g`` ranges over [lo, hi], |g| >= amin."""
+
+    node: sympy.Expr
+    g: sympy.Expr
+    kind: str
+    lo: float
+    hi: float
+    amin: float
+    probe: _Probe
+    pts: torch.Tensor
+    vals: torch.Tensor
+
+    def closeness(self) -> float:
+        """min |g| relative to max |g| where that may hide a zero; inf where it cannot."""
+        if self.kind == "unit" or self.lo < 0 < self.hi:
+            return math.inf
+        return self.amin / max(abs(self.lo), abs(self.hi), 1e-300)
 
 
 def _message(
