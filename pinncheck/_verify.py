@@ -49,7 +49,7 @@ from ._explain import (
 )
 from ._options import RunOptions, run_options
 from ._pde import Assignments, PDESystem, parse_system
-from ._probe import nan_aware_difference
+from ._probe import nan_aware_difference, plain_tensors
 from ._residual import (
     SOLVE_RTOL,
     EquationResult,
@@ -283,19 +283,6 @@ def _none_evidence(calls: Sequence[GradCall], n: int) -> str | None:
         f"{', '.join(shapes)} (allow_unused=True): those tensors are not on the graph of "
         "what was differentiated"
     )
-
-
-def plain_tensors(out: Any) -> Any:
-    """A tensor subclass (PINA's LabelTensor...) read as a plain tensor, also in a list.
-
-    ``as_subclass(torch.Tensor)`` shares the data and stays on the autograd graph, while the
-    subclass's own methods (which may need attributes pinncheck does not set) are not used.
-    """
-    if isinstance(out, torch.Tensor) and type(out) is not torch.Tensor:
-        return out.as_subclass(torch.Tensor)
-    if isinstance(out, (list, tuple)):
-        return [plain_tensors(item) if isinstance(item, torch.Tensor) else item for item in out]
-    return out
 
 
 def equation_columns(

@@ -28,6 +28,7 @@ from pinncheck import (
     UserCodeError,
     _limits,
     check,
+    probe,
     residual,
     verify,
 )
@@ -240,27 +241,38 @@ def user_module(tmp_path: Path, body: str) -> str:
     return str(path)
 
 
+class LabelTensor(torch.Tensor):
+    """Like PINA's: every op's result must carry labels, which torch's own ops do not set."""
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        out = super().__torch_function__(func, types, args, kwargs or {})
+        if isinstance(out, LabelTensor):
+            out.labels = out._labels
+        return out
+
+
+def labelled(t: torch.Tensor) -> torch.Tensor:
+    out = t.as_subclass(LabelTensor)
+    out.__dict__["_labels"] = ["r"]
+    return out
+
+
 def test_tensor_subclass_result_is_read_as_a_tensor(tmp_path: Path) -> None:
     target = user_module(
         tmp_path,
         """
-        class LabelTensor(torch.Tensor):
-            # Like PINA's: every op's result must carry labels, which torch's ops do not set.
-            @classmethod
-            def __torch_function__(cls, func, types, args=(), kwargs=None):
-                out = super().__torch_function__(func, types, args, kwargs or {})
-                if isinstance(out, LabelTensor):
-                    out.labels = out._labels
-                return out
+        from test_adversarial import labelled
 
         def residual(x, u):
-            r = correct(x, u).as_subclass(LabelTensor)
-            r.__dict__["_labels"] = ["r"]
-            return r
+            return labelled(correct(x, u))
         """,
     )
     report = verify(target + ":residual", **HEAT)  # type: ignore[arg-type]
     assert report.status == "pass"
+    # A model (probe) that returns the subclass is read the same way.
+    net = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Tanh())
+    assert probe(lambda x: labelled(net(x)), ["x=0:1", "t=0:1"], n=8).status == "pass"
 
 
 def test_none_gradient_evidence_is_shown_when_user_code_fails(tmp_path: Path) -> None:
