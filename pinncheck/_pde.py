@@ -331,29 +331,32 @@ def _vanished_terms(
     unknowns: Sequence[str],
     params: Mapping[str, sympy.Expr],
 ) -> list[str]:
-    """Terms of the PDE that a parameter's value makes zero (``nu = 0`` removes ``nu*u_xx``).
+    """Terms of the PDE that a zero parameter removes (``nu = 0`` removes ``nu*u_xx``).
 
-    The PDE is read again with the parameters as symbols; a term with an unknown in it that
-    is zero once the values are put in is a part of the user's code no check exercises.
+    The PDE is read again with the parameters as symbols; a term (of the sum as written, not
+    expanded: expanding is unbounded) that has an unknown in it and is zero once the values are
+    put in is a part of the user's code that no check exercises.
     """
-    if not params:
+    values = {real_symbol(k): v for k, v in params.items()}
+    if not any(v == 0 for v in values.values()):
         return []
-    names = {real_symbol(k): v for k, v in params.items()}
-    resolver = _TermResolver(domain, unknowns, {str(k): k for k in names}, eq)
+    resolver = _TermResolver(domain, unknowns, {str(k): k for k in values}, eq)
     notes = []
     for side in sides:
-        parsed = parse_expression(
-            side,
-            what=f"PDE {eq!r}",
-            resolve_name=resolver.name,
-            extra_calls={"diff": resolver.diff},
-        )
-        for term in sympy.Add.make_args(sympy.expand(parsed)):
-            if not set(resolver.by_placeholder) & term.free_symbols:
-                continue
-            zeroed = [k for k in names if k in term.free_symbols and names[k] == 0]
-            if zeroed and term.xreplace(names) == 0:
-                shown = ", ".join(f"{k} = 0" for k in zeroed)
+        try:
+            parsed = parse_expression(
+                side,
+                what=f"PDE {eq!r}",
+                resolve_name=resolver.name,
+                extra_calls={"diff": resolver.diff},
+            )
+        except ExpressionError:  # e.g. a parameter used where a number is required
+            return []
+        for term in sympy.Add.make_args(parsed):
+            zeroed = [k for k in term.free_symbols & set(values) if values[k] == 0]
+            has_unknown = bool(term.free_symbols & set(resolver.by_placeholder))
+            if zeroed and has_unknown and term.xreplace(values) == 0:
+                shown = ", ".join(f"{k} = 0" for k in sorted(zeroed, key=str))
                 notes.append(
                     f"In the PDE {eq!r}, {shown} removes {resolver.show(term)}: that part of "
                     "your code is not checked. Use a non-zero value to check it."
