@@ -27,7 +27,13 @@ def multi_indices(dim: int, order: int) -> list[MultiIndex]:
 
     >>> multi_indices(2, 2)
     [(0,), (1,), (0, 0), (0, 1), (1, 1)]
+
+    Raises:
+        OptionError: more than ``_limits.MAX_PARTIALS`` of them (checked before any is built).
     """
+    from ._limits import check_partials
+
+    check_partials(dim, order)
     out: list[MultiIndex] = []
     for k in range(1, order + 1):
         out.extend(combinations_with_replacement(range(dim), k))

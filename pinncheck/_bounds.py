@@ -158,6 +158,12 @@ def _zero(xs: list[_Value], step: _Step, u: float) -> _Value:
     return _Value(z, z.clone(), z)
 
 
+def _delta(xs: list[_Value], step: _Step, u: float) -> _Value:
+    # Zero off the kink, undefined (NaN) on it: exact.
+    v = torch.zeros_like(xs[0].v).masked_fill(xs[0].v == 0, float("nan"))
+    return _Value(v, torch.zeros_like(v), v.abs())
+
+
 def _step_like(
     xs: list[_Value], height: float, fn: Callable[[torch.Tensor], torch.Tensor]
 ) -> _Value:
@@ -251,6 +257,7 @@ _OPS: dict[str, Rule] = {
     "rpow": _rpow,
     "powt": _powt,
     "zero": _zero,
+    "delta": _delta,
     "heaviside": _heaviside,
     "sign": _sign,
     "abs": _abs,

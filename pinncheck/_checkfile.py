@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import tomllib
 
 from ._errors import CheckFileError, PinncheckError
+from ._limits import MAX_CHECK_FILE_BYTES, MAX_CHECK_FILE_NESTING
 
 COMMON_KEYS = {"name": str, "expect": str, "expect_diagnosis": str}
 # Keys shared by the kinds that sample points.
@@ -255,6 +256,18 @@ def _type_name(kinds: Any) -> str:
     return " or ".join(names[k] for k in kinds)
 
 
+def _nesting(text: str) -> int:
+    """An upper bound on the nesting of ``[``/``{`` brackets (strings are not skipped)."""
+    depth = deepest = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth = max(0, depth - 1)
+    return deepest
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with a check file: the message names the file, the check and the key;
@@ -307,9 +320,25 @@ def read_toml(p: Path) -> tuple[str, dict[str, Any]]:
         CheckFileError: unreadable file or bad TOML (the message names the file).
     """
     try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        with p.open("rb") as fh:
+            raw = fh.read(MAX_CHECK_FILE_BYTES + 1)
+    except OSError as exc:
         raise CheckFileError(f"Cannot read the check file {p}: {exc}.") from None
+    if len(raw) > MAX_CHECK_FILE_BYTES:
+        raise CheckFileError(
+            f"The check file {p} is larger than {MAX_CHECK_FILE_BYTES:,} bytes (limit "
+            "MAX_CHECK_FILE_BYTES); split it into several files."
+        )
+    try:
+        text = raw.decode("utf-8-sig")  # editors on Windows start files with a BOM
+    except UnicodeDecodeError as exc:
+        raise CheckFileError(f"Cannot read the check file {p}: {exc}.") from None
+    depth = _nesting(text)
+    if depth > MAX_CHECK_FILE_NESTING:
+        raise CheckFileError(
+            f"{p} nests arrays or tables {depth} deep; a check file may nest at most "
+            f"{MAX_CHECK_FILE_NESTING} levels (limit MAX_CHECK_FILE_NESTING)."
+        )
     try:
         return text, tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -318,6 +347,8 @@ def read_toml(p: Path) -> tuple[str, dict[str, Any]]:
             f"{p} is not valid TOML: {exc}.",
             [Problem(p, int(where.group(1)) if where else None, f"{p} is not valid TOML: {exc}.")],
         ) from None
+    except (RecursionError, MemoryError) as exc:
+        raise CheckFileError(f"{p} is too deeply nested or too large to read ({exc!r}).") from None
 
 
 def load_entries(p: Path, defaults: dict[str, Any], problems: list[Problem]) -> list[Entry]:

@@ -59,8 +59,9 @@ _RECIPROCAL: dict[type, type] = {
     sympy.csch: sympy.sinh,
     sympy.coth: sympy.tanh,
 }
-# Zero almost everywhere, so at the sampled points; and the step function, 1/2 at 0.
-_SPECIAL: dict[type, str] = {sympy.DiracDelta: "zero", sympy.Heaviside: "heaviside"}
+# Zero almost everywhere, so at the sampled points (undefined, NaN, exactly on the kink where
+# its argument is 0); and the step function, 1/2 at 0.
+_SPECIAL: dict[type, str] = {sympy.DiracDelta: "delta", sympy.Heaviside: "heaviside"}
 # Powers with these exponents have a cheaper, at least as accurate torch function.
 _POWERS: dict[sympy.Expr, str] = {
     sympy.Integer(2): "square",
@@ -158,6 +159,7 @@ _OPS: dict[str, Callable[[list[torch.Tensor], _Step], torch.Tensor]] = {
     "rpow": lambda xs, step: torch.pow(step.param, xs[0]),
     "powt": lambda xs, step: torch.pow(xs[0], xs[1]),
     "zero": lambda xs, step: torch.zeros_like(xs[0]),
+    "delta": lambda xs, step: torch.zeros_like(xs[0]).masked_fill(xs[0] == 0, float("nan")),
     # (sign(x) + 1)/2: 1/2 at 0 as SymPy's Heaviside, and differentiable (zero gradient).
     "heaviside": lambda xs, step: torch.add(torch.sign(xs[0]), 1.0).mul_(0.5),
     "minimum": lambda xs, step: _extremum(xs, step, torch.minimum, upper=True),
@@ -178,7 +180,7 @@ def _extremum(xs: list[torch.Tensor], step: _Step, pair: Callable, upper: bool) 
 
 _OPS.update({name: _unary(name) for name in (*_UNARY.values(), "reciprocal", "sqrt", "rsqrt")})
 # Ops that may write into their first argument, and those whose first two args commute.
-_INPLACE = set(_OPS) - {"rpow", "powt", "zero", "heaviside", "minimum", "maximum"}
+_INPLACE = set(_OPS) - {"rpow", "powt", "zero", "delta", "heaviside", "minimum", "maximum"}
 _COMMUTE = {"add", "mul"}
 
 
@@ -218,9 +220,9 @@ class _Lowering:
         kind = type(expr)
         if kind in (sympy.Min, sympy.Max):
             return self._extremum(expr)
-        if kind is sympy.DiracDelta:  # and its derivatives DiracDelta(x, k): zero off x = 0
-            arg = self.ref(expr.args[0])
-            return 0.0 if isinstance(arg, float) else self._emit("zero", [arg])
+        if kind is sympy.DiracDelta:  # and its derivatives DiracDelta(x, k): zero off x = 0,
+            arg = self.ref(expr.args[0])  # undefined (NaN) on it
+            return 0.0 if isinstance(arg, float) else self._emit("delta", [arg])
         if kind is sympy.Heaviside and expr.args[1:] == (sympy.S.Half,):  # H(0) = 1/2
             arg = self.ref(expr.args[0])
             return _constant(expr) if isinstance(arg, float) else self._emit("heaviside", [arg])

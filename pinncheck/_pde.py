@@ -22,6 +22,7 @@ from ._autograd import MultiIndex
 from ._domain import Domain
 from ._engine import Term
 from ._errors import ExpressionError
+from ._limits import MAX_PARAMETER_NODES, tree_size
 from ._options import MAX_ORDER
 from ._parse import (
     check_identifier,
@@ -65,10 +66,13 @@ def parse_params(
             raise ExpressionError(
                 f"The parameter name {name} is already a variable or an unknown; rename it."
             )
-        value, _ = parse_constant(
+        exact, number = parse_constant(
             text, what=f"parameter {name}", names=params, shadowed=[*shadowed, *params]
         )
-        params[name] = value
+        # A chain p1 = p0*(p0+1), p2 = p1*(p1+1)... doubles the exact tree at each step: a
+        # large exact value is kept as its number, so later parameters stay small.
+        large = tree_size(exact, MAX_PARAMETER_NODES) > MAX_PARAMETER_NODES
+        params[name] = sympy.Float(number) if large else exact
     return params
 
 
@@ -506,6 +510,7 @@ def parse_system(
             equation=True,
         )
         warnings += [w for w in resolver.warnings if w not in warnings]
+        warnings += _vanished_terms(eq, domain, declared.unknowns, declared.params, space)
         residuals.append((eq, expr, resolver.by_placeholder))
         used |= resolver.used_params
     terms = _used_terms(residuals, declared.unknowns)
@@ -536,3 +541,43 @@ def unused_params(texts: Mapping[str, str], used: set[str]) -> tuple[str, ...]:
                 ):
                     used.add(other)
     return tuple(n for n in names if n not in used)
+
+
+def _vanished_terms(
+    eq: str,
+    domain: Domain,
+    unknowns: Sequence[str],
+    params: Mapping[str, sympy.Expr],
+    space: Sequence[str] | str | None,
+) -> list[str]:
+    """Terms of the PDE that a zero parameter removes (``nu = 0`` removes ``nu*u_xx``).
+
+    The PDE is read again with the parameters as symbols; a term (of the sum as written, not
+    expanded: expanding is unbounded) that has an unknown in it and is zero once the values are
+    put in is a part of the user's code that no check exercises.
+    """
+    values = {real_symbol(k): v for k, v in params.items()}
+    if not any(v == 0 for v in values.values()):
+        return []
+    resolver = _TermResolver(domain, unknowns, {str(k): k for k in values}, eq, space)
+    notes = []
+    try:
+        parsed = parse_expression(
+            eq,
+            what="PDE",
+            resolve_name=resolver.name,
+            extra_calls={"diff": resolver.diff, "laplacian": resolver.laplacian},
+            equation=True,
+        )
+    except ExpressionError:  # e.g. a parameter used where a number is required
+        return []
+    for term in sympy.Add.make_args(parsed):
+        zeroed = [k for k in term.free_symbols & set(values) if values[k] == 0]
+        has_unknown = bool(term.free_symbols & set(resolver.by_placeholder))
+        if zeroed and has_unknown and term.xreplace(values) == 0:
+            shown = ", ".join(f"{k} = 0" for k in sorted(zeroed, key=str))
+            notes.append(
+                f"In the PDE {eq!r}, {shown} removes {resolver.show(term)}: that part of "
+                "your code is not checked. Use a non-zero value to check it."
+            )
+    return notes

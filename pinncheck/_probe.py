@@ -327,6 +327,19 @@ class _Record:
     outputs: list[torch.Tensor] = field(default_factory=list)
 
 
+def plain_tensors(out: Any) -> Any:
+    """A tensor subclass (PINA's LabelTensor...) read as a plain tensor, also in a list.
+
+    ``as_subclass(torch.Tensor)`` shares the data and stays on the autograd graph, while the
+    subclass's own methods (which may need attributes pinncheck does not set) are not used.
+    """
+    if isinstance(out, torch.Tensor) and type(out) is not torch.Tensor:
+        return out.as_subclass(torch.Tensor)
+    if isinstance(out, (list, tuple)):
+        return [plain_tensors(item) if isinstance(item, torch.Tensor) else item for item in out]
+    return out
+
+
 def _batch_tensors(value: Any, n: int) -> list[torch.Tensor]:
     if isinstance(value, torch.Tensor):
         return [value.detach().clone()] if value.dim() >= 1 and value.shape[0] == n else []
@@ -504,6 +517,7 @@ class _Probe:
     def checked_output(self, y: Any, x: torch.Tensor) -> torch.Tensor:
         """The model's output as an ``(n, m)`` floating tensor, or a :class:`UserCodeError`."""
         n = x.shape[0]
+        y = plain_tensors(y)
         if not isinstance(y, torch.Tensor):
             raise UserCodeError(
                 f"The model {self.label} returned a {type(y).__name__}; expected a tensor of "

@@ -50,7 +50,7 @@ from ._explain import (
 )
 from ._options import RunOptions, run_options
 from ._pde import Assignments, PDESystem
-from ._probe import nan_aware_difference
+from ._probe import nan_aware_difference, plain_tensors
 from ._residual import (
     SOLVE_FACTOR,
     EquationResult,
@@ -294,6 +294,19 @@ def _shape_text(shape: Sequence[int], n: int) -> str:
     return "(" + ", ".join("n" if s == n else str(s) for s in shape) + ")"
 
 
+def _none_evidence(calls: Sequence[GradCall], n: int) -> str | None:
+    """The user's ``torch.autograd.grad`` calls that returned None, as one line of evidence."""
+    nones = [shape for c in calls for shape in c.none_shapes]
+    if not nones:
+        return None
+    shapes = sorted({_shape_text(s, n) for s in nones})
+    return (
+        f"evidence: torch.autograd.grad returned None for {len(nones)} input(s) of shape "
+        f"{', '.join(shapes)} (allow_unused=True): those tensors are not on the graph of "
+        "what was differentiated"
+    )
+
+
 def equation_columns(
     out: Any, n: int, k: int, label: str, device: torch.device | None = None
 ) -> list[torch.Tensor]:
@@ -306,6 +319,7 @@ def equation_columns(
         f"return an (n,) or (n, 1) tensor per PDE: one tensor, an (n, {k}) tensor, or a list of "
         f"{k} tensors (n = {n} points here)"
     )
+    out = plain_tensors(out)
     if isinstance(out, torch.Tensor):
         if out.dim() == 1 and out.shape[0] == n:
             cols = [out]
@@ -409,7 +423,13 @@ class _Run:
             u = torch.stack(us, dim=1)
             what = f"Your residual function {self.label}"
             with trace_grad() as calls:
-                out = call_user(fn, x, u, what=what)
+                try:
+                    out = call_user(fn, x, u, what=what)
+                except UserCodeError as exc:
+                    evidence = _none_evidence(calls, self.batch_size())
+                    if evidence is None:
+                        raise
+                    raise UserCodeError(f"{exc} ({evidence}.)", exc.details) from None
         self.calls.append(calls)
         return equation_columns(out, x.shape[0], self.k, what, x.device)
 
@@ -802,15 +822,9 @@ class _Run:
     def grad_evidence(self, order: int) -> list[str]:
         calls = self.calls[0] if self.calls else []
         lines = []
-        nones = [shape for c in calls for shape in c.none_shapes]
-        if nones:
-            n = self.batch_size()
-            shapes = sorted({_shape_text(s, n) for s in nones})
-            lines.append(
-                f"evidence: torch.autograd.grad returned None for {len(nones)} input(s) of shape "
-                f"{', '.join(shapes)} (allow_unused=True): those tensors are not on the graph of "
-                "what was differentiated"
-            )
+        evidence = _none_evidence(calls, self.batch_size())
+        if evidence is not None:
+            lines.append(evidence)
         flat = [c for c in calls if not c.create_graph]
         if flat and order >= 2:
             lines.append(

@@ -278,6 +278,40 @@ def _emit_json(doc: Any) -> None:
     emit_json(doc)
 
 
+OUT_OF_MEMORY = (
+    "out of memory. Use a smaller --chunk-size (points evaluated at once), fewer points (-n), "
+    "a lower --order or fewer variables."
+)
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """MemoryError, or torch's allocation failures (RuntimeError subclasses) on CPU and GPU."""
+    if isinstance(exc, MemoryError):
+        return True
+    text = str(exc) if isinstance(exc, RuntimeError) else ""
+    return "can't allocate memory" in text or "out of memory" in text.lower()
+
+
+def _memory_exit(kind: str, fmt: Format) -> NoReturn:
+    """Exit 2 with advice; plain writes only (no rich, no imports) since memory is short."""
+    try:
+        sys.stderr.write(f"error: {OUT_OF_MEMORY}\n")
+        sys.stderr.flush()
+        if fmt is Format.json:
+            _emit_json(
+                {
+                    "pinncheck": __version__,
+                    "kind": kind,
+                    "status": "error",
+                    "error": OUT_OF_MEMORY,
+                    "exit_code": int(ExitCode.USAGE),
+                }
+            )
+    except Exception:  # nothing more can be said; the exit code still is
+        pass
+    raise typer.Exit(int(ExitCode.USAGE)) from None
+
+
 @contextmanager
 def _errors(kind: str, fmt: Format, debug: bool) -> Iterator[None]:
     """Turn pinncheck's exceptions, and a stdout that cannot take the output, into one
@@ -299,12 +333,16 @@ def _errors(kind: str, fmt: Format, debug: bool) -> Iterator[None]:
 
 @contextmanager
 def _reported(kind: str, fmt: Format, debug: bool) -> Iterator[None]:
+    # Imported before the work starts: the handlers must not need memory or imports.
+    from rich.console import Console  # noqa: F401
     from rich.text import Text
 
     try:
         yield
     except (typer.Exit, typer.Abort, StdoutClosed, StdoutUnwritable):
         raise
+    except MemoryError:
+        _memory_exit(kind, fmt)
     except PinncheckError as exc:
         err = _stderr()
         if isinstance(exc, UserCodeError) and exc.details:
@@ -326,6 +364,8 @@ def _reported(kind: str, fmt: Format, debug: bool) -> Iterator[None]:
         _stderr().print(Text("interrupted", style="bold red"))
         raise typer.Exit(130) from None
     except Exception as exc:
+        if _out_of_memory(exc):
+            _memory_exit(kind, fmt)
         err = _stderr()
         if debug:
             err.print(Text(printable_lines(traceback.format_exc().rstrip())))
