@@ -30,6 +30,7 @@ import sympy
 import torch
 
 from ._autograd import multi_indices
+from ._callconv import build_call, check_convention_name, choose_convention
 from ._compare import TOLERANCES, ErrorStats, Tolerance, default_tolerance
 from ._domain import DomainLike, parse_domain
 from ._engine import DEFAULT_CHUNK, Progress, Term, symbols_of
@@ -67,9 +68,11 @@ from ._usercode import (
     exception_text,
     parse_target,
     resolve,
+    take_notes,
     target_scope,
     trace_grad,
 )
+from ._usermemory import ChunkMemory, clear_framework_caches
 
 # The fit and the diagnosis use at most this many points (the first ones of the sample).
 FIT_POINTS = 2000
@@ -168,6 +171,8 @@ class VerifyJob:
     target: Target | ResidualFunction
     system: PDESystem
     options: RunOptions
+    convention: str | None = None
+    definitions_only: bool = False
 
     def run(self, progress: Progress | None = None) -> VerifyReport:
         return _Run(self).run(progress)
@@ -188,6 +193,8 @@ def prepare_verify(
     atol: float | None = None,
     chunk_size: int | None = None,
     base_dir: str | Path | None = None,
+    convention: str | None = None,
+    definitions_only: bool = False,
 ) -> VerifyJob:
     """Validate and parse the arguments of :func:`verify` without running the user's code."""
     opts = run_options(
@@ -195,7 +202,7 @@ def prepare_verify(
     )
     system = parse_system(pde, solution, parse_domain(domain), param)
     tgt = parse_target(target, base_dir) if isinstance(target, str) else target
-    return VerifyJob(tgt, system, opts)
+    return VerifyJob(tgt, system, opts, check_convention_name(convention), bool(definitions_only))
 
 
 def verify(
@@ -213,6 +220,8 @@ def verify(
     atol: float | None = None,
     chunk_size: int | None = None,
     base_dir: str | Path | None = None,
+    convention: str | None = None,
+    definitions_only: bool = False,
     progress: Progress | None = None,
 ) -> VerifyReport:
     """Check a user's PINN residual function against the exact residual of ``pde``.
@@ -232,6 +241,12 @@ def verify(
             function is called once per chunk of points.
         base_dir: the folder a relative target path is resolved against (default: the current
             folder).
+        convention: how to call the function: ``"x_u"`` (``f(x, u)``), ``"split"``
+            (``f(x, t, u)``, one ``(n, 1)`` tensor per variable) or ``"model"``
+            (``f(model, x)``); by default it is read from the function's signature (see
+            :mod:`pinncheck._callconv` and docs/user-code.md).
+        definitions_only: load only the file's imports, definitions and simple constants,
+            not the rest of its top level (a training script; see docs/user-code.md).
         progress: called as ``progress(done, n)`` after each chunk.
 
     Returns:
@@ -264,6 +279,8 @@ def verify(
         atol=atol,
         chunk_size=chunk_size,
         base_dir=base_dir,
+        convention=convention,
+        definitions_only=definitions_only,
     )
     return job.run(progress)
 
@@ -371,25 +388,24 @@ class _Run:
     # The user's side ---------------------------------------------------------------------
 
     def call(self, fn: ResidualFunction, cols: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        """Build ``x`` and ``u`` from the sampled columns, call the user, check the result.
+        """Build the arguments from the sampled columns (:mod:`pinncheck._callconv`), call the
+        user, check the result.
 
         Returns the result's columns, detached, in the dtype the user's code returned.
         """
-        x = torch.stack(list(cols), dim=1).detach().requires_grad_(True)
+        what = f"Your residual function {self.label}"
         with torch.enable_grad():
-            ev = Evaluator({s: x[:, i] for i, s in enumerate(self.syms)})
-            us = []
-            for sol in self.system.solutions.values():
-                v = ev.tensor(sol)
-                if not v.requires_grad:  # a constant solution: keep it on the graph
-                    v = v + 0 * x[:, 0]
-                us.append(v)
-            u = torch.stack(us, dim=1)
-            what = f"Your residual function {self.label}"
+            prepared = build_call(self.conv, self.syms, self.solutions, cols)
+            self.memory.watch(prepared.leaf, len(cols[0]))
             with trace_grad() as calls:
-                out = call_user(fn, x, u, what=what)
+                try:
+                    out = call_user(fn, *prepared.args, what=what)
+                finally:
+                    clear_framework_caches()
         self.calls.append(calls)
-        return equation_columns(out, x.shape[0], self.k, what, x.device)
+        n, device = prepared.leaf.shape[0], prepared.leaf.device
+        del prepared
+        return equation_columns(out, n, self.k, what, device)
 
     # The run -----------------------------------------------------------------------------
 
@@ -400,12 +416,18 @@ class _Run:
 
     def measure(self, progress: Progress | None) -> VerifyReport:
         t_start = time.perf_counter()
-        fn, self.label = resolve(self.job.target)
+        fn, self.label = resolve(self.job.target, definitions_only=self.job.definitions_only)
         if not callable(fn):
             raise UserCodeError(
                 f"{self.label} is a {type(fn).__name__}, not a function f(x, u) returning the "
                 "PDE residual."
             )
+        self.notes = take_notes()
+        self.solutions = list(self.system.solutions.values())
+        self.conv = choose_convention(
+            fn, self.label, self.dom.names, list(self.system.solutions), self.job.convention
+        )
+        self.memory = ChunkMemory(self.opts.device, (len(self.dom) + 2 * self.k) * 8)
         self.calls: list[list[GradCall]] = []
         system, opts, dom = self.system, self.opts, self.dom
         order = max_order(system)
@@ -434,6 +456,7 @@ class _Run:
             cols = sample_box(dom, opts.seed, start, stop, dtype=opts.dtype, device=opts.device)
             t0 = time.perf_counter()
             raw = self.call(fn, cols)
+            self.memory.settle()
             t1 = time.perf_counter()
             for i, c in enumerate(raw):
                 prev = returned[i]
@@ -493,7 +516,10 @@ class _Run:
             system,
             opts,
             equations,
-            warnings=self.dtype_warnings(tols) + system_warnings(system),
+            warnings=self.notes
+            + self.dtype_warnings(tols)
+            + system_warnings(system)
+            + self.memory.warnings(),
             grad_calls=len(self.calls[0]) if self.calls else 0,
         )
         self.diagnose(report, fn)

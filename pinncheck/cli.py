@@ -258,12 +258,30 @@ def _finish(status: str) -> NoReturn:
     raise typer.Exit(int(ExitCode.OK if status == "pass" else ExitCode.FAILED))
 
 
+# Notes about loading the user's code, printed as soon as they are known (before an import
+# that may take long) and not again among the report's warnings.
+_NOTICED: set[str] = set()
+
+
+def _notice_to_stderr() -> None:
+    from rich.text import Text
+
+    from . import _usercode
+
+    def notice(text: str) -> None:
+        _NOTICED.add(text)
+        _stderr().print(Text(f"note: {text}", style="yellow"))
+
+    _usercode.NOTICE = notice
+
+
 def _warn(warnings: list[str]) -> None:
     from rich.text import Text
 
     err = _stderr()
     for w in warnings:
-        err.print(Text(f"warning: {w}", style="yellow"))
+        if w not in _NOTICED:
+            err.print(Text(f"warning: {w}", style="yellow"))
 
 
 @app.command()
@@ -513,6 +531,14 @@ TargetArg = Annotated[
     str,
     typer.Argument(metavar="TARGET", help="path/to/file.py:NAME or package.module:NAME."),
 ]
+DefinitionsOnlyOpt = Annotated[
+    bool,
+    typer.Option(
+        "--definitions-only",
+        help="Load only the file's imports, def/class definitions and simple constants, not the "
+        "rest of its top level (for a training script).",
+    ),
+]
 SolutionOpt = Annotated[
     list[str],
     typer.Option(
@@ -550,11 +576,22 @@ def verify(
     rtol: RtolOpt = None,
     atol: AtolOpt = None,
     chunk_size: ChunkOpt = None,
+    convention: Annotated[
+        str | None,
+        typer.Option(
+            "--convention",
+            help="How to call TARGET: x_u (f(x, u)), split (f(x, t, u)) or model (f(model, x)); "
+            "default: read from its signature.",
+        ),
+    ] = None,
+    definitions_only: DefinitionsOnlyOpt = False,
     fmt: FormatOpt = Format.table,
     debug: DebugOpt = False,
 ) -> None:
     with _errors("verify", fmt, debug):
         from ._verify import verify as run_verify
+
+        _notice_to_stderr()
 
         with _progress(fmt, "verify") as progress:
             report = run_verify(
@@ -570,6 +607,8 @@ def verify(
                 rtol=rtol,
                 atol=atol,
                 chunk_size=chunk_size,
+                convention=convention,
+                definitions_only=definitions_only,
                 progress=progress,
             )
         _output(fmt, report)
@@ -601,13 +640,42 @@ def probe(
         str | None,
         typer.Option("--dtype", help="float32 or float64 (default: the model's own, or float32)."),
     ] = None,
+    arg: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--arg",
+            metavar="KEY=VALUE",
+            help="An argument for a class or factory TARGET (value read as TOML: 32, 1e-3, "
+            'true, "tanh"); repeat.',
+        ),
+    ] = None,
+    state_dict: Annotated[
+        str | None,
+        typer.Option(
+            "--state-dict",
+            metavar="PATH",
+            help="Load these weights (torch.save of model.state_dict()) into the model first.",
+        ),
+    ] = None,
+    definitions_only: DefinitionsOnlyOpt = False,
     fmt: FormatOpt = Format.table,
     debug: DebugOpt = False,
 ) -> None:
     with _errors("probe", fmt, debug):
         from ._probe import probe as run_probe
 
-        report = run_probe(target, domain, n=points, seed=seed, device=device, dtype=dtype)
+        _notice_to_stderr()
+        report = run_probe(
+            target,
+            domain,
+            n=points,
+            seed=seed,
+            device=device,
+            dtype=dtype,
+            args=arg,
+            state_dict=state_dict,
+            definitions_only=definitions_only,
+        )
         _output(fmt, report)
     _finish(report.status)
 

@@ -1,0 +1,389 @@
+"""Users' code as it is: DeepXDE's caches and memory, training scripts, calling conventions."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import textwrap
+import types
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from helpers import HEAT, HEAT_ARGS, run_cli
+from pinncheck import ExitCode, OptionError, UserCodeError, _usercode, probe, verify
+from pinncheck._probemodel import build_model, parse_args
+from pinncheck._scriptload import split_script, training_calls
+from pinncheck._usercode import parse_target, sentences
+from pinncheck._usermemory import ChunkMemory, clear_framework_caches
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "user_code"
+
+
+def _load(path: Path, name: str) -> types.ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def grad_cache() -> types.ModuleType:
+    """A fresh copy of the samples' DeepXDE-shaped cached helpers."""
+    return _load(SAMPLES / "ddelike" / "grad.py", "ddelike_grad_for_test")
+
+
+@pytest.fixture
+def fake_deepxde(
+    grad_cache: types.ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[types.ModuleType]:
+    """``deepxde`` in sys.modules, with the cached helpers as ``deepxde.gradients``/``dde.grad``."""
+    dde = types.ModuleType("deepxde")
+    dde.grad = grad_cache  # type: ignore[attr-defined]
+    dde.gradients = grad_cache  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "deepxde", dde)
+    monkeypatch.setitem(sys.modules, "deepxde.gradients", grad_cache)
+    yield grad_cache
+
+
+def _dde_residual(grad: types.ModuleType, seen: list[int]) -> Any:
+    def pde(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        seen.append(grad.cached())
+        return grad.jacobian(y, x, i=0, j=1) - 0.1 * grad.hessian(y, x, component=0, i=0, j=0)
+
+    return pde
+
+
+# Bounded memory ----------------------------------------------------------------------------
+
+
+def test_deepxde_caches_are_cleared_after_every_call(fake_deepxde: types.ModuleType) -> None:
+    seen: list[int] = []
+    r = verify(_dde_residual(fake_deepxde, seen), **HEAT, n=4000, chunk_size=500)  # type: ignore[arg-type]
+    assert r.status == "pass"
+    assert len(seen) >= 8 and set(seen) == {0}  # every call found the caches empty
+    assert fake_deepxde.cached() == 0
+    assert not [w for w in r.warnings if "kept each chunk" in w]
+
+
+def test_a_cache_pinncheck_does_not_know_is_reported(grad_cache: types.ModuleType) -> None:
+    # The same helpers, but not registered as deepxde: nothing clears them, and the warning
+    # says that the chunks' tensors were kept.
+    assert "deepxde" not in sys.modules
+    seen: list[int] = []
+    r = verify(_dde_residual(grad_cache, seen), **HEAT, n=4000, chunk_size=500)  # type: ignore[arg-type]
+    assert r.status == "pass"
+    assert seen[:3] == [0, 3, 6] and grad_cache.cached() == 24
+    warning = [w for w in r.warnings if "kept each chunk" in w]
+    assert warning and "8 of 8 chunks" in warning[0] and "memory grows" in warning[0]
+
+
+def test_a_global_list_of_results_is_reported_and_a_clean_function_is_not() -> None:
+    kept: list[torch.Tensor] = []
+
+    def hoarding(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        g = torch.autograd.grad(u, x, torch.ones_like(u), create_graph=True)[0]
+        u_xx = torch.autograd.grad(g[:, 0:1], x, torch.ones_like(u), create_graph=True)[0]
+        res = g[:, 1:2] - 0.1 * u_xx[:, 0:1]
+        kept.append(res)
+        return res
+
+    def clean(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        return hoarding(x, u).detach() + 0.0
+
+    bad = verify(hoarding, **HEAT, n=3000, chunk_size=1000)  # type: ignore[arg-type]
+    assert any("kept each chunk" in w and "3 of 3" in w for w in bad.warnings)
+    kept.clear()
+    # clean() still appends (inside hoarding) but the list is cleared before each check.
+    good = verify(lambda x, u: _drop(kept, clean(x, u)), **HEAT, n=3000, chunk_size=1000)  # type: ignore[arg-type]
+    assert good.status == "pass"
+    assert not [w for w in good.warnings if "kept" in w or "grow" in w]
+
+
+def _drop(kept: list[torch.Tensor], value: torch.Tensor) -> torch.Tensor:
+    kept.clear()
+    return value
+
+
+def test_clear_framework_caches_never_imports_deepxde_and_knows_older_releases(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delitem(sys.modules, "deepxde", raising=False)
+    assert clear_framework_caches() is False
+    assert "deepxde" not in sys.modules
+
+    class Cache:
+        def __init__(self) -> None:
+            self.Js = {1: 2}
+
+        def clear(self) -> None:
+            self.Js = {}
+
+    old = types.ModuleType("deepxde.gradients")
+    old.jacobian = lambda *a: None  # type: ignore[attr-defined]
+    old.jacobian._Jacobians = Cache()  # type: ignore[attr-defined]
+    old.hessian = lambda *a: None  # type: ignore[attr-defined]
+    old.hessian._Hessians = Cache()  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "deepxde", types.ModuleType("deepxde"))
+    monkeypatch.setitem(sys.modules, "deepxde.gradients", old)
+    assert clear_framework_caches() is True
+    assert old.jacobian._Jacobians.Js == {} and old.hessian._Hessians.Js == {}  # type: ignore[attr-defined]
+
+
+def test_growth_without_kept_tensors_is_reported_only_beyond_the_floor() -> None:
+    m = ChunkMemory(kept_per_point=8)
+    m.points, m.chunks = 4000, 4
+    m.readings = [100 * 2**20, 200 * 2**20, 300 * 2**20, 400 * 2**20]
+    assert "Memory kept growing" in m.warnings()[0]
+    m.readings = [100 * 2**20, 101 * 2**20, 102 * 2**20, 103 * 2**20]
+    assert m.warnings() == []
+
+
+# Training scripts: definitions only --------------------------------------------------------
+
+
+def test_split_script_keeps_definitions_and_constants_only() -> None:
+    source = textwrap.dedent(
+        '''
+        """doc"""
+        from __future__ import annotations
+        import math
+        try:
+            import numpy as np
+        except ImportError:
+            np = None
+        NU = 0.01 / math.pi
+        A, B = 1, (2, 3)
+        LAYERS: list = [2, 20, 1]
+        data = load()
+        for i in range(3):
+            step(i)
+        def pde(x, u):
+            return NU
+        class Net:
+            pass
+        if __name__ == "__main__":
+            model.train(iterations=10)
+        '''
+    )
+    script = split_script(source, "train.py")
+    kept = [type(s).__name__ for s in script.kept.body]
+    assert kept == [
+        "Expr",
+        "ImportFrom",
+        "Import",
+        "Try",
+        "Assign",
+        "Assign",
+        "AnnAssign",
+        "FunctionDef",
+        "ClassDef",
+    ]
+    assert [s.line for s in script.skipped] == [12, 13, 19]
+    assert script.skipped_for("data")[0].text == "data = load()"
+    assert script.skipped_for("i")[0].line == 13
+    assert script.skipped_for("pde") == []
+
+
+def test_training_calls_are_found_at_top_level_only(tmp_path: Path) -> None:
+    f = tmp_path / "s.py"
+    f.write_text(
+        "import re\nPAT = re.compile('a')\nnet.train()\n"
+        "def f():\n    model.train(iterations=5)\n"
+        "if __name__ == '__main__':\n    model.fit(x)\n"
+        "for e in range(3):\n    loss.backward()\n"
+        "model.compile('adam', lr=1e-3)\n"
+    )
+    found = training_calls(f)
+    assert [t.split(":")[0] for t in found] == ["line 9", "line 10"]
+    assert "loss.backward()" in found[0] and "model.compile" in found[1]
+    f.write_text("import torch\ndef pde(x, u):\n    return u\nnet.train(False)\n")
+    assert training_calls(f) == []
+
+
+def test_training_script_checks_with_definitions_only() -> None:
+    r = verify("heat_training_script.py:pde", base_dir=SAMPLES, definitions_only=True, **HEAT)  # type: ignore[arg-type]
+    assert r.status == "pass"
+
+
+def test_plain_import_of_a_training_script_suggests_definitions_only() -> None:
+    r = run_cli("verify", str(SAMPLES / "heat_training_script.py") + ":pde", *HEAT_ARGS)
+    assert r.exit_code == ExitCode.USAGE
+    assert (
+        "--definitions-only" in r.stderr and "line 55: model.train(iterations=EPOCHS)" in r.stderr
+    )
+    assert "trains at import" in r.stderr
+
+
+def test_a_skipped_name_is_named_in_the_error(tmp_path: Path) -> None:
+    f = tmp_path / "script.py"
+    f.write_text(
+        "import torch\n"
+        "NU = torch.tensor(0.1)\n"
+        "def pde(x, u):\n"
+        "    g = torch.autograd.grad(u, x, torch.ones_like(u), create_graph=True)[0]\n"
+        "    return g[:, 1:2] - NU * g[:, 0:1]\n"
+        "residual = staticmethod(pde)\n"
+    )
+    with pytest.raises(UserCodeError) as err:
+        verify(f"{f}:pde", definitions_only=True, **HEAT)  # type: ignore[arg-type]
+    text = str(err.value)
+    assert "NameError" in text and "line 2: NU = torch.tensor(0.1)" in text
+    assert "--definitions-only left out" in text
+    with pytest.raises(UserCodeError) as err:
+        verify(f"{f}:residual", definitions_only=True, **HEAT)  # type: ignore[arg-type]
+    assert "line 6: residual = staticmethod(pde)" in str(err.value)
+
+
+def test_a_slow_import_suggests_definitions_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    f = tmp_path / "slowmod.py"
+    f.write_text((SAMPLES / "heat_correct.py").read_text())
+    monkeypatch.setattr(_usercode, "SLOW_IMPORT_S", 0.0)
+    r = verify(f"{f}:residual", **HEAT)  # type: ignore[arg-type]
+    assert r.status == "pass"
+    assert any("took" in w and "--definitions-only" in w for w in r.warnings)
+
+
+# Calling conventions -----------------------------------------------------------------------
+
+
+def test_split_inputs_and_model_conventions_pass_and_catch_bugs() -> None:
+    for target in ("heat_split_inputs.py:residual", "heat_model_residual.py:residual"):
+        assert verify(target, base_dir=SAMPLES, **HEAT).status == "pass"  # type: ignore[arg-type]
+
+    def swapped(x: torch.Tensor, t: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        u_x = torch.autograd.grad(u, x, torch.ones_like(u), create_graph=True)[0]
+        u_tt = torch.autograd.grad(
+            torch.autograd.grad(u, t, torch.ones_like(u), create_graph=True)[0],
+            t,
+            torch.ones_like(u),
+            create_graph=True,
+        )[0]
+        assert x.shape == (x.shape[0], 1) and x.requires_grad
+        return u_x - 0.1 * u_tt
+
+    r = verify(swapped, **HEAT)  # type: ignore[arg-type]
+    assert r.status == "fail"
+
+
+def test_split_unknowns_for_a_system() -> None:
+    def system(x: torch.Tensor, t: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> list:
+        def d(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+            return torch.autograd.grad(a, b, torch.ones_like(a), create_graph=True)[0]
+
+        return [d(u, t) - d(v, x), d(v, t) - d(u, x)]
+
+    r = verify(
+        system,
+        ["u_t - v_x", "v_t - u_x"],
+        ["u = sin(x - t) + x*t", "v = sin(x - t) + x**2"],
+        ["x=0:1", "t=0:1"],
+    )
+    assert r.status == "pass"
+    assert all(e.stats.max_abs_error < 1e-12 < e.stats.max_abs_exact for e in r.equations)
+
+
+def test_a_signature_that_fits_no_convention_is_refused_with_the_forms(tmp_path: Path) -> None:
+    f = tmp_path / "bad.py"
+    f.write_text("def residual(a, b, c, d, e):\n    return a\n")
+    r = run_cli("verify", f"{f}:residual", *HEAT_ARGS)
+    assert r.exit_code == ExitCode.USAGE and "Traceback" not in r.stderr
+    flat = " ".join(r.stderr.split())
+    for form in ("residual(a, b, c, d, e)", "f(x, u)", "f(x, t, u)", "f(model, x)"):
+        assert form in flat
+    r = run_cli("verify", f"{f}:residual", *HEAT_ARGS, "--convention", "diagonal")
+    assert r.exit_code == ExitCode.USAGE and "Unknown calling convention" in r.stderr
+
+
+def test_forced_convention_is_checked_against_the_signature() -> None:
+    def two(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        return u
+
+    with pytest.raises(UserCodeError, match="'split' calling convention"):
+        verify(two, **HEAT, convention="split")  # type: ignore[arg-type]
+    with pytest.raises(OptionError):
+        verify(two, **HEAT, convention="nope")  # type: ignore[arg-type]
+
+
+def test_messages_do_not_run_sentences_together() -> None:
+    assert sentences("a grad_fn", "Hint: b.") == "a grad_fn. Hint: b."
+    assert sentences("ends.", "", "next") == "ends. next"
+
+    def flat(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        g = torch.autograd.grad(u, x, torch.ones_like(u))[0]
+        return torch.autograd.grad(g[:, 0:1], x, torch.ones_like(u))[0][:, 0:1]
+
+    with pytest.raises(UserCodeError) as err:
+        verify(flat, **HEAT)  # type: ignore[arg-type]
+    assert "grad_fn. Hint:" in str(err.value)
+
+
+# probe: several inputs, factories with arguments, weights ---------------------------------
+
+
+def test_probe_two_input_forward_and_factory_args_from_the_cli() -> None:
+    assert _probe_cli("TwoInputMLP").exit_code == ExitCode.OK
+    r = _probe_cli("make_mlp", "--arg", "width=8", "--arg", "depth=2", "--arg", 'activation="sin"')
+    assert r.exit_code == ExitCode.OK, r.stderr
+    r = _probe_cli("Sized")
+    assert r.exit_code == ExitCode.USAGE
+    assert "--arg width=VALUE --arg depth=VALUE" in r.stderr
+    assert _probe_cli("Sized", "--arg", "width=4", "--arg", "depth=1").exit_code == ExitCode.OK
+    r = _probe_cli("make_mlp", "--arg", "w=3")
+    assert r.exit_code == ExitCode.USAGE and "does not accept" in r.stderr
+
+
+def test_probe_refuses_a_forward_that_fits_neither_form() -> None:
+    class Three(torch.nn.Module):
+        def forward(self, x: torch.Tensor, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+            return x
+
+    with pytest.raises(UserCodeError, match=r"forward\(x, t, z\)"):
+        probe(Three(), ["x=0:1", "t=0:1"])
+
+
+def test_parse_args_reads_toml_values_and_refuses_bad_items() -> None:
+    assert parse_args(["w=32", "lr=1e-3", "on=true", "act=tanh", "sizes=[1, 2]"]) == {
+        "w": 32,
+        "lr": 1e-3,
+        "on": True,
+        "act": "tanh",
+        "sizes": [1, 2],
+    }
+    with pytest.raises(OptionError):
+        parse_args(["novalue"])
+    with pytest.raises(OptionError):
+        parse_args({"not a name": 1})
+
+
+def _probe_cli(name: str, *extra: str) -> Any:
+    return run_cli("probe", f"{SAMPLES / 'models.py'}:{name}", "-d", "x=0:1,t=0:1", *extra)
+
+
+def test_state_dict_is_loaded_and_mismatches_are_refused(tmp_path: Path) -> None:
+    models = _load(SAMPLES / "models.py", "models_for_state_dict")
+    trained = models.make_mlp(8, 2)
+    with torch.no_grad():
+        for p in trained.parameters():
+            p.add_(1.0)
+    good = tmp_path / "weights.pt"
+    torch.save({"epoch": 3, "model_state_dict": trained.state_dict()}, good)
+    target = parse_target(str(SAMPLES / "models.py") + ":make_mlp")
+    with _usercode.target_scope(target):
+        built = build_model(target, 2, args={"width": 8, "depth": 2}, state_dict=good)
+    for a, b in zip(built.model.parameters(), trained.parameters(), strict=True):
+        assert torch.equal(a, b)
+    bad = tmp_path / "other.pt"
+    torch.save(models.make_mlp(4, 2).state_dict(), bad)
+    r = _probe_cli("make_mlp", "--arg", "width=8", "--arg", "depth=2", "--state-dict", str(bad))
+    assert r.exit_code == ExitCode.USAGE and "do not fit" in r.stderr
+    r = _probe_cli("make_mlp", "--arg", "width=8", "--arg", "depth=2", "--state-dict", str(good))
+    assert r.exit_code == ExitCode.OK, r.stderr
+    r = _probe_cli("TwoInputMLP", "--state-dict", str(tmp_path / "missing.pt"))
+    assert r.exit_code == ExitCode.USAGE and "does not exist" in r.stderr
