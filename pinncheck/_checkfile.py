@@ -30,6 +30,7 @@ RUN_KEYS: dict[str, Any] = {
     "rtol": float,
     "atol": float,
     "chunk_size": int,
+    "where": (str, list),
 }
 
 

@@ -17,6 +17,7 @@ from ._errors import OptionError
 from ._exact import exact_partials
 from ._options import RunOptions, run_options
 from ._pde import Assignments, PDESystem, parse_system
+from ._region import region_notes
 from ._results import (
     DerivativeResult,
     QuantityResult,
@@ -175,6 +176,7 @@ def system_warnings(system: PDESystem) -> list[str]:
     ]
     for fname, sol in system.solutions.items():
         warnings += [f"Solution {fname}: {w}" for w in singularity_warnings(sol, system.domain)]
+    warnings += region_notes(system.domain)
     names = {s.name for sol in system.solutions.values() for s in sol.free_symbols}
     for v in system.domain.names:
         if v not in names:
@@ -201,6 +203,7 @@ def residual(
     symbolic_timeout: float = DEFAULT_TIMEOUT,
     forcing: bool = False,
     chunk_size: int | None = None,
+    where: str | Sequence[str] | None = None,
     progress: Progress | None = None,
 ) -> ResidualReport:
     """Check PDE residuals of a candidate solution: autograd against SymPy, and whether it solves.
@@ -220,6 +223,7 @@ def residual(
         param: ``"NAME=VALUE"`` constants in order; a value may use earlier parameters.
         forcing: also compute the manufactured source term f = PDE(u), simplified within the
             time budget.
+        where: inequalities that cut the box down to a region, as for :func:`pinncheck.check`.
         Other arguments: as for :func:`pinncheck.check`.
 
     Returns:
@@ -246,6 +250,7 @@ def residual(
         symbolic_timeout=symbolic_timeout,
         forcing=forcing,
         chunk_size=chunk_size,
+        where=where,
     )
     return job.run(progress)
 
@@ -287,6 +292,7 @@ def prepare_residual(
     symbolic_timeout: float = DEFAULT_TIMEOUT,
     forcing: bool = False,
     chunk_size: int | None = None,
+    where: str | Sequence[str] | None = None,
 ) -> ResidualJob:
     """Validate and parse the arguments of :func:`residual`; raises on bad input."""
     if not (isinstance(symbolic_timeout, (int, float)) and symbolic_timeout >= 0):
@@ -296,7 +302,7 @@ def prepare_residual(
     opts = run_options(
         n=n, seed=seed, device=device, dtype=dtype, rtol=rtol, atol=atol, chunk_size=chunk_size
     )
-    dom = parse_domain(domain)
+    dom = parse_domain(domain, where)
     system = parse_system(pde, solution, dom, param)
     return ResidualJob(system, opts, any_residual, float(symbolic_timeout), forcing)
 

@@ -65,6 +65,13 @@ def singularity_warnings(expr: sympy.Expr, domain: Domain) -> list[str]:
     if not hazards:
         return []
     pts = _grid(domain)
+    if domain.where:  # only the region's part of the grid: singularities outside do not count
+        from ._region import mask
+
+        inside = mask(domain.where, domain.names, torch.stack(pts))
+        pts = [p[inside] for p in pts]
+        if pts[0].numel() == 0:
+            return []
     ev = Evaluator({real_symbol(n): p for n, p in zip(domain.names, pts, strict=True)})
     out: list[str] = []
     seen: set[str] = set()

@@ -195,12 +195,13 @@ def prepare_verify(
     base_dir: str | Path | None = None,
     convention: str | None = None,
     definitions_only: bool = False,
+    where: str | Sequence[str] | None = None,
 ) -> VerifyJob:
     """Validate and parse the arguments of :func:`verify` without running the user's code."""
     opts = run_options(
         n=n, seed=seed, device=device, dtype=dtype, rtol=rtol, atol=atol, chunk_size=chunk_size
     )
-    system = parse_system(pde, solution, parse_domain(domain), param)
+    system = parse_system(pde, solution, parse_domain(domain, where), param)
     tgt = parse_target(target, base_dir) if isinstance(target, str) else target
     return VerifyJob(tgt, system, opts, check_convention_name(convention), bool(definitions_only))
 
@@ -222,6 +223,7 @@ def verify(
     base_dir: str | Path | None = None,
     convention: str | None = None,
     definitions_only: bool = False,
+    where: str | Sequence[str] | None = None,
     progress: Progress | None = None,
 ) -> VerifyReport:
     """Check a user's PINN residual function against the exact residual of ``pde``.
@@ -247,6 +249,7 @@ def verify(
             :mod:`pinncheck._callconv` and docs/user-code.md).
         definitions_only: load only the file's imports, definitions and simple constants,
             not the rest of its top level (a training script; see docs/user-code.md).
+        where: inequalities that cut the box down to a region, as for :func:`pinncheck.check`.
         progress: called as ``progress(done, n)`` after each chunk.
 
     Returns:
@@ -281,6 +284,7 @@ def verify(
         base_dir=base_dir,
         convention=convention,
         definitions_only=definitions_only,
+        where=where,
     )
     return job.run(progress)
 

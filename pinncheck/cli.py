@@ -71,6 +71,15 @@ DomainOpt = Annotated[
         "Bounds may be constant expressions (-pi:pi).",
     ),
 ]
+WhereOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--where",
+        metavar="INEQUALITY",
+        help="Keep only the part of the box where this holds (x**2 + y**2 <= 1); repeat, all "
+        "must hold. Points are drawn by rejection.",
+    ),
+]
 PointsOpt = Annotated[int, typer.Option("--points", "-n", help="Number of random points.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Sampling seed (printed and recorded).")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:N or auto.")]
@@ -296,6 +305,7 @@ def check(
     rtol: RtolOpt = None,
     atol: AtolOpt = None,
     chunk_size: ChunkOpt = None,
+    where: WhereOpt = None,
     fmt: FormatOpt = Format.table,
     debug: DebugOpt = False,
 ) -> None:
@@ -321,6 +331,7 @@ def check(
                 rtol=rtol,
                 atol=atol,
                 chunk_size=chunk_size,
+                where=where,
                 progress=progress,
             )
         _output(fmt, report)
@@ -452,6 +463,7 @@ def residual(
     rtol: RtolOpt = None,
     atol: AtolOpt = None,
     chunk_size: ChunkOpt = None,
+    where: WhereOpt = None,
     fmt: FormatOpt = Format.table,
     debug: DebugOpt = False,
 ) -> None:
@@ -475,6 +487,7 @@ def residual(
                 symbolic_timeout=symbolic_timeout,
                 forcing=forcing,
                 chunk_size=chunk_size,
+                where=where,
                 progress=progress,
             )
         _output(fmt, report)
@@ -585,6 +598,7 @@ def verify(
         ),
     ] = None,
     definitions_only: DefinitionsOnlyOpt = False,
+    where: WhereOpt = None,
     fmt: FormatOpt = Format.table,
     debug: DebugOpt = False,
 ) -> None:
@@ -609,6 +623,7 @@ def verify(
                 chunk_size=chunk_size,
                 convention=convention,
                 definitions_only=definitions_only,
+                where=where,
                 progress=progress,
             )
         _output(fmt, report)
