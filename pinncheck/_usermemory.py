@@ -27,9 +27,10 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-# More retained chunks than this and a growth above GROWTH_FLOOR bytes produce a warning.
+# This many retained chunks, or a growth above GROWTH_FLOOR bytes (beyond what pinncheck
+# keeps; the allocator holds on to some memory too), produce a warning.
 RETAINED_CHUNKS = 2
-GROWTH_FLOOR = 64 * 2**20
+GROWTH_FLOOR = 256 * 2**20
 
 
 def _deepxde_gradients() -> Any:

@@ -77,6 +77,8 @@ from ._usermemory import ChunkMemory, clear_framework_caches
 # The fit and the diagnosis use at most this many points (the first ones of the sample).
 FIT_POINTS = 2000
 WORST_POINTS = 3
+# locate() works through the kept values in blocks of this many points.
+LOCATE_BLOCK = 1 << 18
 # A result in a precision without a row in the tolerance table (float16, bfloat16) is compared
 # with this many units of its rounding, relative to the PDE's term scale (and as rtol): coarse,
 # but a wrong term is off by O(1) of the scale and still fails.
@@ -445,10 +447,12 @@ class _Run:
             [substitute(p, self.exact) for p in sympy.Add.make_args(r)] for r in system.residuals
         ]
         scale = [0.0] * self.k
-        user: list[list[torch.Tensor]] = [[] for _ in range(self.k)]
-        exact: list[list[torch.Tensor]] = [[] for _ in range(self.k)]
-        points: list[torch.Tensor] = []
-        starts: list[int] = []
+        # The values the diagnosis needs, filled chunk by chunk (no second copy at the end:
+        # 8*(d + 2k) bytes per point in all).
+        user = torch.empty((self.k, opts.n), dtype=torch.float64)
+        exact = torch.empty((self.k, opts.n), dtype=torch.float64)
+        points = torch.empty((opts.n, len(dom)), dtype=torch.float64)
+        spans: list[tuple[int, int]] = []
         # The least precise dtype the user's code returned, per equation.
         self.result_dtypes: list[torch.dtype] = [opts.dtype] * self.k
         returned: list[torch.dtype | None] = [None] * self.k
@@ -475,10 +479,10 @@ class _Run:
                     total = total + ev.tensor(part, like=pts64[0]).abs()
                 finite = torch.nan_to_num(total, nan=0.0, posinf=0.0)
                 scale[i] = max(scale[i], float(finite.max()))
-                user[i].append(got[i].cpu())
-                exact[i].append(ex.cpu())
-            points.append(torch.stack(pts64, dim=1).cpu())
-            starts.append(start)
+                user[i, start:stop] = got[i]
+                exact[i, start:stop] = ex
+            points[start:stop] = torch.stack(pts64, dim=1)
+            spans.append((start, stop))
             t_exact += time.perf_counter() - t1
             t_user += t1 - t0
             if progress is not None:
@@ -491,14 +495,14 @@ class _Run:
             self.tolerance(r, d) for r, d in zip(system.residuals, self.result_dtypes, strict=True)
         ]
         stats = [ErrorStats(rtol=t.rtol) for t in tols]
-        for part, start in enumerate(starts):
-            pts = [points[part][:, j] for j in range(len(dom))]
+        for start, stop in spans:
+            pts = [points[start:stop, j] for j in range(len(dom))]
             for i in range(self.k):
-                stats[i].update(user[i][part], exact[i][part], pts, start)
+                stats[i].update(user[i, start:stop], exact[i, start:stop], pts, start)
         t_exact += time.perf_counter() - t1
-        self.points = torch.cat(points)
-        self.user = [torch.cat(v) for v in user]
-        self.exact_values = [torch.cat(v) for v in exact]
+        self.points = points
+        self.user = list(user.unbind(0))
+        self.exact_values = list(exact.unbind(0))
         equations = [
             VerifyEquation(
                 name=f"eq{i + 1}",
@@ -674,12 +678,19 @@ class _Run:
         """Count the failing points, record the worst ones, and write the 'where' line."""
         s, tol = eq.stats, eq.tolerance
         u, e = self.user[i], self.exact_values[i]
-        finite = torch.isfinite(u) & torch.isfinite(e)
-        err = torch.where(finite, (u - e).abs(), torch.zeros_like(u))
-        excess = torch.where(finite, err - tol.rtol * e.abs(), torch.full_like(u, -math.inf))
-        bad = (excess > eq.effective_atol) | ~finite
-        eq.failing_points = int(bad.sum())
-        top = torch.topk(excess, min(WORST_POINTS, excess.numel())).indices.tolist()
+        # In blocks, so that the temporaries stay small however many points there are.
+        failing = 0
+        worst: list[tuple[float, int]] = []
+        for a in range(0, u.numel(), LOCATE_BLOCK):
+            ub, eb = u[a : a + LOCATE_BLOCK], e[a : a + LOCATE_BLOCK]
+            finite = torch.isfinite(ub) & torch.isfinite(eb)
+            err = torch.where(finite, (ub - eb).abs(), torch.zeros_like(ub))
+            excess = torch.where(finite, err - tol.rtol * eb.abs(), torch.full_like(ub, -math.inf))
+            failing += int(((excess > eq.effective_atol) | ~finite).sum())
+            vals, idx = torch.topk(excess, min(WORST_POINTS, excess.numel()))
+            worst += [(v, a + j) for v, j in zip(vals.tolist(), idx.tolist(), strict=True)]
+        eq.failing_points = failing
+        worst.sort(key=lambda vj: (-vj[0], vj[1]))
         eq.worst_points = [
             {
                 "index": j,
@@ -687,8 +698,8 @@ class _Run:
                 "user": _num(float(u[j])),
                 "exact": _num(float(e[j])),
             }
-            for j in top
-            if math.isfinite(float(excess[j]))
+            for v, j in worst[:WORST_POINTS]
+            if math.isfinite(v)
         ]
         if eq.status == "pass":
             return

@@ -137,9 +137,9 @@ def test_clear_framework_caches_never_imports_deepxde_and_knows_older_releases(
 def test_growth_without_kept_tensors_is_reported_only_beyond_the_floor() -> None:
     m = ChunkMemory(kept_per_point=8)
     m.points, m.chunks = 4000, 4
-    m.readings = [100 * 2**20, 200 * 2**20, 300 * 2**20, 400 * 2**20]
+    m.readings = [100 * 2**20, 300 * 2**20, 500 * 2**20, 700 * 2**20]
     assert "Memory kept growing" in m.warnings()[0]
-    m.readings = [100 * 2**20, 101 * 2**20, 102 * 2**20, 103 * 2**20]
+    m.readings = [100 * 2**20, 150 * 2**20, 200 * 2**20, 250 * 2**20]
     assert m.warnings() == []
 
 
