@@ -23,7 +23,7 @@ expected forms.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -189,12 +189,17 @@ class ManufacturedModel(torch.nn.Module):
     ``x``'s columns (or from split ``(n, 1)`` inputs ``forward(x, t)``) with torch operations."""
 
     def __init__(
-        self, symbols: Sequence[sympy.Symbol], solutions: Sequence[sympy.Expr], label: str
+        self,
+        symbols: Sequence[sympy.Symbol],
+        solutions: Sequence[sympy.Expr],
+        label: str,
+        extra: Mapping[sympy.Symbol, torch.Tensor] | None = None,
     ) -> None:
         super().__init__()
         self._symbols = tuple(symbols)
         self._solutions = tuple(solutions)
         self._label = label
+        self._extra = dict(extra or {})
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         d = len(self._symbols)
@@ -212,17 +217,22 @@ class ManufacturedModel(torch.nn.Module):
                 f"pinncheck's model takes an (n, {d}) tensor (columns "
                 f"{', '.join(map(str, self._symbols))}); got shape {tuple(x.shape)}"
             )
-        return solution_columns(self._symbols, self._solutions, [x[:, i] for i in range(d)])
+        cols = [x[:, i] for i in range(d)]
+        return solution_columns(self._symbols, self._solutions, cols, self._extra)
 
     def extra_repr(self) -> str:
         return f"manufactured solution of {self._label}"
 
 
 def solution_columns(
-    symbols: Sequence[sympy.Symbol], solutions: Sequence[sympy.Expr], cols: Sequence[torch.Tensor]
+    symbols: Sequence[sympy.Symbol],
+    solutions: Sequence[sympy.Expr],
+    cols: Sequence[torch.Tensor],
+    extra: Mapping[sympy.Symbol, torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """The manufactured solution, ``(n, m)``, as torch operations on the ``(n,)`` columns."""
-    ev = Evaluator(dict(zip(symbols, cols, strict=True)))
+    """The manufactured solution, ``(n, m)``, as torch operations on the ``(n,)`` columns
+    (and on ``extra`` inputs, such as the per-point parameter of the gradient check)."""
+    ev = Evaluator({**dict(zip(symbols, cols, strict=True)), **dict(extra or {})})
     us = []
     for sol in solutions:
         v = ev.tensor(sol, like=cols[0])
@@ -245,18 +255,19 @@ def build_call(
     symbols: Sequence[sympy.Symbol],
     solutions: Sequence[sympy.Expr],
     cols: Sequence[torch.Tensor],
+    extra: Mapping[sympy.Symbol, torch.Tensor] | None = None,
 ) -> PreparedCall:
     """The arguments for ``conv`` on the sampled ``(n,)`` columns (grad enabled by the caller)."""
     if conv.kind == "split":
         inputs = [c.detach().reshape(-1, 1).requires_grad_(True) for c in cols]
-        u = solution_columns(symbols, solutions, [t[:, 0] for t in inputs])
+        u = solution_columns(symbols, solutions, [t[:, 0] for t in inputs], extra)
         outs = tuple(u[:, j : j + 1] for j in range(u.shape[1])) if conv.split_unknowns else (u,)
         return PreparedCall((*inputs, *outs), inputs[0])
     x = torch.stack(list(cols), dim=1).detach().requires_grad_(True)
     if conv.kind == "model":
-        model = ManufacturedModel(symbols, solutions, ", ".join(map(str, solutions)))
+        model = ManufacturedModel(symbols, solutions, ", ".join(map(str, solutions)), extra)
         return PreparedCall((model, x), x)
-    u = solution_columns(symbols, solutions, [x[:, i] for i in range(x.shape[1])])
+    u = solution_columns(symbols, solutions, [x[:, i] for i in range(x.shape[1])], extra)
     return PreparedCall((x, u), x)
 
 

@@ -7,6 +7,10 @@ from ``x`` as torch operations (the manufactured solution, one column per unknow
 pointwise with the exact residual of the PDEs (SymPy). The manufactured solution need not solve
 the PDE: any smooth ``u`` works, and a generic one catches more bugs.
 
+Other calling conventions (split inputs ``f(x, t, u)``, ``f(model, x)``) are in
+:mod:`pinncheck._callconv`. When the values agree, the residual's gradient with respect to the
+solution is checked too (:mod:`pinncheck._gradflow`): a term cut off the graph fails.
+
 When they disagree, the user's residual is fitted against the exact values of candidate terms
 (:mod:`pinncheck._explain`) to say what the code computed instead, and the user's
 ``torch.autograd.grad`` calls are inspected for the usual causes.
@@ -47,6 +51,16 @@ from ._explain import (
     fit_columns,
     max_order,
     no_fit_line,
+)
+from ._gradflow import (
+    COARSE_RTOL,
+    GRAD_POINTS,
+    GRAD_RTOL,
+    GradientFinding,
+    compare,
+    exact_directions,
+    linearise,
+    user_slopes,
 )
 from ._options import RunOptions, run_options
 from ._pde import Assignments, PDESystem, parse_system
@@ -96,6 +110,19 @@ class VerifyEquation(EquationResult):
     diagnosis: list[str] = field(default_factory=list)
     fit: dict[str, Any] | None = None
     result_dtype: str = ""
+    # "pass" or "fail" once the residual's gradient with respect to the solution was checked.
+    gradient: str = "not checked"
+
+    @property
+    def status(self) -> str:
+        values = super().status
+        return "fail" if values == "pass" and self.gradient == "fail" else values
+
+    @property
+    def status_detail(self) -> str:
+        if super().status == "pass" and self.gradient == "fail":
+            return "values agree, gradient wrong"
+        return super().status_detail
 
     def to_dict(self) -> dict[str, Any]:
         s = self.stats
@@ -112,6 +139,8 @@ class VerifyEquation(EquationResult):
             "worst_points": self.worst_points,
             "diagnosis": list(self.diagnosis),
             "fit": self.fit,
+            "gradient": self.gradient,
+            "status": self.status,
         }
 
 
@@ -296,9 +325,14 @@ def _shape_text(shape: Sequence[int], n: int) -> str:
 
 
 def equation_columns(
-    out: Any, n: int, k: int, label: str, device: torch.device | None = None
+    out: Any,
+    n: int,
+    k: int,
+    label: str,
+    device: torch.device | None = None,
+    keep_graph: bool = False,
 ) -> list[torch.Tensor]:
-    """The user's result as ``k`` tensors of shape ``(n,)``.
+    """The user's result as ``k`` tensors of shape ``(n,)`` (detached unless ``keep_graph``).
 
     Raises:
         UserCodeError: anything else (wrong type, shape, or number of equations).
@@ -308,6 +342,13 @@ def equation_columns(
         f"{k} tensors (n = {n} points here)"
     )
     if isinstance(out, torch.Tensor):
+        if out.dim() == 2 and out.shape == (n, n) and k != n and n > 1:
+            raise UserCodeError(
+                f"{label} returned an (n, n) tensor, shape {tuple(out.shape)} for {n} points: "
+                "an (n,) tensor was probably combined with an (n, 1) one, which broadcasts to "
+                "(n, n) (e.g. x[:, 0] with u or with x[:, 0:1]). Keep every column (n, 1) "
+                f"(slice with x[:, 0:1]) or every one (n,); {usage}."
+            )
         if out.dim() == 1 and out.shape[0] == n:
             cols = [out]
         elif out.dim() == 2 and out.shape[0] == n:
@@ -339,6 +380,8 @@ def equation_columns(
         )
     for c in cols:
         _check_values(c, label)
+    if keep_graph:
+        return cols
     try:
         return [c.detach().to(device=device) for c in cols]
     except Exception as exc:
@@ -393,7 +436,9 @@ class _Run:
 
     # The user's side ---------------------------------------------------------------------
 
-    def call(self, fn: ResidualFunction, cols: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    def call(
+        self, fn: ResidualFunction, cols: Sequence[torch.Tensor], watch: bool = True
+    ) -> list[torch.Tensor]:
         """Build the arguments from the sampled columns (:mod:`pinncheck._callconv`), call the
         user, check the result.
 
@@ -402,7 +447,8 @@ class _Run:
         what = f"Your residual function {self.label}"
         with torch.enable_grad():
             prepared = build_call(self.conv, self.syms, self.solutions, cols)
-            self.memory.watch(prepared.leaf, len(cols[0]))
+            if watch:
+                self.memory.watch(prepared.leaf, len(cols[0]))
             with trace_grad() as calls:
                 try:
                     out = call_user(fn, *prepared.args, what=what)
@@ -438,6 +484,7 @@ class _Run:
         system, opts, dom = self.system, self.opts, self.dom
         order = max_order(system)
         alphas = [(), *multi_indices(len(dom), order)]
+        self.alphas = alphas
         self.exact: dict[Term, sympy.Expr] = {}
         for fname, sol in system.solutions.items():
             for a, e in exact_partials(sol, self.syms, alphas).items():
@@ -459,6 +506,13 @@ class _Run:
         n = opts.n
         chunk = max(1, min(n, opts.chunk_size or DEFAULT_CHUNK))
         t_user = t_exact = 0.0
+        # Shapes are checked on at least k + 2 points, so that a tiny first chunk cannot hide
+        # a broadcast (an (n, n) result looks like (n, 1) for n = 1): the chunk size never
+        # changes the outcome.
+        probe = min(n, self.k + 2)
+        if chunk < probe:
+            cols = sample_box(dom, opts.seed, 0, probe, dtype=opts.dtype, device=opts.device)
+            self.call(fn, cols, watch=False)
         for start in range(0, n, chunk):
             stop = min(n, start + chunk)
             cols = sample_box(dom, opts.seed, start, stop, dtype=opts.dtype, device=opts.device)
@@ -663,6 +717,7 @@ class _Run:
                 else:
                     lines.append(no_fit_line(cands, fit))
             eq.diagnosis = lines
+        self.gradient_flow(report, fn)
         failed = [e for e in report.equations if e.status != "pass"]
         for e in failed:
             prefix = f"{e.name}: " if self.k > 1 else ""
@@ -670,6 +725,70 @@ class _Run:
         if failed:
             report.diagnosis += self.grad_evidence(order=max_order(self.system))
             report.diagnosis += self.batch_coupling(fn)
+
+    def gradient_flow(self, report: VerifyReport, fn: ResidualFunction) -> None:
+        """For the equations whose values agree: is their gradient with respect to the solution
+        right too (:mod:`pinncheck._gradflow`)?"""
+        agree = [i for i, e in enumerate(report.equations) if e.status == "pass"]
+        if not agree:
+            return
+        opts, system = self.opts, self.system
+        m = min(GRAD_POINTS, opts.n)
+        cols = sample_box(self.dom, opts.seed, 0, m, dtype=opts.dtype, device=opts.device)
+        theta_sym = sympy.Dummy("theta", real=True)
+        vs, exact_v = exact_directions(self.syms, list(system.solutions), self.alphas)
+        sols = [s + theta_sym * v for s, v in zip(self.solutions, vs, strict=True)]
+        what = f"Your residual function {self.label}"
+        try:
+            with torch.enable_grad():
+                theta = torch.zeros(m, dtype=opts.dtype, device=opts.device, requires_grad=True)
+                prepared = build_call(self.conv, self.syms, sols, cols, {theta_sym: theta})
+                try:
+                    out = call_user(fn, *prepared.args, what=what)
+                    rows = equation_columns(out, m, self.k, what, keep_graph=True)
+                    slopes = user_slopes(rows, theta)
+                finally:
+                    clear_framework_caches()
+        except (UserCodeError, RuntimeError) as exc:
+            report.warnings.append(
+                f"The gradient of your residual with respect to the solution was not checked: "
+                f"{exception_text(exc)}"
+            )
+            return
+        ev = Evaluator(dict(zip(self.syms, [c.to(torch.float64).cpu() for c in cols], strict=True)))
+        for i in agree:
+            eq = report.equations[i]
+            lin = linearise(system.residuals[i], system.terms, self.exact, exact_v)
+            rtol = GRAD_RTOL.get(self.dtype_name(i), COARSE_RTOL)
+            found = compare(slopes[i], lin, ev, rtol)
+            eq.gradient = "pass" if found.ok else "fail"
+            if not found.ok:
+                eq.diagnosis = [self.gradient_line(eq, i, found)]
+
+    def gradient_line(self, eq: VerifyEquation, i: int, found: GradientFinding) -> str:
+        system = self.system
+        labels = {t.placeholder(): sympy.Symbol(system.term_label(t)) for t in system.terms}
+        head = (
+            f"{eq.name} ({eq.equation}): your residual's values are right but its gradient with "
+            "respect to the solution is wrong (for u + θ·v, dR/dθ is off by up to "
+            f"{found.max_error:.3g} against a scale of {found.scale:.3g})"
+        )
+        if found.missing:
+            names = ", ".join(system.term_label(t) for t in found.missing)
+            where = [
+                str(arg.xreplace(labels))
+                for arg in sympy.Add.make_args(system.residuals[i])
+                if any(t.placeholder() in arg.free_symbols for t in found.missing)
+            ]
+            head += (
+                f": its dependence on {names} (in the term {', '.join(where[:3])}) does not "
+                "reach autograd"
+            )
+        return (
+            head + ". A value there is cut off the graph: .detach(), .item(), .data, a "
+            "computation under torch.no_grad(), or a constant built from u. Training through "
+            "this residual follows a wrong gradient"
+        )
 
     def batch_size(self) -> int:
         return min(self.opts.n, self.opts.chunk_size or DEFAULT_CHUNK)
@@ -680,7 +799,7 @@ class _Run:
         u, e = self.user[i], self.exact_values[i]
         # In blocks, so that the temporaries stay small however many points there are.
         failing = 0
-        worst: list[tuple[float, int]] = []
+        ranked: list[tuple[float, int]] = []
         for a in range(0, u.numel(), LOCATE_BLOCK):
             ub, eb = u[a : a + LOCATE_BLOCK], e[a : a + LOCATE_BLOCK]
             finite = torch.isfinite(ub) & torch.isfinite(eb)
@@ -688,9 +807,9 @@ class _Run:
             excess = torch.where(finite, err - tol.rtol * eb.abs(), torch.full_like(ub, -math.inf))
             failing += int(((excess > eq.effective_atol) | ~finite).sum())
             vals, idx = torch.topk(excess, min(WORST_POINTS, excess.numel()))
-            worst += [(v, a + j) for v, j in zip(vals.tolist(), idx.tolist(), strict=True)]
+            ranked += [(v, a + j) for v, j in zip(vals.tolist(), idx.tolist(), strict=True)]
         eq.failing_points = failing
-        worst.sort(key=lambda vj: (-vj[0], vj[1]))
+        ranked.sort(key=lambda vj: (-vj[0], vj[1]))
         eq.worst_points = [
             {
                 "index": j,
@@ -698,7 +817,7 @@ class _Run:
                 "user": _num(float(u[j])),
                 "exact": _num(float(e[j])),
             }
-            for v, j in worst[:WORST_POINTS]
+            for v, j in ranked[:WORST_POINTS]
             if math.isfinite(v)
         ]
         if eq.status == "pass":

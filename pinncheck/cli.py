@@ -570,10 +570,14 @@ SolutionOpt = Annotated[
         "requires_grad=True, columns in the order of the -d options; u is (n, m), the "
         "manufactured --solution computed from x with torch operations, columns in the order of "
         "the --solution options. f returns an (n,) or (n, 1) tensor, an (n, k) tensor, or a list "
-        "of k tensors for k PDEs. The solution need not solve the PDE: a generic smooth u, with "
+        "of k tensors for k PDEs. Split inputs f(x, t, u) (one (n, 1) tensor per variable) and "
+        "f(model, x) are read from the signature (--convention to force one). The solution need "
+        "not solve the PDE: a generic smooth u, with "
         "every derivative term non-zero, catches more bugs. When they disagree, pinncheck says "
         "where and fits your residual on the candidate terms to say what your code computed "
-        "instead.\n\n" + RUNS_USER_CODE + " Errors in your code exit 2 with their traceback."
+        "instead. When the values agree, the residual's gradient with respect to u is checked "
+        "too (a detached term fails).\n\n" + RUNS_USER_CODE + " Errors in your code exit 2 "
+        "with their traceback."
     )
 )
 def verify(
@@ -635,8 +639,10 @@ def verify(
         "Check that YOUR model is pointwise (output i depends on input i only) and "
         "deterministic.\n\n"
         "TARGET names an nn.Module, a callable mapping an (n, d) tensor to (n, m), or a "
-        "zero-argument factory returning one. pinncheck measures the Jacobian's off-diagonal mass "
-        "on a small batch, confirms it by changing single points, calls the model twice, checks "
+        "zero-argument factory returning one (a class or factory with arguments takes them from "
+        "--arg; a forward(x, t) gets one (n, 1) tensor per variable). pinncheck measures the "
+        "Jacobian's off-diagonal mass on a small batch, confirms it by changing single points, "
+        "calls the model twice, checks "
         "that second derivatives do not vanish (ReLU), and names the likely culprit submodules "
         "(BatchNorm or Dropout in training mode...). The model runs in its own dtype and on its "
         "own device. Exit 0 when pointwise and deterministic, 1 otherwise.\n\n" + RUNS_USER_CODE
