@@ -728,9 +728,16 @@ class _Run:
 
     def gradient_flow(self, report: VerifyReport, fn: ResidualFunction) -> None:
         """For the equations whose values agree: is their gradient with respect to the solution
-        right too (:mod:`pinncheck._gradflow`)?"""
+        right too (:mod:`pinncheck._gradflow`)? For those that disagree in a way no candidate
+        term explains: is their gradient right, so that the difference depends on the
+        variables only (a source term)?"""
         agree = [i for i, e in enumerate(report.equations) if e.status == "pass"]
-        if not agree:
+        unexplained = [
+            i
+            for i, e in enumerate(report.equations)
+            if e.status == "fail" and e.fit is not None and not e.fit["accepted"]
+        ]
+        if not agree and not unexplained:
             return
         opts, system = self.opts, self.system
         m = min(GRAD_POINTS, opts.n)
@@ -756,14 +763,24 @@ class _Run:
             )
             return
         ev = Evaluator(dict(zip(self.syms, [c.to(torch.float64).cpu() for c in cols], strict=True)))
-        for i in agree:
+        for i in agree + unexplained:
             eq = report.equations[i]
             lin = linearise(system.residuals[i], system.terms, self.exact, exact_v)
             rtol = GRAD_RTOL.get(self.dtype_name(i), COARSE_RTOL)
             found = compare(slopes[i], lin, ev, rtol)
-            eq.gradient = "pass" if found.ok else "fail"
-            if not found.ok:
-                eq.diagnosis = [self.gradient_line(eq, i, found)]
+            if i in agree:
+                eq.gradient = "pass" if found.ok else "fail"
+                if not found.ok:
+                    eq.diagnosis = [self.gradient_line(eq, i, found)]
+            elif found.ok and found.scale > 0:
+                eq.diagnosis = [
+                    line for line in eq.diagnosis if not line.startswith("no combination")
+                ] + [
+                    "your residual differs from the expected one by a function of "
+                    f"{', '.join(self.dom.names)} only: its dependence on the solution is right "
+                    "(its gradient with respect to u agrees with the PDE's), so check the "
+                    "source (forcing) term"
+                ]
 
     def gradient_line(self, eq: VerifyEquation, i: int, found: GradientFinding) -> str:
         system = self.system

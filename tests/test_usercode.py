@@ -476,3 +476,47 @@ def test_a_broadcast_result_is_named_and_the_chunk_size_does_not_hide_it(tmp_pat
         )  # fmt: skip
         assert r.exit_code == ExitCode.USAGE, (chunk, r.stdout)
         assert "broadcasts to (n, n)" in " ".join(r.stderr.split())
+
+
+# Diagnoses that point the right way ---------------------------------------------------------
+
+
+def test_a_wrong_output_column_is_named_as_an_output_column() -> None:
+    def kovasznay_like(x: torch.Tensor, uv: torch.Tensor) -> list:
+        u, v = uv[:, 0:1], uv[:, 1:2]
+        gu, gv = _d(u, x), _d(v, x)
+        # second equation: u_yy where the PDE has v_yy (component 0 where 1 was meant)
+        return [gu[:, 0:1] + gv[:, 1:2], v - 0.05 * _d(gu[:, 1:2], x)[:, 1:2]]
+
+    r = verify(
+        kovasznay_like,
+        ["u_x + v_y", "v - 0.05*v_yy"],
+        ["u = sin(2*x + 1)*exp(-y) + x**3*y", "v = cos(x + 2*y) + x*y**3"],
+        ["x=0:1", "y=0:1"],
+    )
+    assert [e.status for e in r.equations] == ["pass", "fail"]
+    text = " ".join(r.diagnosis)
+    assert "where the PDE has v (output column 1), your code uses u (output column 0)" in text
+    assert "which column you differentiate" not in text
+
+
+def test_a_wrong_source_term_is_named() -> None:
+    def residual(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        g = _d(u, x)
+        source = torch.sin(3 * x[:, 0:1]) * x[:, 1:2]  # the PDE's is exp(x)*t
+        return g[:, 1:2] - 0.1 * _d(g[:, 0:1], x)[:, 0:1] - source
+
+    r = verify(residual, "u_t - 0.1*u_xx - exp(x)*t", HEAT["solution"], HEAT["domain"])
+    text = " ".join(r.diagnosis)
+    assert r.status == "fail"
+    assert "differs from the expected one by a function of x, t only" in text
+    assert "source (forcing) term" in text and "no combination" not in text
+
+    def other(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:  # a u-dependent bug instead
+        g = _d(u, x)
+        return g[:, 1:2] - 0.1 * _d(g[:, 0:1], x)[:, 0:1] - torch.exp(x[:, 0:1]) * x[:, 1:2] + u**3
+
+    text = " ".join(
+        verify(other, "u_t - 0.1*u_xx - exp(x)*t", HEAT["solution"], HEAT["domain"]).diagnosis
+    )
+    assert "source (forcing) term" not in text
