@@ -19,6 +19,7 @@ from ._errors import DomainError
 from ._exact import exact_partials
 from ._options import RunOptions, check_order, run_options
 from ._parse import parse_expression, shadow_warning
+from ._region import region_notes
 from ._results import (
     DerivativeResult,
     conditioning_warnings,
@@ -152,7 +153,7 @@ class CheckJob:
         dom, opts = self.domain, self.options
         warnings = [w for w in (shadow_warning(v, "variable") for v in dom.names) if w]
         warnings += bind_variables(self.parsed, dom)
-        warnings += singularity_warnings(self.parsed, dom)
+        warnings += singularity_warnings(self.parsed, dom) + region_notes(dom)
         syms = symbols_of(dom)
         alphas = multi_indices(len(dom), self.order)
         exact = exact_partials(self.parsed, syms, alphas)
@@ -209,13 +210,14 @@ def prepare_check(
     rtol: float | None = None,
     atol: float | None = None,
     chunk_size: int | None = None,
+    where: str | Sequence[str] | None = None,
 ) -> CheckJob:
     """Validate the arguments of :func:`check` and parse them; raises on bad input."""
     order = check_order(order)
     opts = run_options(
         n=n, seed=seed, device=device, dtype=dtype, rtol=rtol, atol=atol, chunk_size=chunk_size
     )
-    dom = parse_domain(domain, shadow=True)  # a variable may be called E (warned)
+    dom = parse_domain(domain, where, shadow=True)  # a variable may be called E (warned)
     parsed = parse_expression(expr, shadowed=dom.names)
     bind_variables(parsed, dom)
     return CheckJob(expr, parsed, dom, opts, order)
@@ -233,6 +235,7 @@ def check(
     rtol: float | None = None,
     atol: float | None = None,
     chunk_size: int | None = None,
+    where: str | Sequence[str] | None = None,
     progress: Progress | None = None,
 ) -> CheckReport:
     """Check autograd's pointwise partial derivatives of ``expr`` against SymPy's exact ones.
@@ -248,6 +251,8 @@ def check(
         seed: the sampling seed; the same seed gives the same points on every device.
         rtol, atol: override the default tolerances (see the README's tolerance table).
         chunk_size: points per chunk (memory bound); the result does not depend on it.
+        where: inequalities in the variables (``"x**2 + y**2 <= 1"``) that cut the box down
+            to a region, sampled by rejection (see docs/user-code.md).
         progress: called as ``progress(done, n)`` after each chunk.
 
     Returns:
@@ -272,5 +277,6 @@ def check(
         rtol=rtol,
         atol=atol,
         chunk_size=chunk_size,
+        where=where,
     )
     return job.run(progress)

@@ -32,6 +32,7 @@ RUN_KEYS: dict[str, Any] = {
     "rtol": float,
     "atol": float,
     "chunk_size": int,
+    "where": (str, list),
 }
 
 # Keys of a PDE given as SymPy objects in the user's code (instead of "pde" text).
@@ -116,6 +117,8 @@ KINDS: dict[str, KindSpec] = {
             **PDE_FROM_KEYS,
             "solution": (str, list, dict),
             "param": (str, list, dict),
+            "convention": str,
+            "definitions_only": bool,
             **RUN_KEYS,
         },
         ("target", "solution", "domain"),
@@ -130,6 +133,9 @@ KINDS: dict[str, KindSpec] = {
             "device": str,
             "dtype": str,
             "jacobian_points": int,
+            "args": dict,
+            "state_dict": str,
+            "definitions_only": bool,
         },
         ("target", "domain"),
         _prepare_probe,

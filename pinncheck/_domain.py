@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from ._errors import DomainError, ExpressionError
 from ._parse import check_identifier, parse_constant
@@ -29,9 +30,13 @@ class Interval:
 
 @dataclass(frozen=True)
 class Domain:
-    """An axis-aligned box, one :class:`Interval` per variable, in the order given."""
+    """An axis-aligned box, one :class:`Interval` per variable, in the order given, optionally
+    cut down to the part where inequalities hold (``where``; see :mod:`pinncheck._region`)."""
 
     intervals: tuple[Interval, ...]
+    where: tuple[Any, ...] = ()
+    # The share of the box's points that satisfy ``where`` (measured when parsed).
+    acceptance: float | None = field(default=None, compare=False)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -49,7 +54,10 @@ class Domain:
         return len(self.intervals)
 
     def __str__(self) -> str:
-        return ", ".join(str(iv) for iv in self.intervals)
+        box = ", ".join(str(iv) for iv in self.intervals)
+        if not self.where:
+            return box
+        return box + " where " + "; ".join(dict.fromkeys(str(c) for c in self.where))
 
     def as_dict(self) -> dict[str, list[float]]:
         return {iv.name: [iv.lo, iv.hi] for iv in self.intervals}
@@ -90,13 +98,18 @@ def _interval(name: str, lo_text: str, hi_text: str, shadow: bool = False) -> In
     return Interval(name, lo, hi, lo_s, hi_s)
 
 
-def parse_domain(spec: DomainLike, *, shadow: bool = False) -> Domain:
+def parse_domain(
+    spec: DomainLike, where: str | Sequence[str] | None = None, *, shadow: bool = False
+) -> Domain:
     """Build a :class:`Domain` from the forms users write.
 
     Args:
         spec: a ``Domain``; a string ``"x=0:1, t=0:1"``; a list of such strings (the repeated
             ``-d`` option); or a mapping ``{"x": (0, 1), "t": ("0", "2*pi")}`` whose bounds are
             numbers or constant expressions, or ``{"x": "0:1"}``.
+        where: inequalities in the variables that must all hold (``"x**2 + y**2 <= 1"``); the
+            domain is then the part of the box where they do, sampled by rejection. A region
+            with less than 0.1% of the box's points is refused.
         shadow: accept variables named like a constant (``E``); the caller treats the name
             as the variable in its expressions and warns.
 
@@ -112,7 +125,7 @@ def parse_domain(spec: DomainLike, *, shadow: bool = False) -> Domain:
         ('x', 't')
     """
     if isinstance(spec, Domain):
-        return spec
+        return _with_where(spec, where)
     pieces: list[tuple[str, str, str]] = []
     if isinstance(spec, Mapping):
         for name, bounds in spec.items():
@@ -150,4 +163,13 @@ def parse_domain(spec: DomainLike, *, shadow: bool = False) -> Domain:
             raise DomainError(f"The variable {iv.name} is given a domain twice; give it once.")
         seen.add(iv.name)
         intervals.append(iv)
-    return Domain(tuple(intervals))
+    return _with_where(Domain(tuple(intervals)), where)
+
+
+def _with_where(domain: Domain, where: str | Sequence[str] | None) -> Domain:
+    if where is None or (not isinstance(where, str) and not list(where)):
+        return domain
+    from ._region import check_samplable, parse_where
+
+    cut = Domain(domain.intervals, domain.where + parse_where(where, domain.names))
+    return Domain(cut.intervals, cut.where, check_samplable(cut))

@@ -358,6 +358,57 @@ def _describe_map(pi: Sequence[int], domain: Domain, used: set[int]) -> str:
     return "; ".join(moved)
 
 
+def _function_maps(names: Sequence[str]) -> list[dict[str, str]]:
+    """Maps of the unknowns onto the unknowns (a wrong output column), fewest changes first."""
+    if not 2 <= len(names) <= 4:
+        return []
+    maps = [
+        dict(zip(names, image, strict=True))
+        for image in itertools.product(names, repeat=len(names))
+    ]
+    maps = [m for m in maps if any(k != v for k, v in m.items())]
+    return sorted(maps, key=lambda m: sum(k != v for k, v in m.items()))
+
+
+def _function_image(
+    cands: CandidateSet, e: Coefficients, sigma: Mapping[str, str]
+) -> Coefficients | None:
+    """The expected coefficients with each unknown's terms replaced by those of ``sigma``'s."""
+    sub = {
+        sym: Term(sigma[t.function], t.alpha).placeholder() for sym, t in cands.by_symbol.items()
+    }
+    index = {c.expr: j for j, c in enumerate(cands.columns)}
+    out: Coefficients = {}
+    for j, c in e.items():
+        k = index.get(cands.columns[j].expr.xreplace(sub))
+        if k is None:
+            return None
+        out[k] = out.get(k, 0.0) + c
+    return out
+
+
+def _describe_outputs(cands: CandidateSet, e: Coefficients, sigma: Mapping[str, str]) -> str:
+    names = list(cands.system.solutions)
+    used = {
+        cands.by_symbol[s].function
+        for j in e
+        for s in cands.columns[j].expr.free_symbols
+        if s in cands.by_symbol
+    }
+    swaps = [
+        f"where the PDE has {a} (output column {names.index(a)}), your code uses {b} (output "
+        f"column {names.index(b)})"
+        for a, b in sigma.items()
+        if a != b and a in used
+    ]
+    columns = ", ".join(f"column {i} is {n}" for i, n in enumerate(names))
+    return (
+        "; ".join(swaps)
+        + ". Check which output column (component) of the network's output you take: the output "
+        f"columns follow the --solution options ({columns})"
+    )
+
+
 def _column_order(domain: Domain) -> str:
     order = ", ".join(f"{n}={i}" for i, n in enumerate(domain.names))
     return f"the columns of x follow the -d options ({order})"
@@ -421,6 +472,20 @@ def explain(
             f"{head}: your residual is off by the constant {f[0]:.4g} at every point: a wrong "
             "constant or forcing term, or something subtracted over the whole batch (a mean)"
         ]
+    for sigma in _function_maps(list(cands.system.solutions)):
+        image = _function_image(cands, e, sigma)
+        if image is not None and _same(f, image, rtol):
+            return [f"{head}: {_describe_outputs(cands, e, sigma)}"]
+        # The same mistake in one term only (u_yy where the PDE has v_yy, v itself right).
+        for j in e:
+            image = _function_image(cands, {j: e[j]}, sigma)
+            if image is None:
+                continue
+            merged = {i: c for i, c in e.items() if i != j}
+            for i, c in image.items():
+                merged[i] = merged.get(i, 0.0) + c
+            if _same(f, merged, rtol):
+                return [f"{head}: {_describe_outputs(cands, {j: e[j]}, sigma)}"]
     for pi in _variable_maps(len(dom)):
         image = _image(cands, e, pi)
         if image is not None and _same(f, image, rtol):

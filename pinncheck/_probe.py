@@ -21,11 +21,9 @@ derivatives are measured on the points with finite outputs only.
 from __future__ import annotations
 
 import contextlib
-import copy
-import inspect
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +34,7 @@ from torch import nn
 from ._domain import Domain, DomainLike, parse_domain
 from ._errors import OptionError, UserCodeError
 from ._options import resolve_device, resolve_dtype, run_options
+from ._probemodel import build_model, parse_args
 from ._results import _num, document
 from ._sample import DEFAULT_SEED, sample_box
 from ._usercode import (
@@ -44,10 +43,9 @@ from ._usercode import (
     dtype_phrase,
     exception_text,
     parse_target,
-    resolve,
+    take_notes,
     target_scope,
     user_output,
-    zero_arg_callable,
 )
 
 DEFAULT_POINTS = 64
@@ -229,6 +227,9 @@ class ProbeJob:
     device: torch.device | None
     dtype: torch.dtype | None
     jacobian_points: int
+    args: dict[str, Any] = field(default_factory=dict)
+    state_dict: Path | None = None
+    definitions_only: bool = False
 
     def run(self, progress: Any = None) -> ProbeReport:
         return _Probe(self).run()
@@ -244,6 +245,9 @@ def prepare_probe(
     dtype: str | torch.dtype | None = None,
     jacobian_points: int = JACOBIAN_POINTS,
     base_dir: str | Path | None = None,
+    args: Sequence[str] | Mapping[str, Any] | None = None,
+    state_dict: str | Path | None = None,
+    definitions_only: bool = False,
 ) -> ProbeJob:
     """Validate the arguments of :func:`probe` without running the user's code."""
     run_options(n=n, seed=seed, device="cpu", dtype="float32", rtol=None, atol=None)
@@ -259,7 +263,25 @@ def prepare_probe(
     dev = resolve_device(device) if device is not None else None
     dt = resolve_dtype(dtype)[1] if dtype is not None else None
     tgt = parse_target(target, base_dir) if isinstance(target, str) else target
-    return ProbeJob(tgt, dom, n, seed, dev, dt, jacobian_points)
+    weights = None
+    if state_dict is not None:
+        weights = Path(state_dict).expanduser()
+        if not weights.is_absolute():
+            weights = Path(base_dir if base_dir is not None else Path.cwd()) / weights
+        if not weights.is_file():
+            raise OptionError(f"The state dict file {weights} does not exist.")
+    return ProbeJob(
+        tgt,
+        dom,
+        n,
+        seed,
+        dev,
+        dt,
+        jacobian_points,
+        parse_args(args),
+        weights,
+        bool(definitions_only),
+    )
 
 
 def probe(
@@ -272,6 +294,9 @@ def probe(
     dtype: str | torch.dtype | None = None,
     jacobian_points: int = JACOBIAN_POINTS,
     base_dir: str | Path | None = None,
+    args: Sequence[str] | Mapping[str, Any] | None = None,
+    state_dict: str | Path | None = None,
+    definitions_only: bool = False,
 ) -> ProbeReport:
     """Check that a model is pointwise (output i depends on input i only) and deterministic.
 
@@ -286,7 +311,15 @@ def probe(
             given for a model with other parameters, a copy of the model is converted.
         jacobian_points: the batch size on which the full Jacobian is measured (batch coupling
             scales like 1/batch, so a small batch shows it best).
-        base_dir: the folder a relative target path is resolved against.
+        base_dir: the folder a relative target path (and ``state_dict``) is resolved against.
+        args: arguments for a class or factory target, ``{"width": 32}`` or ``["width=32"]``
+            (values read as TOML values).
+        state_dict: a checkpoint to load into the model first (``torch.save`` of its
+            ``state_dict()``; loaded with ``weights_only=True``).
+        definitions_only: load only the file's imports, definitions and simple constants.
+
+        A model whose ``forward`` takes one input per domain variable (``forward(x, t)``) is
+        called with ``(n, 1)`` columns; otherwise with one ``(n, d)`` tensor.
 
     Returns:
         A :class:`ProbeReport`: ``offdiag_ratio`` (0 for a pointwise model), ``deterministic``,
@@ -311,6 +344,9 @@ def probe(
         dtype=dtype,
         jacobian_points=jacobian_points,
         base_dir=base_dir,
+        args=args,
+        state_dict=state_dict,
+        definitions_only=definitions_only,
     )
     return job.run()
 
@@ -434,40 +470,16 @@ class _Probe:
         self.warnings: list[str] = []
 
     def build(self) -> None:
-        obj, self.label = resolve(self.job.target)
-        owned = True
-        if isinstance(obj, nn.Module):
-            model: Any = obj
-            owned = False
-        elif inspect.isclass(obj) or (callable(obj) and zero_arg_callable(obj)):
-            if not zero_arg_callable(obj):
-                raise UserCodeError(
-                    f"{self.label} is a class whose constructor needs arguments; name an "
-                    "instance or a zero-argument factory that builds the model."
-                )
-            model = call_user(obj, what=f"The factory {self.label}")
-            if isinstance(model, torch.Tensor) or not callable(model):
-                raise UserCodeError(
-                    f"The factory {self.label} returned a {type(model).__name__}, not a model "
-                    "(an nn.Module or a callable mapping an (n, d) tensor to (n, m))."
-                )
-        elif callable(obj):
-            model = obj
-        else:
-            raise UserCodeError(
-                f"{self.label} is a {type(obj).__name__}, not an nn.Module, a callable or a "
-                "zero-argument factory."
-            )
-        if isinstance(model, nn.Module) and not owned:
-            # Probing runs forward passes, which update BatchNorm statistics: use a copy.
-            try:
-                with user_output():
-                    model = copy.deepcopy(model)
-            except Exception:
-                self.warnings.append(
-                    "The model could not be copied, so probing it ran forward passes on the "
-                    "original (BatchNorm running statistics may have been updated)."
-                )
+        job = self.job
+        built = build_model(
+            job.target,
+            len(self.dom),
+            args=job.args,
+            state_dict=job.state_dict,
+            definitions_only=job.definitions_only,
+        )
+        self.built, self.label, model = built, built.label, built.model
+        self.warnings += built.warnings + take_notes()
         params = (
             [p for p in model.parameters() if p.is_floating_point()]
             if isinstance(model, nn.Module)
@@ -511,7 +523,7 @@ class _Probe:
             if rng_seed is not None:
                 torch.manual_seed(rng_seed)
             with torch.set_grad_enabled(grad):
-                y = call_user(self.model, x, what=self.what)
+                y = call_user(self.model, *self.built.inputs(x), what=self.what)
         return self.checked_output(y, x)
 
     def checked_output(self, y: Any, x: torch.Tensor) -> torch.Tensor:

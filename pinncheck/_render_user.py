@@ -86,7 +86,13 @@ def print_verify(console: Console, report: Any, warn: Warn) -> None:
     bad = [e for e in eqs if e.status != "pass"]
     parts = [
         f"{e.name} ({e.equation}) "
-        + ("undefined" if e.status == "undefined" else f"at {e.failing_points} of {o.n} points")
+        + (
+            "undefined"
+            if e.status == "undefined"
+            else "in its gradient"
+            if getattr(e, "gradient", "") == "fail" and e.failing_points == 0
+            else f"at {e.failing_points} of {o.n} points"
+        )
         for e in bad
     ]
     summary_line(

@@ -19,6 +19,7 @@ from ._errors import OptionError
 from ._exact import exact_partials
 from ._options import RunOptions, run_options
 from ._pde import Assignments, PDESystem, parse_system
+from ._region import region_notes
 from ._results import (
     DerivativeResult,
     QuantityResult,
@@ -189,6 +190,7 @@ def system_warnings(system: PDESystem) -> list[str]:
         f"The parameter {p} is not used by any PDE, solution or used parameter: check its name."
         for p in system.unused_params
     ]
+    warnings += region_notes(system.domain)
     names = {s.name for sol in system.solutions.values() for s in sol.free_symbols}
     for v in system.domain.names:
         if v not in names:
@@ -218,6 +220,7 @@ def residual(
     symbolic_timeout: float = DEFAULT_TIMEOUT,
     forcing: bool = False,
     chunk_size: int | None = None,
+    where: str | Sequence[str] | None = None,
     progress: Progress | None = None,
 ) -> ResidualReport:
     """Check PDE residuals of a candidate solution: autograd against SymPy, and whether it solves.
@@ -244,6 +247,7 @@ def residual(
         param: ``"NAME=VALUE"`` constants in order; a value may use earlier parameters.
         forcing: also compute the manufactured source term f = PDE(u), simplified within
             ``symbolic_timeout`` seconds shared by all equations (unsimplified past that).
+        where: inequalities that cut the box down to a region, as for :func:`pinncheck.check`.
         Other arguments: as for :func:`pinncheck.check`.
 
     Returns:
@@ -273,6 +277,7 @@ def residual(
         symbolic_timeout=symbolic_timeout,
         forcing=forcing,
         chunk_size=chunk_size,
+        where=where,
     )
     return job.run(progress)
 
@@ -318,6 +323,7 @@ def prepare_residual(
     symbolic_timeout: float = DEFAULT_TIMEOUT,
     forcing: bool = False,
     chunk_size: int | None = None,
+    where: str | Sequence[str] | None = None,
 ) -> ResidualJob:
     """Validate and parse the arguments of :func:`residual`; raises on bad input."""
     if not (isinstance(symbolic_timeout, (int, float)) and symbolic_timeout >= 0):
@@ -327,7 +333,7 @@ def prepare_residual(
     opts = run_options(
         n=n, seed=seed, device=device, dtype=dtype, rtol=rtol, atol=atol, chunk_size=chunk_size
     )
-    dom = parse_domain(domain, shadow=True)
+    dom = parse_domain(domain, where, shadow=True)
     system = build_system(pde, solution, dom, param, pde_from, pde_args, space, base_dir)
     return ResidualJob(system, opts, any_residual, float(symbolic_timeout), forcing)
 

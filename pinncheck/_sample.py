@@ -42,6 +42,19 @@ def unit_columns(seed: int, start: int, stop: int, dim: int) -> torch.Tensor:
     return out
 
 
+def box_rows(domain: Domain, seed: int, start: int, stop: int) -> torch.Tensor:
+    """Points ``start..stop-1`` of the box's seeded sample, a float64 CPU ``(dim, m)`` tensor
+    (``lo + (hi - lo)*u`` per variable), ignoring any ``where`` constraints."""
+    pts = unit_columns(seed, start, stop, len(domain))
+    for row, lo, hi in zip(pts, domain.lows, domain.highs, strict=True):
+        # u*1 and u+0 are u exactly: the unit interval's coordinates need no pass.
+        if hi - lo != 1.0:
+            row.mul_(hi - lo)
+        if lo != 0.0:
+            row.add_(lo)
+    return pts
+
+
 def sample_box(
     domain: Domain,
     seed: int,
@@ -55,14 +68,15 @@ def sample_box(
 
     The coordinates are computed in float64 (``lo + (hi - lo)*u``) and then rounded to
     ``dtype``, so a float32 run uses the float32-rounded versions of the float64 run's points.
-    The tensors are the rows of one ``(dim, stop-start)`` tensor.
+    The tensors are the rows of one ``(dim, stop-start)`` tensor. A domain with ``where``
+    inequalities is sampled by rejection (:mod:`pinncheck._region`): its points are the box
+    sample's points that satisfy them, in order.
     """
-    pts = unit_columns(seed, start, stop, len(domain))
-    for row, lo, hi in zip(pts, domain.lows, domain.highs, strict=True):
-        # u*1 and u+0 are u exactly: the unit interval's coordinates need no pass.
-        if hi - lo != 1.0:
-            row.mul_(hi - lo)
-        if lo != 0.0:
-            row.add_(lo)
+    if domain.where:
+        from ._region import region_index
+
+        pts = region_index(domain, seed).rows(start, stop)
+    else:
+        pts = box_rows(domain, seed, start, stop)
     pts = pts.to(device=device, dtype=dtype)
     return list(pts.unbind(0))

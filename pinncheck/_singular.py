@@ -93,7 +93,8 @@ class _Probe:
     def __init__(self, g: sympy.Expr, domain: Domain) -> None:
         from ._parse import real_symbol
 
-        names = [n for n in domain.names if real_symbol(n) in g.free_symbols]
+        # With a region (--where), every variable: the region's test needs them all.
+        names = [n for n in domain.names if domain.where or real_symbol(n) in g.free_symbols]
         index = [domain.names.index(n) for n in names]
         self.g = g
         self.symbols = [real_symbol(n) for n in names]
@@ -145,6 +146,10 @@ def singularity_warnings(expr: sympy.Expr, domain: Domain) -> list[str]:
             probe = _Probe(g, domain)
             if probe.box not in grids:
                 pts = _points(probe.lows, probe.highs)
+                if domain.where:  # only the region's points: singularities outside do not count
+                    from ._region import mask
+
+                    pts = pts[mask(domain.where, domain.names, pts.T.contiguous())]
                 inputs = dict(zip(probe.symbols, pts.unbind(1), strict=True))
                 grids[probe.box] = pts, Evaluator(inputs)
             pts, ev = grids[probe.box]
@@ -152,7 +157,7 @@ def singularity_warnings(expr: sympy.Expr, domain: Domain) -> list[str]:
         except Exception:  # an unevaluable piece only loses its warning
             continue
         finite = vals[torch.isfinite(vals)]
-        if finite.numel():
+        if finite.numel() and pts.shape[0]:
             lo, hi, amin = float(finite.min()), float(finite.max()), float(finite.abs().min())
             found.append(_Sampled(node, g, kind, lo, hi, amin, probe, pts, vals))
     # A local search where |g| comes close to 0 on the grid without a sign change; for the

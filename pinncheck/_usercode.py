@@ -31,6 +31,7 @@ import os
 import site
 import sys
 import sysconfig
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -40,9 +41,18 @@ from types import ModuleType
 from typing import Any
 
 from ._errors import OptionError, UserCodeError
+from ._scriptload import Script, split_script, training_calls
 
 _PACKAGE_DIR = str(Path(__file__).resolve().parent)
-_MODULES: dict[tuple[str, int], ModuleType] = {}
+_MODULES: dict[tuple[str, int, bool], ModuleType] = {}
+# Scripts loaded with definitions_only, by module name: what each left out.
+_SCRIPTS: dict[str, Script] = {}
+# Notes about loading the user's code (a slow import, training calls), for the report.
+_NOTES: list[str] = []
+# Called with a note as soon as it is known (the CLI prints it to stderr before a long import).
+NOTICE: Callable[[str], None] | None = None
+# An import slower than this many seconds suggests definitions_only.
+SLOW_IMPORT_S = 5.0
 # What importing the user's modules changed in torch's settings: {field of TorchState: value}.
 _IMPORT_SETTINGS: dict[str, Any] = {}
 
@@ -188,18 +198,48 @@ def exception_text(exc: BaseException) -> str:
 def _hint(text: str) -> str:
     for needle, hint in _HINTS:
         if needle in text:
-            return f" Hint: {hint}."
+            return f"Hint: {hint}."
     return ""
 
 
-def _error(what: str, exc: BaseException) -> UserCodeError:
+def sentences(*parts: str) -> str:
+    """Join message parts as sentences: each non-empty part ends with a full stop (or ``?``,
+    ``!``, ``:``) before the next begins, so that no two run together."""
+    out = ""
+    for part in (p.strip() for p in parts):
+        if not part:
+            continue
+        if out and out[-1] not in ".!?:":
+            out += "."
+        out += (" " if out else "") + part
+    return out
+
+
+def _skipped_note(exc: BaseException) -> str:
+    """For a NameError of a name that definitions_only left out: which statement it was."""
+    name = getattr(exc, "name", None) if isinstance(exc, NameError) else None
+    if not isinstance(name, str):
+        return ""
+    found = [s for script in _SCRIPTS.values() for s in script.skipped_for(name)]
+    if not found:
+        return ""
+    return (
+        f"{name!r} is defined by a statement that --definitions-only left out ("
+        + "; ".join(s.describe() for s in found[:3])
+        + "): only imports, definitions and simple constants are loaded. Move what the "
+        "function needs into a function or a simple constant, or load the file without "
+        "--definitions-only."
+    )
+
+
+def _error(what: str, exc: BaseException, note: str = "") -> UserCodeError:
     text = exception_text(exc).rstrip()
     message = f"{what} raised {type(exc).__name__}" + (f": {text}" if text else "")
     try:
         details: str | None = user_traceback(exc)
     except Exception:  # the traceback is a courtesy; the message is enough
         details = None
-    return UserCodeError(message + _hint(text), details=details)
+    return UserCodeError(sentences(message, _skipped_note(exc), _hint(text), note), details=details)
 
 
 @contextmanager
@@ -473,28 +513,77 @@ def _import_scope(target: Target | Any) -> contextlib.AbstractContextManager[Non
     return folder_scope(folder) if folder is not None else contextlib.nullcontext()
 
 
-def _import_file(path: Path) -> ModuleType:
-    key = (str(path), path.stat().st_mtime_ns)
+def _note(text: str) -> None:
+    if text not in _NOTES:
+        _NOTES.append(text)
+        if NOTICE is not None:
+            NOTICE(text)
+
+
+def take_notes() -> list[str]:
+    """The notes gathered while loading the user's code (slow imports, training calls), once."""
+    out = list(_NOTES)
+    _NOTES.clear()
+    return out
+
+
+def _import_file(path: Path, definitions_only: bool = False) -> ModuleType:
+    key = (str(path), path.stat().st_mtime_ns, definitions_only)
     cached = _MODULES.get(key)
     if cached is not None:
         return cached
     digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
-    name = f"pinncheck_user_{path.stem}_{digest}"
+    name = f"pinncheck_user_{path.stem}_{digest}" + ("_defs" if definitions_only else "")
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise UserCodeError(f"Cannot import {path}: Python does not recognise it as a module.")
     module = importlib.util.module_from_spec(spec)
+    suggest = ""
+    if not definitions_only:
+        calls = training_calls(path)
+        if calls:
+            suggest = (
+                f"{path.name} has top-level code that looks like training ({'; '.join(calls)}), "
+                "which importing it runs. To load only its imports, definitions and constants, "
+                "use --definitions-only (definitions_only = true in a check file)."
+            )
+            _note(suggest)
     sys.modules[name] = module
     before = _state_now()
+    started = time.perf_counter()
     try:
         with user_output():
-            spec.loader.exec_module(module)
+            if definitions_only:
+                _run_definitions(path, module)
+            else:
+                spec.loader.exec_module(module)
     except (Exception, SystemExit) as exc:
         sys.modules.pop(name, None)
-        raise _error(f"Importing {path}", exc) from None
+        raise _error(f"Importing {path}", exc, suggest) from None
+    took = time.perf_counter() - started
+    if not definitions_only and took > SLOW_IMPORT_S and not suggest:
+        _note(
+            f"Importing {path.name} took {took:.0f} s: its top level runs more than "
+            "definitions. If it trains or builds data, use --definitions-only "
+            "(definitions_only = true in a check file) to load only its imports, definitions "
+            "and constants."
+        )
     _MODULES[key] = module
     _record_import(before)
     return module
+
+
+def _run_definitions(path: Path, module: ModuleType) -> None:
+    """Run only the imports, definitions and simple constants of the file (definitions_only)."""
+    try:
+        source = path.read_text(encoding="utf-8")
+        script = split_script(source, str(path))
+    except (SyntaxError, ValueError, UnicodeDecodeError) as exc:
+        raise UserCodeError(f"Cannot read {path} as Python: {exc}") from None
+    _SCRIPTS[module.__name__] = script
+    code = compile(script.kept, str(path), "exec")
+    # The kept statements of the user's own file, run as importing it would run them.
+    exec(code, module.__dict__)  # noqa: S102
 
 
 def _import_module(name: str, base_dir: Path | None) -> ModuleType:
@@ -516,19 +605,25 @@ def _import_module(name: str, base_dir: Path | None) -> ModuleType:
     return module
 
 
-def load_target(target: Target) -> Any:
+def load_target(target: Target, definitions_only: bool = False) -> Any:
     """Import the target's module (running the user's code) and return the named object.
 
     Changes the import makes to torch's global settings are recorded and hold for all user
     code run afterwards (:func:`target_scope` applies them, and undoes them when it closes).
+    With ``definitions_only``, only the file's imports, definitions and simple constants run
+    (:mod:`pinncheck._scriptload`).
 
     Raises:
         UserCodeError: the import failed (with the user's traceback), or the name is missing.
     """
     with _import_scope(target):
         if target.path is not None:
-            module = _import_file(target.path)
+            module = _import_file(target.path, definitions_only)
             where = str(target.path)
+        elif definitions_only:
+            assert target.module is not None
+            module = _import_file(_module_file(target.module), True)
+            where = f"the module {target.module}"
         else:
             assert target.module is not None
             module = _import_module(target.module, target.base_dir)
@@ -548,6 +643,22 @@ def load_target(target: Target) -> Any:
         return obj
 
 
+def _module_file(name: str) -> Path:
+    """The source file of the module ``name``, found without importing it (its parent packages
+    are imported)."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError) as exc:
+        raise UserCodeError(f"Cannot find the module {name!r}: {exception_text(exc)}") from None
+    origin = getattr(spec, "origin", None) if spec is not None else None
+    if not origin or not str(origin).endswith(".py"):
+        raise UserCodeError(
+            f"Cannot load only the definitions of the module {name!r}: no Python source file "
+            "was found for it (--definitions-only needs a .py file)."
+        )
+    return Path(origin)
+
+
 def _missing(obj: Any, part: str, owner: str, target: Target, walked: list[str]) -> UserCodeError:
     """The error for a missing attribute, with the closest name and what the module defines."""
     names: list[str] = []
@@ -559,6 +670,16 @@ def _missing(obj: Any, part: str, owner: str, target: Target, walked: list[str])
                 if callable(getattr(obj, n, None)):
                     public.append(n)
     close = difflib.get_close_matches(part, names, n=1)
+    script = _SCRIPTS.get(getattr(obj, "__name__", None) or "") if not walked else None
+    left_out = script.skipped_for(part) if script is not None else []
+    if left_out:
+        return UserCodeError(
+            f"{owner} defines {part!r} (target {target.text!r}) only in a statement that "
+            "--definitions-only left out ("
+            + "; ".join(s.describe() for s in left_out[:3])
+            + "): only imports, def/class definitions and simple constants are loaded. Name "
+            "a function defined with def, or load the file without --definitions-only."
+        )
     return UserCodeError(
         f"{owner} has no attribute {part!r} (target {target.text!r})"
         + (f"; did you mean {close[0]!r}?" if close else "")
@@ -566,10 +687,10 @@ def _missing(obj: Any, part: str, owner: str, target: Target, walked: list[str])
     )
 
 
-def resolve(target: Target | Any) -> tuple[Any, str]:
+def resolve(target: Target | Any, definitions_only: bool = False) -> tuple[Any, str]:
     """The object a target names (loaded) or the object itself, and a label for messages."""
     if isinstance(target, Target):
-        return load_target(target), target.text
+        return load_target(target, definitions_only), target.text
     try:
         name = getattr(target, "__qualname__", None)
     except Exception:  # a user object with an odd __getattr__
@@ -653,6 +774,8 @@ __all__ = [
     "load_target",
     "parse_target",
     "resolve",
+    "sentences",
+    "take_notes",
     "target_scope",
     "torch_state_scope",
     "trace_grad",

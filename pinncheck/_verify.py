@@ -7,6 +7,10 @@ from ``x`` as torch operations (the manufactured solution, one column per unknow
 pointwise with the exact residual of the PDEs (SymPy). The manufactured solution need not solve
 the PDE: any smooth ``u`` works, and a generic one catches more bugs.
 
+Other calling conventions (split inputs ``f(x, t, u)``, ``f(model, x)``) are in
+:mod:`pinncheck._callconv`. When the values agree, the residual's gradient with respect to the
+solution is checked too (:mod:`pinncheck._gradflow`): a term cut off the graph fails.
+
 When they disagree, the user's residual is fitted against the exact values of candidate terms
 (:mod:`pinncheck._explain`) to say what the code computed instead, and the user's
 ``torch.autograd.grad`` calls are inspected for the usual causes.
@@ -31,6 +35,7 @@ import torch
 
 from ._autograd import multi_indices
 from ._bounds import UNIT_ROUNDOFF, run_bounded
+from ._callconv import build_call, check_convention_name, choose_convention
 from ._compare import ErrorStats, Tolerance, default_tolerance
 from ._domain import DomainLike, parse_domain
 from ._engine import DEFAULT_CHUNK, REFERENCE_SAFETY, Progress, Term, symbols_of
@@ -47,6 +52,16 @@ from ._explain import (
     fit_columns,
     max_order,
     no_fit_line,
+)
+from ._gradflow import (
+    COARSE_RTOL,
+    GRAD_POINTS,
+    GRAD_RTOL,
+    GradientFinding,
+    compare,
+    exact_directions,
+    linearise,
+    user_slopes,
 )
 from ._options import RunOptions, run_options
 from ._pde import Assignments, PDESystem
@@ -68,13 +83,17 @@ from ._usercode import (
     exception_text,
     parse_target,
     resolve,
+    take_notes,
     target_scope,
     trace_grad,
 )
+from ._usermemory import ChunkMemory, clear_framework_caches
 
 # The fit and the diagnosis use at most this many points (the first ones of the sample).
 FIT_POINTS = 2000
 WORST_POINTS = 3
+# locate() works through the kept values in blocks of this many points.
+LOCATE_BLOCK = 1 << 18
 # A result in a precision without a row in the tolerance table (float16, bfloat16) is compared
 # with this many units of its rounding, relative to the PDE's term scale (and as rtol): coarse,
 # but a wrong term is off by O(1) of the scale and still fails.
@@ -92,6 +111,19 @@ class VerifyEquation(EquationResult):
     diagnosis: list[str] = field(default_factory=list)
     fit: dict[str, Any] | None = None
     result_dtype: str = ""
+    # "pass" or "fail" once the residual's gradient with respect to the solution was checked.
+    gradient: str = "not checked"
+
+    @property
+    def status(self) -> str:
+        values = super().status
+        return "fail" if values == "pass" and self.gradient == "fail" else values
+
+    @property
+    def status_detail(self) -> str:
+        if super().status == "pass" and self.gradient == "fail":
+            return "values agree, gradient wrong"
+        return super().status_detail
 
     def to_dict(self) -> dict[str, Any]:
         s = self.stats
@@ -108,6 +140,8 @@ class VerifyEquation(EquationResult):
             "worst_points": self.worst_points,
             "diagnosis": list(self.diagnosis),
             "fit": self.fit,
+            "gradient": self.gradient,
+            "status": self.status,
         }
 
 
@@ -170,6 +204,8 @@ class VerifyJob:
     target: Target | ResidualFunction
     system: PDESystem
     options: RunOptions
+    convention: str | None = None
+    definitions_only: bool = False
 
     def run(self, progress: Progress | None = None) -> VerifyReport:
         return _Run(self).run(progress)
@@ -193,6 +229,9 @@ def prepare_verify(
     atol: float | None = None,
     chunk_size: int | None = None,
     base_dir: str | Path | None = None,
+    convention: str | None = None,
+    definitions_only: bool = False,
+    where: str | Sequence[str] | None = None,
 ) -> VerifyJob:
     """Validate and parse the arguments of :func:`verify` without running the user's code."""
     opts = run_options(
@@ -201,7 +240,7 @@ def prepare_verify(
     system = build_system(
         pde,
         solution,
-        parse_domain(domain, shadow=True),
+        parse_domain(domain, where, shadow=True),
         param,
         pde_from,
         pde_args,
@@ -209,7 +248,7 @@ def prepare_verify(
         base_dir,
     )
     tgt = parse_target(target, base_dir) if isinstance(target, str) else target
-    return VerifyJob(tgt, system, opts)
+    return VerifyJob(tgt, system, opts, check_convention_name(convention), bool(definitions_only))
 
 
 def verify(
@@ -230,6 +269,9 @@ def verify(
     atol: float | None = None,
     chunk_size: int | None = None,
     base_dir: str | Path | None = None,
+    convention: str | None = None,
+    definitions_only: bool = False,
+    where: str | Sequence[str] | None = None,
     progress: Progress | None = None,
 ) -> VerifyReport:
     """Check a user's PINN residual function against the exact residual of ``pde``.
@@ -251,6 +293,13 @@ def verify(
             function is called once per chunk of points.
         base_dir: the folder a relative target path is resolved against (default: the current
             folder).
+        convention: how to call the function: ``"x_u"`` (``f(x, u)``), ``"split"``
+            (``f(x, t, u)``, one ``(n, 1)`` tensor per variable) or ``"model"``
+            (``f(model, x)``); by default it is read from the function's signature (see
+            :mod:`pinncheck._callconv` and docs/user-code.md).
+        definitions_only: load only the file's imports, definitions and simple constants,
+            not the rest of its top level (a training script; see docs/user-code.md).
+        where: inequalities that cut the box down to a region, as for :func:`pinncheck.check`.
         progress: called as ``progress(done, n)`` after each chunk.
 
     Returns:
@@ -286,6 +335,9 @@ def verify(
         atol=atol,
         chunk_size=chunk_size,
         base_dir=base_dir,
+        convention=convention,
+        definitions_only=definitions_only,
+        where=where,
     )
     return job.run(progress)
 
@@ -308,9 +360,14 @@ def _none_evidence(calls: Sequence[GradCall], n: int) -> str | None:
 
 
 def equation_columns(
-    out: Any, n: int, k: int, label: str, device: torch.device | None = None
+    out: Any,
+    n: int,
+    k: int,
+    label: str,
+    device: torch.device | None = None,
+    keep_graph: bool = False,
 ) -> list[torch.Tensor]:
-    """The user's result as ``k`` tensors of shape ``(n,)``.
+    """The user's result as ``k`` tensors of shape ``(n,)`` (detached unless ``keep_graph``).
 
     Raises:
         UserCodeError: anything else (wrong type, shape, or number of equations).
@@ -321,6 +378,13 @@ def equation_columns(
     )
     out = plain_tensors(out)
     if isinstance(out, torch.Tensor):
+        if out.dim() == 2 and out.shape == (n, n) and k != n and n > 1:
+            raise UserCodeError(
+                f"{label} returned an (n, n) tensor, shape {tuple(out.shape)} for {n} points: "
+                "an (n,) tensor was probably combined with an (n, 1) one, which broadcasts to "
+                "(n, n) (e.g. x[:, 0] with u or with x[:, 0:1]). Keep every column (n, 1) "
+                f"(slice with x[:, 0:1]) or every one (n,); {usage}."
+            )
         if out.dim() == 1 and out.shape[0] == n:
             cols = [out]
         elif out.dim() == 2 and out.shape[0] == n:
@@ -352,6 +416,8 @@ def equation_columns(
         )
     for c in cols:
         _check_values(c, label)
+    if keep_graph:
+        return cols
     try:
         return [c.detach().to(device=device) for c in cols]
     except Exception as exc:
@@ -406,32 +472,33 @@ class _Run:
 
     # The user's side ---------------------------------------------------------------------
 
-    def call(self, fn: ResidualFunction, cols: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        """Build ``x`` and ``u`` from the sampled columns, call the user, check the result.
+    def call(
+        self, fn: ResidualFunction, cols: Sequence[torch.Tensor], watch: bool = True
+    ) -> list[torch.Tensor]:
+        """Build the arguments from the sampled columns (:mod:`pinncheck._callconv`), call the
+        user, check the result.
 
         Returns the result's columns, detached, in the dtype the user's code returned.
         """
-        x = torch.stack(list(cols), dim=1).detach().requires_grad_(True)
+        what = f"Your residual function {self.label}"
         with torch.enable_grad():
-            ev = Evaluator({s: x[:, i] for i, s in enumerate(self.syms)})
-            us = []
-            for sol in self.system.solutions.values():
-                v = ev.tensor(sol)
-                if not v.requires_grad:  # a constant solution: keep it on the graph
-                    v = v + 0 * x[:, 0]
-                us.append(v)
-            u = torch.stack(us, dim=1)
-            what = f"Your residual function {self.label}"
+            prepared = build_call(self.conv, self.syms, self.solutions, cols)
+            if watch:
+                self.memory.watch(prepared.leaf, len(cols[0]))
             with trace_grad() as calls:
                 try:
-                    out = call_user(fn, x, u, what=what)
+                    out = call_user(fn, *prepared.args, what=what)
                 except UserCodeError as exc:
                     evidence = _none_evidence(calls, self.batch_size())
                     if evidence is None:
                         raise
                     raise UserCodeError(f"{exc} ({evidence}.)", exc.details) from None
+                finally:
+                    clear_framework_caches()
         self.calls.append(calls)
-        return equation_columns(out, x.shape[0], self.k, what, x.device)
+        n, device = prepared.leaf.shape[0], prepared.leaf.device
+        del prepared
+        return equation_columns(out, n, self.k, what, device)
 
     # The run -----------------------------------------------------------------------------
 
@@ -442,16 +509,23 @@ class _Run:
 
     def measure(self, progress: Progress | None) -> VerifyReport:
         t_start = time.perf_counter()
-        fn, self.label = resolve(self.job.target)
+        fn, self.label = resolve(self.job.target, definitions_only=self.job.definitions_only)
         if not callable(fn):
             raise UserCodeError(
                 f"{self.label} is a {type(fn).__name__}, not a function f(x, u) returning the "
                 "PDE residual."
             )
+        self.notes = take_notes()
+        self.solutions = list(self.system.solutions.values())
+        self.conv = choose_convention(
+            fn, self.label, self.dom.names, list(self.system.solutions), self.job.convention
+        )
+        self.memory = ChunkMemory(self.opts.device, (len(self.dom) + 2 * self.k) * 8)
         self.calls: list[list[GradCall]] = []
         system, opts, dom = self.system, self.opts, self.dom
         order = max_order(system)
         alphas = [(), *multi_indices(len(dom), order)]
+        self.alphas = alphas
         self.exact: dict[Term, sympy.Expr] = {}
         for fname, sol in system.solutions.items():
             for a, e in exact_partials(sol, self.syms, alphas).items():
@@ -467,23 +541,33 @@ class _Run:
         parts = [list(sympy.Add.make_args(r)) for r in system.residuals]
         part_prog = Program([p for ps in parts for p in ps], holders, cse=True)
         scale = [0.0] * self.k
-        user: list[list[torch.Tensor]] = [[] for _ in range(self.k)]
-        exact: list[list[torch.Tensor]] = [[] for _ in range(self.k)]
-        units: list[list[torch.Tensor]] = [[] for _ in range(self.k)]
-        sizes: list[list[torch.Tensor]] = [[] for _ in range(self.k)]
-        points: list[torch.Tensor] = []
-        starts: list[int] = []
+        # The values the diagnosis needs, filled chunk by chunk (no second copy at the end:
+        # 8*(d + 5k) bytes per point in all).
+        user = torch.empty((self.k, opts.n), dtype=torch.float64)
+        exact = torch.empty((self.k, opts.n), dtype=torch.float64)
+        points = torch.empty((opts.n, len(dom)), dtype=torch.float64)
+        spans: list[tuple[int, int]] = []
+        units = torch.empty((self.k, opts.n), dtype=torch.float64)
+        sizes = torch.empty((self.k, opts.n), dtype=torch.float64)
         # The least precise dtype the user's code returned, per equation.
         self.result_dtypes: list[torch.dtype] = [opts.dtype] * self.k
         returned: list[torch.dtype | None] = [None] * self.k
         n = opts.n
         chunk = max(1, min(n, opts.chunk_size or DEFAULT_CHUNK))
         t_user = t_exact = 0.0
+        # Shapes are checked on at least k + 2 points, so that a tiny first chunk cannot hide
+        # a broadcast (an (n, n) result looks like (n, 1) for n = 1): the chunk size never
+        # changes the outcome.
+        probe = min(n, self.k + 2)
+        if chunk < probe:
+            cols = sample_box(dom, opts.seed, 0, probe, dtype=opts.dtype, device=opts.device)
+            self.call(fn, cols, watch=False)
         for start in range(0, n, chunk):
             stop = min(n, start + chunk)
             cols = sample_box(dom, opts.seed, start, stop, dtype=opts.dtype, device=opts.device)
             t0 = time.perf_counter()
             raw = self.call(fn, cols)
+            self.memory.settle()
             t1 = time.perf_counter()
             for i, c in enumerate(raw):
                 prev = returned[i]
@@ -500,12 +584,12 @@ class _Run:
                     total = total + next(pv).abs()
                 finite = torch.nan_to_num(total, nan=0.0, posinf=0.0)
                 scale[i] = max(scale[i], float(finite.max()))
-                user[i].append(got[i].cpu())
-                exact[i].append(rv[i].cpu())
-                units[i].append(rb[i].cpu())
-                sizes[i].append(total.cpu())
-            points.append(torch.stack(pts64, dim=1).cpu())
-            starts.append(start)
+                user[i, start:stop] = got[i]
+                exact[i, start:stop] = rv[i]
+                units[i, start:stop] = rb[i]
+                sizes[i, start:stop] = total
+            points[start:stop] = torch.stack(pts64, dim=1)
+            spans.append((start, stop))
             t_exact += time.perf_counter() - t1
             t_user += t1 - t0
             if progress is not None:
@@ -517,34 +601,36 @@ class _Run:
         tols = [self.tolerance(d) for d in self.result_dtypes]
         stats = [ErrorStats() for _ in tols]
         to_ref = REFERENCE_SAFETY * UNIT_ROUNDOFF["float64"]
-        self.allowed: list[list[torch.Tensor]] = [[] for _ in range(self.k)]
-        for part, start in enumerate(starts):
-            pts = [points[part][:, j] for j in range(len(dom))]
+        allowed_all = torch.empty((self.k, opts.n), dtype=torch.float64)
+        for start, stop in spans:
+            pts = [points[start:stop, j] for j in range(len(dom))]
             for i in range(self.k):
-                tol, b, e = tols[i], units[i][part], exact[i][part]
+                tol, b, e = tols[i], units[i, start:stop], exact[i, start:stop]
+                size = sizes[i, start:stop]
                 if tol.override:
-                    allowed = sizes[i][part] * (tol.rtol or 0.0) + (tol.atol or 0.0)
+                    allowed = size * (tol.rtol or 0.0) + (tol.atol or 0.0)
                 else:
                     allowed = b * (tol.factor * tol.unit_roundoff)
                 ref = b * to_ref
                 stats[i].update(
-                    user[i][part],
+                    user[i, start:stop],
                     e,
                     allowed,
                     ref,
                     pts,
                     start,
                     override=tol.override,
-                    size=sizes[i][part],
+                    size=size,
                 )
                 stats[i].extra_max("exact_over_reference", e.abs() / ref)
-                self.allowed[i].append(allowed)
+                allowed_all[i, start:stop] = allowed
+        del units, sizes
         self.refine(stats, exact_res)
         t_exact += time.perf_counter() - t1
-        self.points = torch.cat(points)
-        self.user = [torch.cat(v) for v in user]
-        self.exact_values = [torch.cat(v) for v in exact]
-        self.allowed_values = [torch.cat(v) for v in self.allowed]
+        self.points = points
+        self.user = list(user.unbind(0))
+        self.exact_values = list(exact.unbind(0))
+        self.allowed_values = list(allowed_all.unbind(0))
         equations = [
             VerifyEquation(
                 name=f"eq{i + 1}",
@@ -566,7 +652,10 @@ class _Run:
             system,
             opts,
             equations,
-            warnings=self.dtype_warnings(tols) + system_warnings(system),
+            warnings=self.notes
+            + self.dtype_warnings(tols)
+            + system_warnings(system)
+            + self.memory.warnings(),
             grad_calls=len(self.calls[0]) if self.calls else 0,
         )
         self.diagnose(report, fn)
@@ -687,6 +776,7 @@ class _Run:
                 else:
                     lines.append(no_fit_line(cands, fit))
             eq.diagnosis = lines
+        self.gradient_flow(report, fn)
         failed = [e for e in report.equations if e.status != "pass"]
         for e in failed:
             prefix = f"{e.name}: " if self.k > 1 else ""
@@ -695,6 +785,87 @@ class _Run:
             report.diagnosis += self.grad_evidence(order=max_order(self.system))
             report.diagnosis += self.batch_coupling(fn)
 
+    def gradient_flow(self, report: VerifyReport, fn: ResidualFunction) -> None:
+        """For the equations whose values agree: is their gradient with respect to the solution
+        right too (:mod:`pinncheck._gradflow`)? For those that disagree in a way no candidate
+        term explains: is their gradient right, so that the difference depends on the
+        variables only (a source term)?"""
+        agree = [i for i, e in enumerate(report.equations) if e.status == "pass"]
+        unexplained = [
+            i
+            for i, e in enumerate(report.equations)
+            if e.status == "fail" and e.fit is not None and not e.fit["accepted"]
+        ]
+        if not agree and not unexplained:
+            return
+        opts, system = self.opts, self.system
+        m = min(GRAD_POINTS, opts.n)
+        cols = sample_box(self.dom, opts.seed, 0, m, dtype=opts.dtype, device=opts.device)
+        theta_sym = sympy.Dummy("theta", real=True)
+        vs, exact_v = exact_directions(self.syms, list(system.solutions), self.alphas)
+        sols = [s + theta_sym * v for s, v in zip(self.solutions, vs, strict=True)]
+        what = f"Your residual function {self.label}"
+        try:
+            with torch.enable_grad():
+                theta = torch.zeros(m, dtype=opts.dtype, device=opts.device, requires_grad=True)
+                prepared = build_call(self.conv, self.syms, sols, cols, {theta_sym: theta})
+                try:
+                    out = call_user(fn, *prepared.args, what=what)
+                    rows = equation_columns(out, m, self.k, what, keep_graph=True)
+                    slopes = user_slopes(rows, theta)
+                finally:
+                    clear_framework_caches()
+        except (UserCodeError, RuntimeError) as exc:
+            report.warnings.append(
+                f"The gradient of your residual with respect to the solution was not checked: "
+                f"{exception_text(exc)}"
+            )
+            return
+        ev = Evaluator(dict(zip(self.syms, [c.to(torch.float64).cpu() for c in cols], strict=True)))
+        for i in agree + unexplained:
+            eq = report.equations[i]
+            lin = linearise(system.residuals[i], system.terms, self.exact, exact_v)
+            rtol = GRAD_RTOL.get(self.dtype_name(i), COARSE_RTOL)
+            found = compare(slopes[i], lin, ev, rtol)
+            if i in agree:
+                eq.gradient = "pass" if found.ok else "fail"
+                if not found.ok:
+                    eq.diagnosis = [self.gradient_line(eq, i, found)]
+            elif found.ok and found.scale > 0:
+                eq.diagnosis = [
+                    line for line in eq.diagnosis if not line.startswith("no combination")
+                ] + [
+                    "your residual differs from the expected one by a function of "
+                    f"{', '.join(self.dom.names)} only: its dependence on the solution is right "
+                    "(its gradient with respect to u agrees with the PDE's), so check the "
+                    "source (forcing) term"
+                ]
+
+    def gradient_line(self, eq: VerifyEquation, i: int, found: GradientFinding) -> str:
+        system = self.system
+        labels = {t.placeholder(): sympy.Symbol(system.term_label(t)) for t in system.terms}
+        head = (
+            f"{eq.name} ({eq.equation}): your residual's values are right but its gradient with "
+            "respect to the solution is wrong (for u + θ·v, dR/dθ is off by up to "
+            f"{found.max_error:.3g} against a scale of {found.scale:.3g})"
+        )
+        if found.missing:
+            names = ", ".join(system.term_label(t) for t in found.missing)
+            where = [
+                str(arg.xreplace(labels))
+                for arg in sympy.Add.make_args(system.residuals[i])
+                if any(t.placeholder() in arg.free_symbols for t in found.missing)
+            ]
+            head += (
+                f": its dependence on {names} (in the term {', '.join(where[:3])}) does not "
+                "reach autograd"
+            )
+        return (
+            head + ". A value there is cut off the graph: .detach(), .item(), .data, a "
+            "computation under torch.no_grad(), or a constant built from u. Training through "
+            "this residual follows a wrong gradient"
+        )
+
     def batch_size(self) -> int:
         return min(self.opts.n, self.opts.chunk_size or DEFAULT_CHUNK)
 
@@ -702,13 +873,21 @@ class _Run:
         """Count the failing points, record the worst ones, and write the 'where' line."""
         s = eq.stats
         u, e, allowed = self.user[i], self.exact_values[i], self.allowed_values[i]
-        finite = torch.isfinite(u) & torch.isfinite(e)
-        err = torch.where(finite, (u - e).abs(), torch.zeros_like(u))
-        excess = torch.where(finite, err / allowed, torch.full_like(u, -math.inf))
-        excess = excess.nan_to_num(nan=0.0)
-        bad = (excess > 1) | ~finite
-        eq.failing_points = int(bad.sum())
-        top = torch.topk(excess, min(WORST_POINTS, excess.numel())).indices.tolist()
+        # In blocks, so that the temporaries stay small however many points there are.
+        failing = 0
+        ranked: list[tuple[float, int]] = []
+        for a in range(0, u.numel(), LOCATE_BLOCK):
+            ub, eb = u[a : a + LOCATE_BLOCK], e[a : a + LOCATE_BLOCK]
+            finite = torch.isfinite(ub) & torch.isfinite(eb)
+            err = torch.where(finite, (ub - eb).abs(), torch.zeros_like(ub))
+            ratio = torch.where(
+                finite, err / allowed[a : a + LOCATE_BLOCK], torch.full_like(ub, -math.inf)
+            ).nan_to_num_(nan=0.0)
+            failing += int(((ratio > 1) | ~finite).sum())
+            vals, idx = torch.topk(ratio, min(WORST_POINTS, ratio.numel()))
+            ranked += [(v, a + j) for v, j in zip(vals.tolist(), idx.tolist(), strict=True)]
+        eq.failing_points = failing
+        ranked.sort(key=lambda vj: (-vj[0], vj[1]))
         eq.worst_points = [
             {
                 "index": j,
@@ -716,8 +895,8 @@ class _Run:
                 "user": _num(float(u[j])),
                 "exact": _num(float(e[j])),
             }
-            for j in top
-            if math.isfinite(float(excess[j]))
+            for v, j in ranked[:WORST_POINTS]
+            if math.isfinite(v)
         ]
         if eq.status == "pass":
             return

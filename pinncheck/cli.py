@@ -187,6 +187,15 @@ DeviceOpt = Annotated[
 DtypeOpt = Annotated[
     str, typer.Option("--dtype", metavar="DTYPE", help="float64 or float32 (autograd side).")
 ]
+WhereOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--where",
+        metavar="INEQUALITY",
+        help="Keep only the part of the box where this holds (x**2 + y**2 <= 1); repeat, all "
+        "must hold. Points are drawn by rejection.",
+    ),
+]
 RtolOpt = Annotated[
     float | None,
     typer.Option(
@@ -475,12 +484,30 @@ def _finish(status: str) -> NoReturn:
 Warn = Callable[[list[str]], None]
 
 
+# Notes about loading the user's code, printed as soon as they are known (before an import
+# that may take long) and not again among the report's warnings.
+_NOTICED: set[str] = set()
+
+
+def _notice_to_stderr() -> None:
+    from rich.text import Text
+
+    from . import _usercode
+
+    def notice(text: str) -> None:
+        _NOTICED.add(text)
+        _stderr().print(Text(f"note: {text}", style="yellow"))
+
+    _usercode.NOTICE = notice
+
+
 def _warn(warnings: list[str]) -> None:
     from rich.text import Text
 
     err = _stderr()
     for w in warnings:
-        err.print(Text(f"warning: {printable(w)}", style="yellow"))
+        if w not in _NOTICED:
+            err.print(Text(f"warning: {printable(w)}", style="yellow"))
 
 
 @app.command(cls=_Command)
@@ -506,6 +533,7 @@ def check(
     rtol: RtolOpt = None,
     atol: AtolOpt = None,
     chunk_size: ChunkOpt = None,
+    where: WhereOpt = None,
     fmt: FormatOpt = Format.table,
     debug: DebugOpt = False,
 ) -> None:
@@ -530,6 +558,7 @@ def check(
                 rtol=rtol,
                 atol=atol,
                 chunk_size=chunk_size,
+                where=where,
                 progress=progress,
             )
         _output(fmt, report)
@@ -701,6 +730,7 @@ def residual(
     rtol: RtolOpt = None,
     atol: AtolOpt = None,
     chunk_size: ChunkOpt = None,
+    where: WhereOpt = None,
     fmt: FormatOpt = Format.table,
     debug: DebugOpt = False,
 ) -> None:
@@ -727,6 +757,7 @@ def residual(
                 symbolic_timeout=symbolic_timeout,
                 forcing=forcing,
                 chunk_size=chunk_size,
+                where=where,
                 progress=progress,
             )
         _output(fmt, report)
@@ -939,6 +970,14 @@ TargetArg = Annotated[
     str,
     typer.Argument(metavar="TARGET", help="path/to/file.py:NAME or package.module:NAME."),
 ]
+DefinitionsOnlyOpt = Annotated[
+    bool,
+    typer.Option(
+        "--definitions-only",
+        help="Load only the file's imports, def/class definitions and simple constants, not the "
+        "rest of its top level (for a training script).",
+    ),
+]
 SolutionOpt = Annotated[
     list[str],
     typer.Option(
@@ -958,10 +997,14 @@ SolutionOpt = Annotated[
         "requires_grad=True, columns in the order of the -d options; u is (n, m), the "
         "manufactured --solution computed from x with torch operations, columns in the order of "
         "the --solution options. f returns an (n,) or (n, 1) tensor, an (n, k) tensor, or a list "
-        "of k tensors for k PDEs. The solution need not solve the PDE: a generic smooth u, with "
+        "of k tensors for k PDEs. Split inputs f(x, t, u) (one (n, 1) tensor per variable) and "
+        "f(model, x) are read from the signature (--convention to force one). The solution need "
+        "not solve the PDE: a generic smooth u, with "
         "every derivative term non-zero, catches more bugs. When they disagree, pinncheck says "
         "where and fits your residual on the candidate terms to say what your code computed "
-        "instead.\n\n" + RUNS_USER_CODE + " Errors in your code exit 2 with their traceback."
+        "instead. When the values agree, the residual's gradient with respect to u is checked "
+        "too (a detached term fails).\n\n" + RUNS_USER_CODE + " Errors in your code exit 2 "
+        "with their traceback."
     ),
 )
 def verify(
@@ -980,11 +1023,23 @@ def verify(
     rtol: RtolOpt = None,
     atol: AtolOpt = None,
     chunk_size: ChunkOpt = None,
+    convention: Annotated[
+        str | None,
+        typer.Option(
+            "--convention",
+            help="How to call TARGET: x_u (f(x, u)), split (f(x, t, u)) or model (f(model, x)); "
+            "default: read from its signature.",
+        ),
+    ] = None,
+    definitions_only: DefinitionsOnlyOpt = False,
+    where: WhereOpt = None,
     fmt: FormatOpt = Format.table,
     debug: DebugOpt = False,
 ) -> None:
     with _errors("verify", fmt, debug):
         from ._verify import verify as run_verify
+
+        _notice_to_stderr()
 
         with _progress(fmt, "verify") as progress:
             report = run_verify(
@@ -1003,6 +1058,9 @@ def verify(
                 rtol=rtol,
                 atol=atol,
                 chunk_size=chunk_size,
+                convention=convention,
+                definitions_only=definitions_only,
+                where=where,
                 progress=progress,
             )
         _output(fmt, report)
@@ -1015,8 +1073,10 @@ def verify(
         "Check that YOUR model is pointwise (output i depends on input i only) and "
         "deterministic.\n\n"
         "TARGET names an nn.Module, a callable mapping an (n, d) tensor to (n, m), or a "
-        "zero-argument factory returning one. pinncheck measures the Jacobian's off-diagonal mass "
-        "on a small batch, confirms it by changing single points, calls the model twice, checks "
+        "zero-argument factory returning one (a class or factory with arguments takes them from "
+        "--arg; a forward(x, t) gets one (n, 1) tensor per variable). pinncheck measures the "
+        "Jacobian's off-diagonal mass on a small batch, confirms it by changing single points, "
+        "calls the model twice, checks "
         "that second derivatives do not vanish (ReLU), and names the likely culprit submodules "
         "(BatchNorm or Dropout in training mode...). The model runs in its own dtype and on its "
         "own device. Exit 0 when pointwise and deterministic, 1 otherwise.\n\n" + RUNS_USER_CODE
@@ -1052,12 +1112,31 @@ def probe(
             help="float32 or float64 (default: the model's own, or float32).",
         ),
     ] = None,
+    arg: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--arg",
+            metavar="KEY=VALUE",
+            help="An argument for a class or factory TARGET (value read as TOML: 32, 1e-3, "
+            'true, "tanh"); repeat.',
+        ),
+    ] = None,
+    state_dict: Annotated[
+        str | None,
+        typer.Option(
+            "--state-dict",
+            metavar="PATH",
+            help="Load these weights (torch.save of model.state_dict()) into the model first.",
+        ),
+    ] = None,
+    definitions_only: DefinitionsOnlyOpt = False,
     fmt: FormatOpt = Format.table,
     debug: DebugOpt = False,
 ) -> None:
     with _errors("probe", fmt, debug):
         from ._probe import probe as run_probe
 
+        _notice_to_stderr()
         report = run_probe(
             target,
             domain,
@@ -1066,6 +1145,9 @@ def probe(
             device=device,
             dtype=dtype,
             jacobian_points=jacobian_points,
+            args=arg,
+            state_dict=state_dict,
+            definitions_only=definitions_only,
         )
         _output(fmt, report)
     _finish(report.status)

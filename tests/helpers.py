@@ -39,3 +39,24 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> CliResult:
     runner = CliRunner(env={**base, **(env or {})})
     result = runner.invoke(app, list(args), catch_exceptions=False)
     return CliResult(result.exit_code, result.stdout, result.stderr)
+
+
+# The heat equation of samples/user_code, for verify tests (API keywords and CLI options).
+HEAT: dict[str, Any] = dict(
+    pde="u_t - nu*u_xx",
+    solution="u = sin(2*x + 1)*exp(-t) + x**3*t",
+    domain=["x = 0:1", "t = 0:1"],
+    param=["nu = 0.1"],
+)
+HEAT_ARGS = (
+    "--pde",
+    "u_t - nu*u_xx",
+    "--solution",
+    "u = sin(2*x + 1)*exp(-t) + x**3*t",
+    "--param",
+    "nu = 0.1",
+    "-d",
+    "x = 0:1",
+    "-d",
+    "t = 0:1",
+)

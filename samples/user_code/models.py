@@ -12,6 +12,9 @@ torch and returns a float32 ``nn.Module``.  ``scaled_sin`` is a plain callable.
     relu_mlp              ReLU MLP 2-32-32-1                  pass, with a warning that ReLU
                                                               second derivatives vanish
     scaled_sin            sin(3 * x)                          pass
+    TwoInputMLP           tanh MLP with forward(x, t)         pass
+    make_mlp(width, ...)  factory with arguments (--arg)      pass
+    Sized(width, depth)   class whose constructor needs args  pass (with --arg)
 
     pinncheck probe samples/user_code/models.py:batchnorm_mlp -d "x = 0:1" -d "t = 0:1"
 """
@@ -107,3 +110,43 @@ def relu_mlp():
 def scaled_sin(x):
     """A plain callable (not a module, not a factory): pointwise, deterministic."""
     return torch.sin(x[:, :1] * 3)
+
+
+class TwoInputMLP(nn.Module):
+    """Correct: a tanh MLP whose forward takes the coordinates separately, forward(x, t).
+
+    pinncheck sees two inputs for the two domain variables and passes (n, 1) columns."""
+
+    def __init__(self, width=16):
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = nn.Sequential(nn.Linear(2, width), nn.Tanh(), nn.Linear(width, 1))
+
+    def forward(self, x, t):
+        return self.net(torch.cat([x, t], dim=1))
+
+
+def make_mlp(width, depth, activation="tanh"):
+    """Correct: a factory with arguments (probe it with --arg width=16 --arg depth=2)."""
+    torch.manual_seed(0)
+    act = {"tanh": nn.Tanh, "sin": Sine}[activation]
+    layers = [nn.Linear(2, width), act()]
+    for _ in range(depth - 1):
+        layers += [nn.Linear(width, width), act()]
+    return nn.Sequential(*layers, nn.Linear(width, 1))
+
+
+class Sine(nn.Module):
+    def forward(self, x):
+        return torch.sin(x)
+
+
+class Sized(nn.Module):
+    """Correct: a model class whose constructor needs arguments (--arg width=16 --arg depth=2)."""
+
+    def __init__(self, width, depth):
+        super().__init__()
+        self.net = make_mlp(width, depth)
+
+    def forward(self, x):
+        return self.net(x)
