@@ -331,7 +331,7 @@ class _TermResolver(TermTable):
                     )
                 if count > MAX_ORDER:
                     raise ExpressionError(
-                        f"{self.where}, a derivative of order {count} is used; pinncheck "
+                        f"{self.where}, a derivative of order {count:,} is used; pinncheck "
                         f"supports orders up to {MAX_ORDER}."
                     )
                 i += 1

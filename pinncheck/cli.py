@@ -310,6 +310,7 @@ def _memory_exit(kind: str, fmt: Format) -> NoReturn:
             _emit_json(
                 {
                     "pinncheck": __version__,
+                    "schema_version": SCHEMA_VERSION,
                     "kind": kind,
                     "status": "error",
                     "error": OUT_OF_MEMORY,
@@ -1027,6 +1028,7 @@ def verify(
         str | None,
         typer.Option(
             "--convention",
+            metavar="NAME",
             help="How to call TARGET: x_u (f(x, u)), split (f(x, t, u)) or model (f(model, x)); "
             "default: read from its signature.",
         ),

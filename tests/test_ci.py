@@ -100,8 +100,9 @@ def valid_junit(path: Path) -> ET.Element:
 
 # JUnit XML ------------------------------------------------------------------------------------
 def test_junit_has_one_testcase_per_check_with_failures_and_errors(suite: Path) -> None:
+    # exit 2: one entry's user code crashed (that outranks the missed expectations)
     r = run_cli("run", "checks", "--junit-xml", "out.xml")
-    assert r.exit_code == 1
+    assert r.exit_code == 2
     ts = valid_junit(suite / "out.xml")
     cases = {c.get("name"): c for c in ts.findall("testcase")}
     assert set(cases) == {n.replace("\x1b", "\\x1b") for n in LINES}
@@ -144,7 +145,7 @@ def test_junit_of_a_passing_run(suite: Path) -> None:
 
 def test_junit_shards_merge_into_the_whole_suite(suite: Path) -> None:
     whole = run_cli("run", "checks", "--junit-xml", "all.xml")
-    assert whole.exit_code == 1
+    assert whole.exit_code == 2
     merged: list[tuple[str | None, str | None, str]] = []
     for k in (1, 2, 3):
         run_cli("run", "checks", "--shard", f"{k}/3", "--junit-xml", f"shard-{k}.xml")
@@ -193,7 +194,7 @@ def test_workflow_command_escaping() -> None:
 
 def test_github_format_annotates_each_miss_on_its_table(suite: Path) -> None:
     r = run_cli("run", "checks", "--output-format", "github")
-    assert r.exit_code == 1
+    assert r.exit_code == 2
     lines = [line for line in r.stdout.splitlines() if line.startswith("::")]
     assert len(lines) == 4  # one per miss or error; none for the check that passed
     for line in lines:
@@ -225,7 +226,7 @@ def test_github_format_annotates_validation_problems(suite: Path) -> None:
 
 def test_table_format_prints_no_annotations(suite: Path) -> None:
     r = run_cli("run", "checks")
-    assert r.exit_code == 1 and "::error" not in r.stdout
+    assert r.exit_code == 2 and "::error" not in r.stdout
 
 
 # $GITHUB_STEP_SUMMARY -------------------------------------------------------------------------
@@ -233,9 +234,9 @@ def test_step_summary_is_appended_when_set(suite: Path) -> None:
     summary = suite / "summary.md"
     summary.write_text("earlier step\n")
     r = run_cli("run", "checks", env={"GITHUB_STEP_SUMMARY": str(summary)})
-    assert r.exit_code == 1
+    assert r.exit_code == 2
     text = summary.read_text()
-    assert text.startswith("earlier step\n## pinncheck run: FAIL\n")
+    assert text.startswith("earlier step\n## pinncheck run: ERROR\n")
     assert "1 of 5 checks met their expectation." in text
     # names are escaped for Markdown and HTML; each miss has a row with its file and line
     assert "| undefined, 100%: &lt;&amp;&gt; | checks/suite.toml:7 | expected PASS" in text
@@ -285,11 +286,13 @@ def test_step_summary_of_a_shard_and_of_validation_errors(suite: Path) -> None:
 def test_quiet_prints_only_failures_and_the_final_line(suite: Path) -> None:
     loud = run_cli("run", "checks")
     quiet = run_cli("run", "checks", "-q")
-    assert quiet.exit_code == loud.exit_code == 1
+    assert quiet.exit_code == loud.exit_code == 2
     assert "pinncheck run" in loud.stdout and "pinncheck run" not in quiet.stdout  # no table
     assert "passes-but-expected-to-fail" in quiet.stdout  # a miss: shown
     assert "RuntimeError: boom" in quiet.stdout
-    assert quiet.stdout.rstrip().splitlines()[-1] == "FAIL: 1 of 5 checks met their expectation"
+    assert quiet.stdout.rstrip().splitlines()[-1] == (
+        "ERROR: 1 of 5 checks met their expectation; 1 could not run (exit code 2)"
+    )
 
 
 def test_quiet_passing_run_prints_one_line(suite: Path) -> None:

@@ -262,7 +262,7 @@ def test_dash_h_is_help_for_the_console_script_too() -> None:
     "command, usage",
     [
         ("check", "Usage: pinncheck check [OPTIONS] EXPR\n"),
-        ("run", "Usage: pinncheck run [OPTIONS] FILES...\n"),
+        ("run", "Usage: pinncheck run [OPTIONS] [FILES...]\n"),
         ("verify", "Usage: pinncheck verify [OPTIONS] TARGET\n"),
         ("probe", "Usage: pinncheck probe [OPTIONS] TARGET\n"),
     ],

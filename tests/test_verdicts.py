@@ -219,3 +219,37 @@ def test_bounded_evaluation_gives_the_plain_values() -> None:
         for a, b, bound in zip(plain, values, bounds, strict=True):
             assert torch.equal(a, b), text
             assert bool((bound > 0).all() and torch.isfinite(bound).all()), text
+
+
+def _sample_entries() -> list[tuple[str, str, object]]:
+    from pathlib import Path
+
+    from pinncheck._checkfile import load_file
+
+    root = Path(__file__).resolve().parent.parent / "samples"
+    files = sorted(root.glob("*.toml")) + [root / "user_code" / "checks.toml"]
+    out = []
+    for f in files:
+        for e in load_file(f):
+            if e.kind in ("check", "residual", "verify") and e.expect == "pass":
+                out.append((f"{f.name}:{e.name}", e.kind, e.job))
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_no_false_alarm_on_the_samples_in_either_dtype(dtype: str) -> None:
+    import dataclasses
+
+    from pinncheck._options import DTYPES
+
+    alarms = []
+    entries = _sample_entries()
+    assert len(entries) >= 20
+    for label, _kind, job in entries:
+        opts = job.options  # type: ignore[attr-defined]
+        opts = dataclasses.replace(opts, dtype=DTYPES[dtype], dtype_name=dtype)
+        report = dataclasses.replace(job, options=opts).run()  # type: ignore[type-var]
+        if report.status != "pass":
+            alarms.append(label)
+    assert alarms == []
