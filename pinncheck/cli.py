@@ -14,12 +14,13 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextlib import suppress as suppress_errors
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from ._errors import ExitCode, PinncheckError, UserCodeError
+from ._errors import ExitCode, OptionError, PinncheckError, UserCodeError
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -107,6 +108,17 @@ ParamOpt = Annotated[
 ]
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table (default) or json.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")]
+# The default of --timeout; equal to pinncheck._workers.DEFAULT_TIMEOUT (a test checks it),
+# written out here so that --help does not import the worker machinery.
+DEFAULT_TIMEOUT = 600.0
+TimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        metavar="SECONDS",
+        help="Stop the user's code after this many seconds (an error, exit 2); 0 for no limit.",
+    ),
+]
 
 
 def _stdout() -> Console:
@@ -466,15 +478,40 @@ def residual(
 @app.command("run")
 def run_cmd(
     files: Annotated[list[str], typer.Argument(help="Check files (TOML) to run.")],
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            "-j",
+            metavar="N",
+            help="Run the checks in N worker processes at once (same results, same order).",
+        ),
+    ] = 1,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout",
+            metavar="SECONDS",
+            help="Stop a [[verify]]/[[probe]] entry after this many seconds, unless it sets "
+            "timeout = ...; it then fails as an error (exit 2). 0 for no limit.",
+        ),
+    ] = DEFAULT_TIMEOUT,
     fmt: FormatOpt = Format.table,
     debug: DebugOpt = False,
 ) -> None:
-    """Run every check in TOML check files; exit 0 only if each meets its expectation."""
+    """Run every check in TOML check files; exit 0 only if each meets its expectation.
+
+    Each [[verify]] and [[probe]] entry (your code) runs in its own worker process. Exit 0 all
+    met; 1 an expectation missed; 2 an entry ended in an error (bad input, your code failing,
+    crashing or timing out); 3 a bug in pinncheck."""
     with _errors("run", fmt, debug):
         from ._checkfile import load_files, run_entries
 
+        if jobs < 1:
+            raise OptionError(f"-j/--jobs must be at least 1, got {jobs}.")
+        _check_timeout(timeout)
         entries = load_files(files)
-        report = run_entries(entries)
+        report = run_entries(entries, jobs=jobs, timeout=timeout or None)
         if fmt is Format.json:
             _emit_json(report.to_dict())
         else:
@@ -500,10 +537,53 @@ def run_cmd(
             summary_line(
                 out, report.status, f"{met} of {len(report.results)} checks met their expectation"
             )
-    _finish(report.status)
+    raise typer.Exit(report.exit_code)
 
 
 # verify and probe: the user's own code ------------------------------------------------------
+
+
+def _check_timeout(seconds: float) -> None:
+    if not (seconds >= 0 and seconds != float("inf")):
+        raise OptionError(
+            f"--timeout must be a number of seconds >= 0 (0 for no limit), got {seconds}."
+        )
+
+
+@contextmanager
+def _user_code(kind: str, fmt: Format, timeout: float) -> Iterator[None]:
+    """verify/probe run the user's code in this process: stdout is redirected at the
+    file-descriptor level while it runs, and a watchdog ends the command after ``timeout``."""
+    from ._workers import deadline, kill_children, user_output_to_stderr, write_real_stdout
+
+    _check_timeout(timeout)
+    pid = os.getpid()
+
+    def expire() -> None:
+        if os.getpid() != pid:  # never in a process the user's code forked
+            return
+        message = (
+            f"The user's code did not finish within {timeout:g} s; pinncheck {kind} stopped it. "
+            "Raise the limit with --timeout SECONDS (0 for none) if it needs longer."
+        )
+        kill_children()
+        with suppress_errors(OSError):
+            os.write(2, f"error: {message}\n".encode())
+        if fmt is Format.json:
+            doc = {
+                "pinncheck": __version__,
+                "kind": kind,
+                "status": "error",
+                "error": message,
+                "exit_code": int(ExitCode.USAGE),
+            }
+            write_real_stdout(json.dumps(doc, indent=2) + "\n")
+        os._exit(int(ExitCode.USAGE))
+
+    with deadline(timeout, expire), user_output_to_stderr():
+        yield
+
+
 RUNS_USER_CODE = (
     "This runs your code: TARGET's module is imported and its function called, the way pytest "
     "runs a test file (file.py:NAME is imported from its path with its folder first on "
@@ -550,13 +630,14 @@ def verify(
     rtol: RtolOpt = None,
     atol: AtolOpt = None,
     chunk_size: ChunkOpt = None,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT,
     fmt: FormatOpt = Format.table,
     debug: DebugOpt = False,
 ) -> None:
     with _errors("verify", fmt, debug):
         from ._verify import verify as run_verify
 
-        with _progress(fmt, "verify") as progress:
+        with _user_code("verify", fmt, timeout), _progress(fmt, "verify") as progress:
             report = run_verify(
                 target,
                 pde,
@@ -601,13 +682,15 @@ def probe(
         str | None,
         typer.Option("--dtype", help="float32 or float64 (default: the model's own, or float32)."),
     ] = None,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT,
     fmt: FormatOpt = Format.table,
     debug: DebugOpt = False,
 ) -> None:
     with _errors("probe", fmt, debug):
         from ._probe import probe as run_probe
 
-        report = run_probe(target, domain, n=points, seed=seed, device=device, dtype=dtype)
+        with _user_code("probe", fmt, timeout):
+            report = run_probe(target, domain, n=points, seed=seed, device=device, dtype=dtype)
         _output(fmt, report)
     _finish(report.status)
 
@@ -634,8 +717,19 @@ def _leading_minus(argv: list[str], command: Any = None) -> str | None:
     return None
 
 
+def _on_sigterm(signum: int, frame: Any) -> None:
+    from ._workers import on_sigterm
+
+    on_sigterm(signum, frame)
+
+
 def main() -> None:
-    """Console-script entry point (``app()``, with the click command built once)."""
+    """Console-script entry point (``app()``, with the click command built once).
+
+    SIGTERM stops every child process and exits 143 (SIGINT: 130)."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
     command = typer.main.get_command(app)
     token = _leading_minus(sys.argv, command)
     if token is not None:
