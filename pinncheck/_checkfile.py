@@ -417,7 +417,7 @@ def run_entries(
         on_result: called with each result as soon as it and all before it are done.
         jobs: how many worker processes may run at once.
         timeout: seconds a user-code entry may take, unless it sets its own ``timeout`` key
-            (default :data:`pinncheck._workers.DEFAULT_TIMEOUT`, 600 s).
+            (``None``: :data:`pinncheck._workers.DEFAULT_TIMEOUT`, 600 s; 0: no limit).
     """
     report = RunReport()
     for result in _results(entries, jobs, timeout):

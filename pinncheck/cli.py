@@ -510,8 +510,12 @@ def run_cmd(
         if jobs < 1:
             raise OptionError(f"-j/--jobs must be at least 1, got {jobs}.")
         _check_timeout(timeout)
+        if jobs > 1:  # the workers' template imports torch while this process reads the files
+            from ._workers import prestart
+
+            prestart()
         entries = load_files(files)
-        report = run_entries(entries, jobs=jobs, timeout=timeout or None)
+        report = run_entries(entries, jobs=jobs, timeout=timeout)
         if fmt is Format.json:
             _emit_json(report.to_dict())
         else:

@@ -108,6 +108,13 @@ def test_a_task_past_its_timeout_is_stopped() -> None:
     assert outcome.exit_code == 2
 
 
+def test_timeout_zero_means_no_limit(tmp_path: Path) -> None:
+    code = "def slow(x, u):\n    time.sleep(1.5)\n    return residual(x, u)\n" + RESIDUAL
+    path = _suite(tmp_path, code, [("slow", "slow", "pass", "")])
+    assert run_cli("run", str(path), "--timeout", "1").exit_code == 2
+    assert run_cli("run", str(path), "--timeout", "0").exit_code == 0
+
+
 def test_outcomes_come_in_order_whatever_finishes_first() -> None:
     tasks = [Task(_sleep_then, (0.6 - 0.2 * i, i)) for i in range(3)]
     t0 = time.monotonic()
@@ -509,7 +516,12 @@ def _descendants(pid: int) -> list[int]:
 
 
 @linux_only
-def test_sigkill_of_pinncheck_ends_its_workers(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("sig", "code"), [(signal.SIGKILL, -9), (signal.SIGTERM, 143), (signal.SIGINT, 130)]
+)
+def test_a_signal_to_pinncheck_run_ends_all_its_processes(
+    tmp_path: Path, sig: signal.Signals, code: int
+) -> None:
     path = _suite(tmp_path, "def hangs(x, u):\n    time.sleep(300)\n", [("h", "hangs", "pass", "")])
     proc = subprocess.Popen(
         [sys.executable, "-m", "pinncheck", "run", str(path)],
@@ -527,8 +539,8 @@ def test_sigkill_of_pinncheck_ends_its_workers(tmp_path: Path) -> None:
             time.sleep(0.2)
         assert workers, "no worker started"
         tree = _descendants(proc.pid)
-        proc.kill()
-        proc.wait()
+        proc.send_signal(sig)
+        assert proc.wait(30) == code
         assert _wait_gone(tree) == []
     finally:
         proc.kill()
