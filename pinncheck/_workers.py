@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import multiprocessing as mp
 import os
 import signal
@@ -90,11 +89,12 @@ def unregister_child(pid: int) -> None:
 
 def kill_child(pid: int, group: bool) -> None:
     """SIGKILL a child (and its process group when it leads one); gone children are ignored."""
-    if group:
+    kill = getattr(signal, "SIGKILL", signal.SIGTERM)  # Windows has no SIGKILL
+    if group and hasattr(os, "killpg"):
         with contextlib.suppress(OSError):
-            os.killpg(pid, signal.SIGKILL)
+            os.killpg(pid, kill)
     with contextlib.suppress(OSError):
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, kill)
 
 
 def kill_children() -> None:
@@ -107,7 +107,7 @@ def kill_children() -> None:
 def _libc() -> Any:
     global _LIBC
     if _LIBC is None:
-        _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        _LIBC = ctypes.CDLL(None, use_errno=True)  # this process's symbols, libc's included
     return _LIBC
 
 
@@ -311,8 +311,9 @@ def describe_exception(
         # Raised past pinncheck's guards: KeyboardInterrupt/SystemExit from the user's code, or
         # a failure of pinncheck's code in an interpreter the user's code has changed.
         return (
-            f"The entry's code raised {what} (in the worker process that ran your code; "
-            "it stays inside this entry).",
+            f"{what} stopped this entry (raised by your code, or by pinncheck's after your "
+            "code changed the interpreter); it ran in its own worker process, so no other "
+            "entry is affected.",
             _shorten(user_traceback(exc)),
             int(ExitCode.USAGE),
             "UserCodeError",
@@ -348,7 +349,7 @@ def _worker_main(
     env: dict[str, str],
     user_code: bool,
 ) -> None:
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError, AttributeError):  # (no process groups on Windows)
         os.setpgid(0, 0)
     # Our parent is the template process, which dies with pinncheck (parent_pid).
     die_with_parent(os.getppid())
@@ -515,8 +516,8 @@ class _Running:
             return Outcome(
                 "crash",
                 error=f"{task.label} ended its worker process without a result "
-                f"({_exit_text(self.proc.exitcode)}): os._exit, sys.exit in a child, a crash "
-                "in native code, or the operating system killing it for memory.",
+                f"({_exit_text(self.proc.exitcode)}): os._exit in your code, a crash in native "
+                "code (a segfault), or the operating system killing it (out of memory).",
                 exit_code=int(ExitCode.USAGE if task.user_code else ExitCode.INTERNAL),
                 error_type="UserCodeError" if task.user_code else None,
             )
