@@ -339,16 +339,12 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _worker_main(
-    fn: Callable[..., Any],
-    args: tuple[Any, ...],
-    conn: Any,
-    out_path: str,
-    parent_pid: int,
-    cwd: str,
-    env: dict[str, str],
-    user_code: bool,
-) -> None:
+def _worker_main(conn: Any, parent_pid: int, cwd: str, env: dict[str, str]) -> None:
+    """A worker's life: set up, then run the tasks that come over ``conn`` until told to stop.
+
+    Each message is ``(fn, args, out_path, user_code)``; ``None`` ends the worker. A worker
+    that ran user code exits after answering: it is never given another task.
+    """
     with contextlib.suppress(OSError, AttributeError):  # (no process groups on Windows)
         os.setpgid(0, 0)
     # Our parent is the template process, which dies with pinncheck (parent_pid).
@@ -367,39 +363,49 @@ def _worker_main(
     _CHILDREN.clear()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
-    fd = os.open(out_path, os.O_WRONLY | os.O_APPEND)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
     os.environ.clear()
     os.environ.update(env)
     with contextlib.suppress(OSError):
         os.chdir(cwd)
     me = os.getpid()
-    try:
-        message: tuple[Any, ...] = ("ok", fn(*args))
-    except BaseException as exc:  # everything stays inside this entry
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):
+            break
+        if request is None:
+            break
+        fn, args, out_path, user_code = request
+        fd = os.open(out_path, os.O_WRONLY | os.O_APPEND)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+        try:
+            message: tuple[Any, ...] = ("ok", fn(*args))
+        except BaseException as exc:  # everything stays inside this task
+            if os.getpid() != me:
+                os._exit(0)  # a fork made by the user's code: never answer for the worker
+            message = ("error", *describe_exception(exc, user_code))
         if os.getpid() != me:
-            os._exit(0)  # a fork made by the user's code: never answer for the worker
-        message = ("error", *describe_exception(exc, user_code))
-    if os.getpid() != me:
-        os._exit(0)
-    _flush_all()
-    try:
-        conn.send(message)
-    except Exception as exc:  # the result could not be pickled
-        conn.send(
-            (
-                "error",
-                f"internal error: the worker's result could not be sent back "
-                f"({type(exc).__name__}: {exc}).",
-                None,
-                int(ExitCode.INTERNAL),
-                None,
+            os._exit(0)
+        _flush_all()
+        try:
+            conn.send(message)
+        except Exception as exc:  # the result could not be pickled
+            conn.send(
+                (
+                    "error",
+                    f"internal error: the worker's result could not be sent back "
+                    f"({type(exc).__name__}: {exc}).",
+                    None,
+                    int(ExitCode.INTERNAL),
+                    None,
+                )
             )
-        )
+        _flush_all()
+        if user_code:
+            break
     conn.close()
-    _flush_all()
     os._exit(0)  # skip interpreter teardown: atexit hooks of the user's code, slow finalizers
 
 
@@ -445,54 +451,25 @@ class Task:
     label: str = "the task"
 
 
-class _Running:
-    def __init__(self, task: Task) -> None:
-        self.task = task
+class _Worker:
+    """A worker process and the pipe to it (see :func:`_worker_main`)."""
+
+    def __init__(self) -> None:
         ctx = _context()
-        fd, self.out_path = tempfile.mkstemp(prefix="pinncheck-worker-", suffix=".log")
-        os.close(fd)
-        self.conn, child = ctx.Pipe(duplex=False)
+        self.conn, child = ctx.Pipe(duplex=True)
         self.proc = ctx.Process(
             target=_worker_main,
-            args=(
-                task.fn,
-                task.args,
-                child,
-                self.out_path,
-                os.getpid(),
-                os.getcwd(),
-                dict(os.environ),
-                task.user_code,
-            ),
+            args=(child, os.getpid(), os.getcwd(), dict(os.environ)),
             # Not a daemon: a worker may start its own child (the residual proof's simplify).
-            # pinncheck kills workers itself, at the end of each task and on SIGTERM.
+            # pinncheck kills workers itself, after a user-code task and on SIGTERM.
             daemon=False,
             name="pinncheck-worker",
         )
-        self.started = time.monotonic()
         self.proc.start()
         child.close()
         register_child(self.proc.pid, group=True)
-        self.deadline = (
-            self.started + task.timeout if task.timeout is not None and task.timeout > 0 else None
-        )
 
-    def waitables(self) -> list[Any]:
-        return [self.conn, self.proc.sentinel]
-
-    def finish(self, timed_out: bool = False) -> Outcome:
-        message: Any = None
-        if not timed_out:
-            with contextlib.suppress(EOFError, OSError):
-                if self.conn.poll(0.5 if not self.proc.is_alive() else 5.0):
-                    message = self.conn.recv()
-        self.stop()
-        outcome = self._outcome(message, timed_out)
-        outcome.output = self._read_output()
-        outcome.seconds = time.monotonic() - self.started
-        return outcome
-
-    def stop(self) -> None:
+    def kill(self) -> None:
         pid = self.proc.pid
         if pid is not None:
             # Its process group too: processes the user's code started end with it.
@@ -500,6 +477,50 @@ class _Running:
             unregister_child(pid)
         self.proc.join(5)
         self.conn.close()
+
+    def close(self) -> None:
+        """Ask an idle worker to exit, then make sure it has."""
+        with contextlib.suppress(OSError, ValueError):
+            self.conn.send(None)
+        self.proc.join(1)
+        self.kill()
+
+
+class _Running:
+    def __init__(self, task: Task, worker: _Worker) -> None:
+        self.task = task
+        self.worker = worker
+        fd, self.out_path = tempfile.mkstemp(prefix="pinncheck-worker-", suffix=".log")
+        os.close(fd)
+        self.started = time.monotonic()
+        worker.conn.send((task.fn, task.args, self.out_path, task.user_code))
+        self.deadline = (
+            self.started + task.timeout if task.timeout is not None and task.timeout > 0 else None
+        )
+
+    def waitables(self) -> list[Any]:
+        return [self.worker.conn, self.worker.proc.sentinel]
+
+    def finish(self, timed_out: bool = False) -> tuple[Outcome, _Worker | None]:
+        """The outcome, and the worker if it may run another task (else it is stopped)."""
+        message: Any = None
+        conn, proc = self.worker.conn, self.worker.proc
+        if not timed_out:
+            with contextlib.suppress(EOFError, OSError):
+                if conn.poll(0.5 if not proc.is_alive() else 5.0):
+                    message = conn.recv()
+        reusable = message is not None and not self.task.user_code
+        if not reusable:
+            self.worker.kill()
+        outcome = self._outcome(message, timed_out)
+        outcome.output = self._read_output()
+        outcome.seconds = time.monotonic() - self.started
+        return outcome, self.worker if reusable else None
+
+    def stop(self) -> None:
+        self.worker.kill()
+        with contextlib.suppress(OSError):
+            os.unlink(self.out_path)
 
     def _outcome(self, message: Any, timed_out: bool) -> Outcome:
         task = self.task
@@ -516,8 +537,8 @@ class _Running:
             return Outcome(
                 "crash",
                 error=f"{task.label} ended its worker process without a result "
-                f"({_exit_text(self.proc.exitcode)}): os._exit in your code, a crash in native "
-                "code (a segfault), or the operating system killing it (out of memory).",
+                f"({_exit_text(self.worker.proc.exitcode)}): os._exit in your code, a crash in "
+                "native code (a segfault), or the operating system killing it (out of memory).",
                 exit_code=int(ExitCode.USAGE if task.user_code else ExitCode.INTERNAL),
                 error_type="UserCodeError" if task.user_code else None,
             )
@@ -557,9 +578,11 @@ def _exit_text(code: int | None) -> str:
 def run_tasks(tasks: Sequence[Task], jobs: int = 1) -> Iterator[Outcome]:
     """Run ``tasks`` in worker processes, at most ``jobs`` at once; yield outcomes in order.
 
-    Each task gets a fresh worker. Outcomes are yielded in the order of ``tasks`` as soon as
-    each one and all before it are done. Stopping the iteration early (or an exception, such
-    as KeyboardInterrupt) kills the workers still running.
+    A task that runs user code gets a fresh worker, which ends with it. Other tasks
+    (pinncheck's own checks) share workers that never run user code, so that each worker's
+    warm-up (torch's first operations, SymPy's caches) is paid once. Outcomes are yielded in
+    the order of ``tasks`` as soon as each one and all before it are done. Stopping the
+    iteration early (or an exception, such as KeyboardInterrupt) kills the workers.
     """
     from multiprocessing.connection import wait
 
@@ -567,13 +590,22 @@ def run_tasks(tasks: Sequence[Task], jobs: int = 1) -> Iterator[Outcome]:
     pending = list(enumerate(tasks))
     pending.reverse()
     running: dict[int, _Running] = {}
+    idle: list[_Worker] = []
     done: dict[int, Outcome] = {}
     nxt = 0
+
+    def settle(i: int, timed_out: bool = False) -> None:
+        outcome, worker = running.pop(i).finish(timed_out)
+        done[i] = outcome
+        if worker is not None:
+            idle.append(worker)
+
     try:
         while nxt < len(tasks):
             while pending and len(running) < jobs:
                 i, task = pending.pop()
-                running[i] = _Running(task)
+                shared = not task.user_code and idle
+                running[i] = _Running(task, idle.pop() if shared else _Worker())
             while nxt in done:
                 yield done.pop(nxt)
                 nxt += 1
@@ -584,7 +616,7 @@ def run_tasks(tasks: Sequence[Task], jobs: int = 1) -> Iterator[Outcome]:
                 i for i, r in running.items() if r.deadline is not None and now >= r.deadline
             ]
             for i in expired:
-                done[i] = running.pop(i).finish(timed_out=True)
+                settle(i, timed_out=True)
             if expired:
                 continue  # slots were freed: fill them before waiting
             deadlines = [r.deadline for r in running.values() if r.deadline is not None]
@@ -592,13 +624,12 @@ def run_tasks(tasks: Sequence[Task], jobs: int = 1) -> Iterator[Outcome]:
             ready = wait([w for r in running.values() for w in r.waitables()], wait_for)
             for i, r in list(running.items()):
                 if any(w in ready for w in r.waitables()):
-                    done[i] = r.finish()
-                    del running[i]
+                    settle(i)
     finally:
         for r in running.values():
             r.stop()
-            with contextlib.suppress(OSError):
-                os.unlink(r.out_path)
+        for w in idle:
+            w.close()
 
 
 def run_task(

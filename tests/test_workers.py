@@ -122,6 +122,14 @@ def test_outcomes_come_in_order_whatever_finishes_first() -> None:
     assert time.monotonic() - t0 < 30
 
 
+def test_own_checks_share_a_worker_and_user_code_never_does() -> None:
+    own = Task(os.getpid, user_code=False)
+    user = Task(os.getpid, user_code=True)
+    pids = [o.value for o in run_tasks([own, user, own, user, own], jobs=1)]
+    assert pids[0] == pids[2] == pids[4]
+    assert len({pids[0], pids[1], pids[3]}) == 3
+
+
 def test_worker_output_is_captured_not_written_to_stdout(capfd: Any) -> None:
     outcome = run_task(_write_everywhere)
     assert outcome.value == 5
