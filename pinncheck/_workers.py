@@ -15,9 +15,10 @@ imports, and never inherits the state of the process that ran earlier entries. A
 - puts itself in its own process group (so that killing it on a timeout also kills the
   processes the user's code started), and on Linux asks the kernel to kill it when its parent
   dies (``PR_SET_PDEATHSIG``); the template dies when pinncheck does, so workers do too;
-- sends what is written to its file descriptors 1 and 2 to a temporary file, which pinncheck
-  copies to its own stderr when the entry is reported: nothing but pinncheck's document reaches
-  stdout, and the output of parallel entries is not interleaved;
+- sends what is written to its file descriptors 1 and 2 to an anonymous temporary file (no
+  name on disk, so nothing is left behind whatever happens), which pinncheck copies to its own
+  stderr when the entry is reported: nothing but pinncheck's document reaches stdout, and the
+  output of parallel entries is not interleaved;
 - sends its result back pickled; an exception, a crash or a timeout becomes a
   :class:`Outcome` with a clear message instead.
 
@@ -44,6 +45,7 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from multiprocessing import reduction
 from typing import Any
 
 from ._errors import ExitCode
@@ -342,8 +344,9 @@ def _alive(pid: int) -> bool:
 def _worker_main(conn: Any, parent_pid: int, cwd: str, env: dict[str, str]) -> None:
     """A worker's life: set up, then run the tasks that come over ``conn`` until told to stop.
 
-    Each message is ``(fn, args, out_path, user_code)``; ``None`` ends the worker. A worker
-    that ran user code exits after answering: it is never given another task.
+    Each message is ``(fn, args, user_code)``, followed by the descriptor of an anonymous
+    temporary file for the task's output (passed over the socket); ``None`` ends the worker.
+    A worker that ran user code exits after answering: it is never given another task.
     """
     with contextlib.suppress(OSError, AttributeError):  # (no process groups on Windows)
         os.setpgid(0, 0)
@@ -375,8 +378,8 @@ def _worker_main(conn: Any, parent_pid: int, cwd: str, env: dict[str, str]) -> N
             break
         if request is None:
             break
-        fn, args, out_path, user_code = request
-        fd = os.open(out_path, os.O_WRONLY | os.O_APPEND)
+        fn, args, user_code = request
+        fd = reduction.recv_handle(conn)
         os.dup2(fd, 1)
         os.dup2(fd, 2)
         os.close(fd)
@@ -490,10 +493,15 @@ class _Running:
     def __init__(self, task: Task, worker: _Worker) -> None:
         self.task = task
         self.worker = worker
-        fd, self.out_path = tempfile.mkstemp(prefix="pinncheck-worker-", suffix=".log")
-        os.close(fd)
+        # An anonymous file (no name on disk, freed when the last descriptor closes, whatever
+        # kills whom) for what the task writes; its descriptor goes to the worker.
+        self.output = tempfile.TemporaryFile()
         self.started = time.monotonic()
-        worker.conn.send((task.fn, task.args, self.out_path, task.user_code))
+        try:
+            worker.conn.send((task.fn, task.args, task.user_code))
+            reduction.send_handle(worker.conn, self.output.fileno(), worker.proc.pid)
+        except OSError:  # the worker is gone already: finish() reports it as a crash
+            pass
         self.deadline = (
             self.started + task.timeout if task.timeout is not None and task.timeout > 0 else None
         )
@@ -519,8 +527,7 @@ class _Running:
 
     def stop(self) -> None:
         self.worker.kill()
-        with contextlib.suppress(OSError):
-            os.unlink(self.out_path)
+        self.output.close()
 
     def _outcome(self, message: Any, timed_out: bool) -> Outcome:
         task = self.task
@@ -549,14 +556,12 @@ class _Running:
 
     def _read_output(self) -> str:
         try:
-            with open(self.out_path, "rb") as f:
+            with self.output as f:
+                f.seek(0)
                 data = f.read(OUTPUT_LIMIT + 1)
                 size = os.fstat(f.fileno()).st_size
-        except OSError:
+        except (OSError, ValueError):
             return ""
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(self.out_path)
         text = data[:OUTPUT_LIMIT].decode("utf-8", errors="replace")
         if size > OUTPUT_LIMIT:
             text += f"\n[... {size - OUTPUT_LIMIT} more bytes of output left out]\n"
