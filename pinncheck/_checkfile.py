@@ -11,14 +11,14 @@ import difflib
 import math
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import tomllib
 
-from ._errors import CheckFileError, PinncheckError
+from ._errors import CheckFileError, ExitCode, PinncheckError
 from ._limits import MAX_CHECK_FILE_BYTES, MAX_CHECK_FILE_NESTING
 
 COMMON_KEYS = {"name": str, "expect": str, "expect_diagnosis": str}
@@ -113,6 +113,7 @@ KINDS: dict[str, KindSpec] = {
     "verify": KindSpec(
         {
             "target": str,
+            "timeout": float,
             "pde": (str, list),
             **PDE_FROM_KEYS,
             "solution": (str, list, dict),
@@ -136,11 +137,14 @@ KINDS: dict[str, KindSpec] = {
             "args": dict,
             "state_dict": str,
             "definitions_only": bool,
+            "timeout": float,
         },
         ("target", "domain"),
         _prepare_probe,
     ),
 }
+# Kinds that run the user's code: each entry runs in its own worker process (see _workers).
+USER_CODE_KINDS = ("verify", "probe")
 
 
 @dataclass
@@ -156,6 +160,12 @@ class Entry:
     job: Job
     line: int = 1
     """1-based line of the table's header (``[[check]]`` ...) in ``file``."""
+    timeout: float | None = None
+    """The entry's own ``timeout`` key (seconds), if it has one."""
+
+    @property
+    def user_code(self) -> bool:
+        return self.kind in USER_CODE_KINDS
 
     @property
     def where(self) -> str:
@@ -168,6 +178,8 @@ class EntryResult:
     report: Any
     seconds: float
     error: str | None = None
+    exit_code: int = 0
+    """For an error: 2 for bad input or the user's code (a crash, a timeout), 3 for a bug."""
 
     @property
     def status(self) -> str:
@@ -505,13 +517,18 @@ def _entry(
     if expect not in ("pass", "fail"):
         raise CheckFileError(f'{label}, key \'expect\': must be "pass" or "fail", got {expect!r}.')
     opts = {k: v for k, v in table.items() if k not in COMMON_KEYS}
+    timeout = opts.pop("timeout", None)
+    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+        raise CheckFileError(
+            f"{label}, key 'timeout': must be a positive number of seconds, got {timeout!r}."
+        )
     try:
         job = spec.prepare(opts, p.parent)
     except PinncheckError as exc:
         culprit = _guess_key(str(exc), opts)
         where = f", key {culprit!r}" if culprit else ""
         raise CheckFileError(f"{label}{where}: {exc}") from None
-    return Entry(p, kind, i, name, expect, table.get("expect_diagnosis"), job, line or 1)
+    return Entry(p, kind, i, name, expect, table.get("expect_diagnosis"), job, line or 1, timeout)
 
 
 def unknown_key(where: str, key: str, allowed: Sequence[str]) -> CheckFileError:
@@ -582,6 +599,15 @@ class RunReport:
             "errors": errors,
         }
 
+    @property
+    def exit_code(self) -> int:
+        """0 all met; 1 a missed expectation; 2 an entry ended in an error (bad input, the
+        user's code failing, crashing or timing out); 3 an entry hit a bug in pinncheck."""
+        errors = [r.exit_code for r in self.results if r.report is None]
+        if errors:
+            return max(max(errors), int(ExitCode.USAGE))
+        return int(ExitCode.OK if self.status == "pass" else ExitCode.FAILED)
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON document of ``pinncheck run --format json`` (schema: docs/json.md)."""
         from ._results import document
@@ -631,39 +657,122 @@ def run_entries(
     on_result: Callable[[EntryResult], None] | None = None,
     *,
     exitfirst: bool = False,
+    jobs: int = 1,
+    timeout: float | None = None,
 ) -> RunReport:
-    """Run prepared entries in order. A user-code error in one entry fails that entry only.
+    """Run prepared entries; results come in the order of ``entries`` whatever ``jobs`` is.
 
-    With ``exitfirst``, the run stops after the first entry that misses its expectation; the
-    entries after it are listed in ``RunReport.not_run``.
+    Every entry that runs the user's code (``verify``, ``probe``) runs in its own fresh worker
+    process (:mod:`pinncheck._workers`): an error, a crash, ``os._exit``, a hang past its
+    timeout, or a change the code makes to the interpreter fails that entry only. With
+    ``jobs`` > 1, every entry runs in a worker, up to ``jobs`` at once; with ``jobs`` = 1
+    pinncheck's own checks run in this process, which never runs user code.
+
+    Args:
+        entries: from :func:`load_files`.
+        on_result: called with each result as soon as it and all before it are done.
+        exitfirst: stop after the first entry that misses its expectation; the entries after
+            it are listed in ``RunReport.not_run``.
+        jobs: how many worker processes may run at once.
+        timeout: seconds a user-code entry may take, unless it sets its own ``timeout`` key
+            (``None``: :data:`pinncheck._workers.DEFAULT_TIMEOUT`, 600 s; 0: no limit).
     """
-    from ._errors import UserCodeError
-
     report = RunReport()
-    for i, e in enumerate(entries):
-        t0 = time.perf_counter()
-        try:
-            result = EntryResult(e, e.job.run(), time.perf_counter() - t0)
-        except UserCodeError as exc:
-            msg = f"{exc}\n{exc.details}" if exc.details else str(exc)
-            result = EntryResult(e, None, time.perf_counter() - t0, error=msg)
-        except PinncheckError as exc:
-            result = EntryResult(e, None, time.perf_counter() - t0, error=str(exc))
+    results = _results(entries, jobs, timeout)
+    for i, result in enumerate(results):
         report.results.append(result)
         if on_result is not None:
             on_result(result)
         if exitfirst and not result.met:
             report.not_run = list(entries[i + 1 :])
+            results.close()  # stops the workers still running
             break
     return report
 
 
-def run_files(paths: Sequence[str | Path]) -> RunReport:
+def _run_job(job: Job) -> Any:
+    # In a worker process.
+    return job.run()
+
+
+def _results(
+    entries: Sequence[Entry], jobs: int, timeout: float | None
+) -> Generator[EntryResult, None, None]:
+    from ._workers import DEFAULT_TIMEOUT, Task, prestart, run_tasks
+
+    limit = DEFAULT_TIMEOUT if timeout is None else timeout
+
+    def task(e: Entry) -> Task:
+        return Task(
+            _run_job,
+            (e.job,),
+            timeout=(e.timeout if e.timeout is not None else limit) if e.user_code else None,
+            user_code=e.user_code,
+            label=f"{e.kind} {e.name!r}",
+        )
+
+    if jobs > 1:
+        for e, outcome in zip(entries, run_tasks([task(e) for e in entries], jobs), strict=True):
+            yield _from_outcome(e, outcome)
+        return
+    if any(e.user_code for e in entries):
+        prestart()  # the template process imports torch while the first entries run here
+    for e in entries:
+        if e.user_code:
+            yield _from_outcome(e, next(iter(run_tasks([task(e)]))))
+        else:
+            yield _in_process(e)
+
+
+def _error_text(message: str, details: str | None) -> str:
+    return f"{message}\n{details}" if details else message
+
+
+def _from_outcome(e: Entry, outcome: Any) -> EntryResult:
+    from ._workers import relay_output
+
+    relay_output(outcome.output)
+    if outcome.ok:
+        return EntryResult(e, outcome.value, outcome.seconds)
+    return EntryResult(
+        e,
+        None,
+        outcome.seconds,
+        error=_error_text(outcome.error or "", outcome.details),
+        exit_code=outcome.exit_code,
+    )
+
+
+def _in_process(e: Entry) -> EntryResult:
+    from ._errors import UserCodeError
+
+    t0 = time.perf_counter()
+    try:
+        return EntryResult(e, e.job.run(), time.perf_counter() - t0)
+    except UserCodeError as exc:
+        msg, code = _error_text(str(exc), exc.details), int(exc.exit_code)
+    except PinncheckError as exc:
+        msg, code = str(exc), int(exc.exit_code)
+    except Exception as exc:  # a bug in pinncheck: this entry's error, as in a worker (-j N)
+        from ._workers import describe_exception
+
+        message, details, code, _ = describe_exception(exc, user_code=False)
+        msg = _error_text(message, details)
+    return EntryResult(e, None, time.perf_counter() - t0, error=msg, exit_code=int(code))
+
+
+def run_files(
+    paths: Sequence[str | Path], *, jobs: int = 1, timeout: float | None = None
+) -> RunReport:
     """Load, validate and run check files: the Python form of ``pinncheck run``.
+
+    ``jobs`` and ``timeout`` are as for :func:`run_entries`. Like any program that starts
+    worker processes with :mod:`multiprocessing`, a script calling this at the top level needs
+    an ``if __name__ == "__main__":`` guard.
 
     Example:
         >>> report = run_files(["samples/heat_1d.toml"])
         >>> report.status
         'pass'
     """
-    return run_entries(load_files(paths))
+    return run_entries(load_files(paths), jobs=jobs, timeout=timeout)

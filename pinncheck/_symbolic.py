@@ -3,17 +3,21 @@
 SymPy's ``simplify`` can run for minutes (over 100 s for one second derivative of a steep tanh
 expression), and a Python thread cannot be stopped. So the work runs in a child process that is
 killed when the budget is spent; the caller then falls back (numeric check, unsimplified form).
+The child dies with pinncheck, on SIGTERM and SIGKILL alike (:mod:`pinncheck._workers`).
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 import sympy
+
+from ._workers import register_child, unregister_child
 
 DEFAULT_TIMEOUT = 5.0
 
@@ -40,7 +44,10 @@ def _simplify(expr: sympy.Expr) -> sympy.Expr:
     return sympy.simplify(expr)
 
 
-def _child(fn: Callable[[Any], Any], arg: Any, conn: Any) -> None:
+def _child(fn: Callable[[Any], Any], arg: Any, conn: Any, parent_pid: int) -> None:
+    from ._workers import child_setup
+
+    child_setup(parent_pid)  # dies with pinncheck (SIGTERM or SIGKILL), off its stdout
     try:
         conn.send(("ok", fn(arg)))
     except Exception as exc:  # reported to the parent, which falls back
@@ -57,9 +64,10 @@ def run_with_budget(fn: Callable[[Any], Any], arg: Any, timeout: float) -> tuple
     method = "fork" if sys.platform.startswith("linux") else "spawn"
     ctx: Any = mp.get_context(method)
     parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(fn, arg, child), daemon=True)
+    proc = ctx.Process(target=_child, args=(fn, arg, child, os.getpid()), daemon=True)
     proc.start()
     child.close()
+    register_child(proc.pid)
     try:
         if parent.poll(timeout):
             status, value = parent.recv()
@@ -71,6 +79,7 @@ def run_with_budget(fn: Callable[[Any], Any], arg: Any, timeout: float) -> tuple
         if proc.is_alive():
             proc.kill()
         proc.join(1)
+        unregister_child(proc.pid)
         parent.close()
 
 

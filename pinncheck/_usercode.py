@@ -244,15 +244,23 @@ def _error(what: str, exc: BaseException, note: str = "") -> UserCodeError:
 
 @contextmanager
 def user_output() -> Iterator[None]:
-    """Send what the user's code prints to stdout to stderr instead.
+    """Run the user's code with what it writes to stdout sent to stderr instead.
 
     pinncheck's own output (the table, or the JSON document of ``--format json``) is the only
-    thing on stdout. Only writes through ``sys.stdout`` (``print``) are redirected, not writes
-    to file descriptor 1 from C code or subprocesses.
+    thing on stdout. The redirection is at the file-descriptor level
+    (:func:`pinncheck._workers.user_output_to_stderr`): ``print``, ``os.write(1, ...)``, C code
+    and subprocesses are all redirected. A process the user's code forks never returns into
+    pinncheck: it exits when the block ends in it.
     """
-    target = sys.stderr if sys.stderr is not None else sys.stdout
-    with contextlib.redirect_stdout(target):
-        yield
+    from ._workers import user_output_to_stderr
+
+    pid = os.getpid()
+    with user_output_to_stderr():
+        try:
+            yield
+        finally:
+            if os.getpid() != pid:  # a fork made by the user's code (os.fork as a "factory")
+                os._exit(0)
 
 
 def call_user(fn: Callable[..., Any], *args: Any, what: str) -> Any:

@@ -14,13 +14,14 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextlib import suppress as suppress_errors
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from typer.core import TyperArgument, TyperCommand
 
-from ._errors import ExitCode, PinncheckError, UserCodeError
+from ._errors import ExitCode, OptionError, PinncheckError, UserCodeError
 from ._output import (
     CLOSED_PIPE_EXIT,
     UNBOUNDED_WIDTH,
@@ -273,6 +274,17 @@ FormatOpt = Annotated[
     ),
 ]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")]
+# The default of --timeout; equal to pinncheck._workers.DEFAULT_TIMEOUT (a test checks it),
+# written out here so that --help does not import the worker machinery.
+DEFAULT_TIMEOUT = 600.0
+TimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        metavar="SECONDS",
+        help="Stop the user's code after this many seconds (an error, exit 2); 0 for no limit.",
+    ),
+]
 
 
 def _stdout() -> Console:
@@ -825,11 +837,33 @@ def run_cmd(
         bool,
         typer.Option("--verbose", "-v", help="Also say which files were collected or skipped."),
     ] = False,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            "-j",
+            metavar="N",
+            parser=_whole_number,
+            help="Run the checks in N worker processes at once (same results, same order).",
+        ),
+    ] = 1,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout",
+            metavar="SECONDS",
+            help="Stop a [[verify]]/[[probe]] entry after this many seconds, unless it sets "
+            "timeout = ...; it then fails as an error (exit 2). 0 for no limit.",
+        ),
+    ] = DEFAULT_TIMEOUT,
     debug: DebugOpt = False,
 ) -> None:
     """Run every check of check files or folders; exit 0 only if each meets its expectation.
 
-    $GITHUB_STEP_SUMMARY, when set, gets a Markdown summary of the run appended.
+    Each [[verify]] and [[probe]] entry (your code) runs in its own worker process. Exit 0 all
+    met; 1 an expectation missed; 2 an entry ended in an error (bad input, your code failing,
+    crashing or timing out); 3 a bug in pinncheck. $GITHUB_STEP_SUMMARY, when set, gets a
+    Markdown summary of the run appended.
     """
     json_fmt = Format.json if fmt is RunFormat.json else Format.table
     with _errors("run", json_fmt, debug):
@@ -837,6 +871,13 @@ def run_cmd(
         from ._errors import CheckFileError
         from ._suite import find_config, load_suite
 
+        if jobs < 1:
+            raise OptionError(f"-j/--jobs must be at least 1, got {jobs}.")
+        _check_timeout(timeout)
+        if jobs > 1:  # the workers' template imports torch while this process reads the files
+            from ._workers import prestart
+
+            prestart()
         config = find_config()
         try:
             suite = load_suite(files, keyword=keyword, shard_spec=shard, config=config)
@@ -845,7 +886,7 @@ def run_cmd(
             raise
         if verbose:
             _say_collected(suite)
-        report = run_entries(suite.entries, exitfirst=exitfirst)
+        report = run_entries(suite.entries, exitfirst=exitfirst, jobs=jobs, timeout=timeout)
         if fmt is RunFormat.json:
             _emit_json(report.to_dict())
         else:
@@ -857,7 +898,7 @@ def run_cmd(
                     sys.stdout.write(line + "\n")
                 sys.stdout.flush()
         _write_ci_files(report, suite, junit_xml)
-    _finish(report.status)
+    raise typer.Exit(report.exit_code)
 
 
 def _say_collected(suite: Any) -> None:
@@ -962,6 +1003,52 @@ def _print_run(report: Any, suite: Any, quiet: bool) -> None:
 
 
 # verify and probe: the user's own code ------------------------------------------------------
+
+
+def _check_timeout(seconds: float) -> None:
+    if not (seconds >= 0 and seconds != float("inf")):
+        raise OptionError(
+            f"--timeout must be a number of seconds >= 0 (0 for no limit), got {seconds}."
+        )
+
+
+@contextmanager
+def _user_code(kind: str, fmt: Format, timeout: float) -> Iterator[None]:
+    """verify/probe run the user's code in this process: stdout is redirected at the
+    file-descriptor level while it runs, and a watchdog ends the command after ``timeout``."""
+    from ._workers import deadline, kill_children, user_output_to_stderr, write_real_stdout
+
+    _check_timeout(timeout)
+    pid = os.getpid()
+
+    def expire() -> None:
+        if os.getpid() != pid:  # never in a process the user's code forked
+            return
+        message = (
+            f"The user's code did not finish within {timeout:g} s; pinncheck {kind} stopped it. "
+            "Raise the limit with --timeout SECONDS (0 for none) if it needs longer."
+        )
+        kill_children()
+        with suppress_errors(OSError):
+            os.write(2, f"error: {message}\n".encode())
+        if fmt is Format.json:
+            import json
+
+            doc = {
+                "pinncheck": __version__,
+                "schema_version": SCHEMA_VERSION,
+                "kind": kind,
+                "status": "error",
+                "error": message,
+                "exit_code": int(ExitCode.USAGE),
+            }
+            write_real_stdout(json.dumps(doc, indent=2) + "\n")
+        os._exit(int(ExitCode.USAGE))
+
+    with deadline(timeout, expire), user_output_to_stderr():
+        yield
+
+
 RUNS_USER_CODE = (
     "This runs your code: TARGET's module is imported and its function called, the way pytest "
     "runs a test file (file.py:NAME is imported from its path with its folder first on "
@@ -1035,6 +1122,7 @@ def verify(
     ] = None,
     definitions_only: DefinitionsOnlyOpt = False,
     where: WhereOpt = None,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT,
     fmt: FormatOpt = Format.table,
     debug: DebugOpt = False,
 ) -> None:
@@ -1043,7 +1131,7 @@ def verify(
 
         _notice_to_stderr()
 
-        with _progress(fmt, "verify") as progress:
+        with _user_code("verify", fmt, timeout), _progress(fmt, "verify") as progress:
             report = run_verify(
                 target,
                 pde,
@@ -1132,6 +1220,7 @@ def probe(
         ),
     ] = None,
     definitions_only: DefinitionsOnlyOpt = False,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT,
     fmt: FormatOpt = Format.table,
     debug: DebugOpt = False,
 ) -> None:
@@ -1139,18 +1228,19 @@ def probe(
         from ._probe import probe as run_probe
 
         _notice_to_stderr()
-        report = run_probe(
-            target,
-            domain,
-            n=points,
-            seed=seed,
-            device=device,
-            dtype=dtype,
-            jacobian_points=jacobian_points,
-            args=arg,
-            state_dict=state_dict,
-            definitions_only=definitions_only,
-        )
+        with _user_code("probe", fmt, timeout):
+            report = run_probe(
+                target,
+                domain,
+                n=points,
+                seed=seed,
+                device=device,
+                dtype=dtype,
+                jacobian_points=jacobian_points,
+                args=arg,
+                state_dict=state_dict,
+                definitions_only=definitions_only,
+            )
         _output(fmt, report)
     _finish(report.status)
 
@@ -1178,8 +1268,19 @@ def _leading_minus(argv: list[str], command: Any = None) -> str | None:
     return None
 
 
+def _on_sigterm(signum: int, frame: Any) -> None:
+    from ._workers import on_sigterm
+
+    on_sigterm(signum, frame)
+
+
 def main() -> None:
-    """Console-script entry point (``app()``, with the click command built once)."""
+    """Console-script entry point (``app()``, with the click command built once).
+
+    SIGTERM stops every child process and exits 143 (SIGINT: 130)."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
     if sys.stdout is None:  # started with stdout closed (``>&-``)
         if sys.stderr is not None:
             sys.stderr.write("error: cannot write to standard output: it is closed\n")
