@@ -1,1 +1,1 @@
-"""The benchmark harness (``make bench``): see ``python -m bench --help`` and the README."""
+"""The benchmark harness (``make bench``): see ``python -m bench --help`` and docs/performance.md."""

@@ -1,7 +1,7 @@
 """The ways of computing a case's derivatives that the harness times, on the same points.
 
 Each method is built once per (case, dtype, chunk) and then run over all points, chunk by chunk:
-every method gets the same chunking, which is what keeps eager torch fast (see the README).
+every method gets the same chunking, which is what keeps eager torch fast (see docs/performance.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The results as a rich table, as Markdown (for the README) and as JSON."""
+"""The results as a rich table, as Markdown (for docs/performance.md) and as JSON."""
 
 from __future__ import annotations
 

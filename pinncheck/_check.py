@@ -249,7 +249,7 @@ def check(
         device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``.
         dtype: ``"float64"`` or ``"float32"`` for the autograd side; exact values are float64.
         seed: the sampling seed; the same seed gives the same points on every device.
-        rtol, atol: override the default tolerances (see the README's tolerance table).
+        rtol, atol: override the default tolerances (see docs/tolerances.md).
         chunk_size: points per chunk (memory bound); the result does not depend on it.
         where: inequalities in the variables (``"x**2 + y**2 <= 1"``) that cut the box down
             to a region, sampled by rejection (see docs/user-code.md).

@@ -38,7 +38,7 @@ from ._sample import sample_box
 DEFAULT_CHUNK = 1 << 17
 """Largest automatic chunk on the CPU. Chunks of 2^16 to 2^17 points run fastest there: smaller
 ones pay per-operation overheads (autograd's most), larger ones leave the caches (see the
-README's Performance section)."""
+docs/performance.md)."""
 CUDA_CHUNK = 1 << 20
 """Largest automatic chunk on CUDA, where larger chunks amortise kernel launches. A guess until
 the benchmark harness has run on a GPU."""

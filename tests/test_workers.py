@@ -204,7 +204,7 @@ def _suite(tmp_path: Path, code: str, entries: list[tuple[str, str, str, str]]) 
 
 
 def _by_name(stdout: str) -> dict[str, dict[str, Any]]:
-    return {r["name"]: r for r in json.loads(stdout)}
+    return {r["name"]: r for r in json.loads(stdout)["reports"]}
 
 
 def test_a_monkeypatch_and_recursion_limit_stay_in_their_entry(tmp_path: Path) -> None:
@@ -373,7 +373,7 @@ def test_user_writes_to_fd_1_never_reach_stdout_in_run(tmp_path: Path) -> None:
     path = _suite(tmp_path, RESIDUAL + NOISY, [("noisy", "noisy", "pass", "")])
     proc = _pinncheck("run", str(path), "-f", "json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert [r["name"] for r in json.loads(proc.stdout)][0] == "noisy"
+    assert [r["name"] for r in json.loads(proc.stdout)["reports"]][0] == "noisy"
     assert "raw fd one" in proc.stderr and "from a shell" in proc.stderr
 
 
@@ -431,7 +431,7 @@ def test_jobs_give_the_same_reports_in_the_same_order(tmp_path: Path) -> None:
     one = run_cli("run", str(path), "-f", "json", "-j", "1")
     two = run_cli("run", str(path), "-f", "json", "-j", "2")
     assert one.exit_code == two.exit_code == 0
-    first, second = json.loads(one.stdout), json.loads(two.stdout)
+    first, second = json.loads(one.stdout)["reports"], json.loads(two.stdout)["reports"]
     assert [r["name"] for r in first] == ["right", "wrong", "plain-check", "plain-residual", "mlp"]
     assert _without_timings(first) == _without_timings(second)
 
