@@ -1,1 +1,4 @@
-"""The benchmark harness (``make bench``): see ``python -m bench --help`` and docs/performance.md."""
+"""The benchmark harness (``make bench``).
+
+See ``python -m bench --help`` and docs/performance.md.
+"""
