@@ -169,6 +169,10 @@ class ErrorStats:
     first_nonfinite_point: list[float] | None = None
     first_nonfinite_values: tuple[float, float] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    beat: tuple[float, float, float] = (-math.inf, -math.inf, -math.inf)
+    """The worst ratio, largest error and largest reference error of earlier chunks (set by
+    the engine): a chunk that cannot beat them does not look for its points (ties stay with
+    the earlier chunk), which saves a pass each."""
 
     def __post_init__(self) -> None:
         if not self.track_autograd:
@@ -319,13 +323,15 @@ class ErrorStats:
                 float(reference[j]),
             )
 
-        if ratio_max > self.worst_ratio:
+        # A point is looked for only where it can beat the earlier chunks' (``beat``).
+        b_ratio, b_err, b_ref = self.beat
+        if ratio_max > max(self.worst_ratio, b_ratio):
             self.worst_ratio = ratio_max
             self.worst = probe(_argmax(ratio))
-        if err_max > self.max_abs_error or self.largest is None:
+        if (err_max > self.max_abs_error or self.largest is None) and err_max > b_err:
             self.max_abs_error = err_max
             self.largest = probe(_argmax(err))
-        if ref_max > self.max_reference_error or self.unsure is None:
+        if (ref_max > self.max_reference_error or self.unsure is None) and ref_max > b_ref:
             self.max_reference_error = ref_max
             self.unsure = probe(_argmax(reference))
         if ratio_max > 0.5 or override:
@@ -366,6 +372,8 @@ class ErrorStats:
             self.largest is None or part.max_abs_error > self.max_abs_error
         ):
             self.max_abs_error, self.largest = part.max_abs_error, part.largest
+        elif self.largest is None:  # (the part skipped its search: it cannot have been first)
+            self.max_abs_error = max(self.max_abs_error, part.max_abs_error)
         if part.unsure is not None and (
             self.unsure is None or part.max_reference_error > self.max_reference_error
         ):

@@ -260,7 +260,16 @@ def run_plan(
 
     def work(start: int) -> _ChunkResult:
         stop = min(n, start + chunk)
-        return _run_chunk(progs, plan.domain, seed, start, stop, dtype, device, tols, n)
+        # What the chunks merged so far (all earlier than this one) have found.
+        beat = [
+            (
+                t.worst_ratio,
+                t.max_abs_error if t.largest is not None else -math.inf,
+                t.max_reference_error if t.unsure is not None else -math.inf,
+            )
+            for t in totals
+        ]
+        return _run_chunk(progs, plan.domain, seed, start, stop, dtype, device, tols, n, beat)
 
     with closing(map_in_order(work, starts, workers)) as results:
         for start, res in zip(starts, results, strict=True):
@@ -356,6 +365,7 @@ def _run_chunk(
     device: torch.device,
     tols: list[Tolerance],
     n_total: int,
+    beat: Sequence[tuple[float, float, float]] = (),
 ) -> _ChunkResult:
     """Sample points ``start..stop-1``, compute both sides, and compare: one chunk's statistics."""
     t0 = time.perf_counter()
@@ -380,6 +390,8 @@ def _run_chunk(
     _sync(device)
     t3 = time.perf_counter()
     stats = _new_stats(len(tols), len(progs.terms))
+    for st, b in zip(stats, beat, strict=False):
+        st.beat = b
     scales = []
     for i, (st, a, e, tol, (allowed, ref, err)) in enumerate(
         zip(stats, ag + ag_derived, ex, tols, tol_ref, strict=True)
