@@ -31,7 +31,17 @@ FIT_RTOL = {"float64": 1e-6, "float32": 1e-3}
 COEF_RTOL = {"float64": 1e-5, "float32": 1e-2}
 # Columns of the exact (float64) candidate matrix are dependent below this relative residual.
 DEPENDENT_RTOL = 1e-9
+# Pruning keeps a column whose removal raises the residual by more than SIGNIFICANCE times the
+# noise of the full fit (its residual per degree of freedom: the user's rounding), unless its
+# share of ||b|| is below NEGLIGIBLE * rtol. A loose float32 rtol alone would drop a small but
+# present term (0.001*u_xx) and blame others for it.
+SIGNIFICANCE = 10.0
+NEGLIGIBLE = 1e-3
 MAX_SOLVES = 600
+# The float32 rounding of a parameter explains a residual when it accounts for the difference
+# from the expected residual to this relative precision (float64 noise is ~1e-8 of it).
+ROUNDING_RTOL = 1e-3
+ROUNDING_MAX_TERMS = 8
 PERMUTED_MAX_VARIABLES = 3
 MAPPED_MAX_VARIABLES = 4
 
@@ -252,6 +262,15 @@ def fit_columns(
     coef, rel = solver.solve(active)
     if not rel <= rtol:
         return Fit(solver.unscale(coef), rel, False)
+    # The noise of the fit, per degree of freedom, in units of ||b||.
+    dof = max(1, int(a.shape[0]) - len(active))
+    noise = rel / math.sqrt(dof)
+    floor = max(SIGNIFICANCE * noise, NEGLIGIBLE * rtol) ** 2
+
+    def holds(r_now: float, r_new: float) -> bool:
+        """Whether dropping columns (residual ``r_now`` -> ``r_new``) loses nothing real."""
+        return r_new <= rtol and r_new**2 - r_now**2 <= floor
+
     # Drop columns whose weight is rounding noise, then remove one column at a time while the
     # fit still holds, trying the smallest weights (and columns outside the PDE) first.
     biggest = max(abs(c) for c in coef.values())
@@ -259,7 +278,7 @@ def fit_columns(
     if tiny:
         trial = [j for j in active if j not in tiny]
         c2, r2 = solver.solve(trial)
-        if r2 <= rtol:
+        if holds(rel, r2):
             active, coef, rel = trial, c2, r2
     preferred = set(prefer)
     improved = True
@@ -268,7 +287,7 @@ def fit_columns(
         for j in sorted(active, key=lambda j: (j in preferred, abs(coef[j]))):
             trial = [k for k in active if k != j]
             c2, r2 = solver.solve(trial)
-            if r2 <= rtol:
+            if holds(rel, r2):
                 active, coef, rel = trial, c2, r2
                 improved = True
                 break
@@ -563,6 +582,89 @@ def explain(
     return [f"{head}: " + "; ".join(parts)]
 
 
+def _float32(x: float) -> float:
+    return float(torch.tensor(x, dtype=torch.float32).item())
+
+
+def _rounded_parameters(system: PDESystem) -> list[tuple[str, float, float]]:
+    """``(name, value, float32(value))`` for each parameter that float32 cannot hold exactly."""
+    out = []
+    for name, exact in system.params.items():
+        try:
+            value = float(exact)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(value) and value != 0.0 and _float32(value) != value:
+            out.append((name, value, _float32(value)))
+    return out
+
+
+def rounding_line(cands: CandidateSet, eq: int, a: torch.Tensor, b: torch.Tensor) -> str | None:
+    """The diagnosis when ``b`` differs from the expected residual by exactly the float32
+    rounding of a parameter (or of a coefficient of the PDE), else None.
+
+    The difference ``b - A e`` from the expected coefficients ``e`` is compared, at the points,
+    with what the rounding would change in each subset of the PDE's terms: a parameter
+    ``p -> float32(p)`` scales its terms' coefficients by ``float32(p)/p`` (``p/float32(p)``
+    when it divides them). This needs no fit, so it also holds when the terms are dependent
+    (an exact solution, whose expected residual is zero).
+    """
+    e = cands.expected[eq]
+    js = sorted(e)
+    if not js or len(js) > ROUNDING_MAX_TERMS:
+        return None
+    coef = torch.tensor([e[j] for j in js], dtype=a.dtype)
+    d = b - a[:, js] @ coef
+    dn = float(d.norm())
+    if not (math.isfinite(dn) and dn > 0.0):
+        return None
+    subsets = [s for k in range(1, len(js) + 1) for s in itertools.combinations(range(len(js)), k)]
+
+    def explains(delta: torch.Tensor, subset: Sequence[int]) -> bool:
+        pred = a[:, [js[i] for i in subset]] @ delta
+        return float((d - pred).norm()) <= ROUNDING_RTOL * dn
+
+    def terms(subset: Sequence[int], new: Sequence[float]) -> str:
+        return "; ".join(
+            f"{cands.columns[js[i]].label}: {c:.10g} instead of {e[js[i]]:.10g}"
+            for i, c in zip(subset, new, strict=True)
+        )
+
+    fix = (
+        "it is probably a float32 tensor or a numpy.float32 (torch.tensor(..., "
+        "dtype=torch.float32)): use a Python float or a float64 tensor"
+    )
+    for name, value, v32 in _rounded_parameters(cands.system):
+        rel = (v32 - value) / value
+        for inverse in (False, True):
+            r = -rel / (1.0 + rel) if inverse else rel  # the coefficients' relative change
+            for subset in subsets:
+                old = coef[list(subset)]
+                if explains(old * r, subset):
+                    how = "divides" if inverse else "multiplies"
+                    return (
+                        f"your residual differs from the expected one by exactly the float32 "
+                        f"rounding of the parameter {name}: your code computes with {name} = "
+                        f"{v32!r} (float32({value!r})) instead of {value!r}, a relative "
+                        f"difference of {rel:.4g} in the coefficient(s) it {how} ("
+                        + terms(subset, [float(c) * (1.0 + r) for c in old])
+                        + f"). {name} is held in float32 in your code: {fix}"
+                    )
+    for subset in subsets:
+        new = [_float32(float(coef[i])) for i in subset]
+        if new == [float(coef[i]) for i in subset]:
+            continue
+        delta = torch.tensor(new, dtype=a.dtype) - coef[list(subset)]
+        if explains(delta, subset):
+            return (
+                "your residual differs from the expected one by exactly the float32 rounding "
+                "of the PDE's coefficient(s) ("
+                + terms(subset, new)
+                + f"): a constant in your code is held in float32: {fix}"
+            )
+    return None
+
+
 def no_fit_line(cands: CandidateSet, fit: Fit) -> str:
     """The diagnosis when no combination of candidate terms explains the residual."""
     order = max_order(cands.system)
@@ -588,4 +690,5 @@ __all__ = [
     "fit_columns",
     "max_order",
     "no_fit_line",
+    "rounding_line",
 ]

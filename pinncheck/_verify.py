@@ -52,6 +52,7 @@ from ._explain import (
     fit_columns,
     max_order,
     no_fit_line,
+    rounding_line,
 )
 from ._gradflow import (
     COARSE_RTOL,
@@ -769,7 +770,10 @@ class _Run:
                     prefer=list(cands.expected[i]),
                 )
                 eq.fit = self.fit_dict(cands, i, fit, int(ok.sum()))
-                if fit.accepted:
+                rounded = rounding_line(cands, i, aa, bb)
+                if rounded is not None:
+                    lines.append(rounded)
+                elif fit.accepted:
                     lines += explain(
                         cands, i, fit, dtype_name=self.dtype_name(i), batch=self.batch_size()
                     )
