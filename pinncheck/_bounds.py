@@ -268,11 +268,6 @@ _OPS: dict[str, Rule] = {
 _OPS.update({name: _unary(name) for name in _SLOPES})
 
 
-def supports(program: Program) -> bool:
-    """Whether every step of ``program`` has a bound rule."""
-    return all(step.op in _OPS for step in program.steps)
-
-
 def run_bounded(
     program: Program,
     inputs: Sequence[torch.Tensor],

@@ -10,7 +10,6 @@ raised, up to :data:`MAX_DPS`. Nothing is compiled and no string is evaluated.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -160,14 +159,3 @@ def _to_float(v: object) -> float | None:
     if not isinstance(v, mpmath.mpf) or mpmath.isnan(v):
         return None
     return float(v)
-
-
-class Budget:
-    """A time budget for high-precision work in one run, in seconds."""
-
-    def __init__(self, seconds: float) -> None:
-        self.deadline = time.perf_counter() + seconds
-
-    @property
-    def left(self) -> bool:
-        return time.perf_counter() < self.deadline

@@ -313,22 +313,25 @@ def _out_of_memory(exc: BaseException) -> bool:
     return "can't allocate memory" in text or "out of memory" in text.lower()
 
 
+def _error_document(kind: str, message: str, code: int) -> dict[str, Any]:
+    """The JSON document of a command that ended in an error (``status: "error"``)."""
+    return {
+        "pinncheck": __version__,
+        "schema_version": SCHEMA_VERSION,
+        "kind": kind,
+        "status": "error",
+        "error": message,
+        "exit_code": code,
+    }
+
+
 def _memory_exit(kind: str, fmt: Format) -> NoReturn:
     """Exit 2 with advice; plain writes only (no rich, no imports) since memory is short."""
     try:
         sys.stderr.write(f"error: {OUT_OF_MEMORY}\n")
         sys.stderr.flush()
         if fmt is Format.json:
-            _emit_json(
-                {
-                    "pinncheck": __version__,
-                    "schema_version": SCHEMA_VERSION,
-                    "kind": kind,
-                    "status": "error",
-                    "error": OUT_OF_MEMORY,
-                    "exit_code": int(ExitCode.USAGE),
-                }
-            )
+            _emit_json(_error_document(kind, OUT_OF_MEMORY, int(ExitCode.USAGE)))
     except Exception:  # nothing more can be said; the exit code still is
         pass
     raise typer.Exit(int(ExitCode.USAGE)) from None
@@ -371,16 +374,7 @@ def _reported(kind: str, fmt: Format, debug: bool) -> Iterator[None]:
             err.print(Text(printable_lines(exc.details.rstrip())))
         err.print(Text(f"error: {printable_lines(exc)}", style="bold red"))
         if fmt is Format.json:
-            _emit_json(
-                {
-                    "pinncheck": __version__,
-                    "schema_version": SCHEMA_VERSION,
-                    "kind": kind,
-                    "status": "error",
-                    "error": str(exc),
-                    "exit_code": int(exc.exit_code),
-                }
-            )
+            _emit_json(_error_document(kind, str(exc), int(exc.exit_code)))
         raise typer.Exit(int(exc.exit_code)) from None
     except KeyboardInterrupt:
         _stderr().print(Text("interrupted", style="bold red"))
@@ -400,14 +394,9 @@ def _reported(kind: str, fmt: Format, debug: bool) -> Iterator[None]:
         )
         if fmt is Format.json:
             _emit_json(
-                {
-                    "pinncheck": __version__,
-                    "schema_version": SCHEMA_VERSION,
-                    "kind": kind,
-                    "status": "error",
-                    "error": f"internal error: {type(exc).__name__}: {exc}",
-                    "exit_code": int(ExitCode.INTERNAL),
-                }
+                _error_document(
+                    kind, f"internal error: {type(exc).__name__}: {exc}", int(ExitCode.INTERNAL)
+                )
             )
         raise typer.Exit(int(ExitCode.INTERNAL)) from None
 
@@ -1034,14 +1023,7 @@ def _user_code(kind: str, fmt: Format, timeout: float) -> Iterator[None]:
         if fmt is Format.json:
             import json
 
-            doc = {
-                "pinncheck": __version__,
-                "schema_version": SCHEMA_VERSION,
-                "kind": kind,
-                "status": "error",
-                "error": message,
-                "exit_code": int(ExitCode.USAGE),
-            }
+            doc = _error_document(kind, message, int(ExitCode.USAGE))
             write_real_stdout(json.dumps(doc, indent=2) + "\n")
         os._exit(int(ExitCode.USAGE))
 
