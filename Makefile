@@ -18,8 +18,8 @@ test:
 	$(BIN)/python -m pytest -q
 
 lint:
-	$(BIN)/ruff check pinncheck tests bench
-	$(BIN)/ruff format --check pinncheck tests bench README.md
+	$(BIN)/ruff check pinncheck tests bench samples
+	$(BIN)/ruff format --check pinncheck tests bench samples README.md
 	$(BIN)/mypy
 
 demo:

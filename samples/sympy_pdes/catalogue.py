@@ -41,9 +41,9 @@ class NavierStokesVariableViscosity(PDE):
         p = Function("p")(*inputs)
         nu = _coefficient(nu, inputs)
         rho = Number(rho)
-        self.equations["continuity"] = sum(c.diff(s) for c, s in zip(velocity, space))
-        for c, s, label in zip(velocity, space, ("x", "y", "z")):
-            transport = sum(w * c.diff(q) for w, q in zip(velocity, space))
+        self.equations["continuity"] = sum(c.diff(s) for c, s in zip(velocity, space, strict=True))
+        for c, s, label in zip(velocity, space, ("x", "y", "z"), strict=False):
+            transport = sum(w * c.diff(q) for w, q in zip(velocity, space, strict=True))
             # The viscous term kept unevaluated, as d/dq (nu * dc/dq), for pinncheck's chain rule.
             viscous = sum(Derivative(nu * c.diff(q), q) for q in space)
             unsteady = c.diff(t) if time else 0

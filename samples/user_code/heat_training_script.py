@@ -29,7 +29,7 @@ def pde(x, u):
 class Net(nn.Module):
     def __init__(self, layers):
         super().__init__()
-        pairs = zip(layers[:-1], layers[1:])
+        pairs = zip(layers[:-1], layers[1:], strict=True)
         self.body = nn.ModuleList(nn.Linear(a, b) for a, b in pairs)
 
     def forward(self, x):

@@ -20,7 +20,8 @@ def laplacian(u, x):
     total = torch.zeros_like(u)
     for i in range(x.shape[1]):
         gi = g[:, i : i + 1]
-        total = total + torch.autograd.grad(gi, x, torch.ones_like(gi), create_graph=True)[0][:, i : i + 1]
+        gg = torch.autograd.grad(gi, x, torch.ones_like(gi), create_graph=True)[0]
+        total = total + gg[:, i : i + 1]
     return total
 
 
