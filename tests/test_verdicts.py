@@ -253,3 +253,22 @@ def test_no_false_alarm_on_the_samples_in_either_dtype(dtype: str) -> None:
         if report.status != "pass":
             alarms.append(label)
     assert alarms == []
+
+
+def test_sampled_bounds_do_not_depend_on_chunking() -> None:
+    # Above ALL_BOUNDS_UP_TO points the full bound is computed at every 32nd point by global
+    # index and where a verdict needs it: the statistics are those of one pass.
+    from pinncheck._engine import ALL_BOUNDS_UP_TO
+
+    n = ALL_BOUNDS_UP_TO + 5000
+    args = ("-tanh((x-0.5*t)/0.02)*exp(-x**2)", ["x=0:1", "t=0:1"])
+    whole = check(*args, n=n, order=2, chunk_size=n)
+    parts = check(*args, n=n, order=2, chunk_size=4099)
+    assert whole.passed and parts.passed
+    for a, b in zip(whole.derivatives, parts.derivatives, strict=True):
+        sa, sb = a.stats, b.stats
+        assert sa.max_abs_error == sb.max_abs_error
+        assert sa.max_reference_error == sb.max_reference_error
+        assert sa.worst_index == sb.worst_index and sa.worst_ratio == sb.worst_ratio
+        assert sa.unsure is not None and sb.unsure is not None
+        assert sa.unsure.index == sb.unsure.index
