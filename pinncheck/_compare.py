@@ -69,12 +69,9 @@ class Tolerance:
 
 
 def default_tolerance(
-    dtype: str, order: int = 1, *, rtol: float | None = None, atol: float | None = None
+    dtype: str, *, rtol: float | None = None, atol: float | None = None
 ) -> Tolerance:
-    """The rounding model's tolerance for ``dtype``, or the ``rtol``/``atol`` override.
-
-    ``order`` is accepted for compatibility; the model needs no table by order."""
-    del order
+    """The rounding model's tolerance for ``dtype``, or the ``rtol``/``atol`` override."""
     factor = SAFETY_FACTOR.get(dtype, DEFAULT_SAFETY)
     return Tolerance(dtype=dtype, factor=factor, rtol=rtol, atol=atol)
 
@@ -158,7 +155,6 @@ class ErrorStats:
     largest: Probe | None = None  # the largest |a - e|
     unsure: Probe | None = None  # the largest bound on the reference's error
     max_reference_error: float = 0.0
-    max_tolerance: float = 0.0
     vague: int = 0  # points whose tolerance is not small against the quantity's size there
     certain_failures: int = 0
     undecided_count: int = 0
@@ -298,7 +294,7 @@ class ErrorStats:
             if self.track_autograd:
                 row.append(autograd.abs().amax().to(torch.float64))
             flat = torch.stack([x.to(torch.float64) for x in row]).tolist()
-        sum_sq, err_max, e_max, ref_max, tol_max, *rest = flat
+        sum_sq, err_max, e_max, ref_max, _tol_max, *rest = flat
         if size is not None:
             self.vague += int(rest.pop(0))
         a_max = rest
@@ -309,7 +305,6 @@ class ErrorStats:
         else:  # (an error that itself overflows makes the RMS infinite, as it is)
             self.add_sum_sq(sum_sq)
         self.max_abs_exact = max(self.max_abs_exact, e_max)
-        self.max_tolerance = max(self.max_tolerance, tol_max)
         if a_max:
             self.max_abs_autograd = max(self.max_abs_autograd, a_max[0])
 
@@ -361,7 +356,6 @@ class ErrorStats:
         self.finite += part.finite
         self.nonfinite += part.nonfinite
         self.max_abs_exact = max(self.max_abs_exact, part.max_abs_exact)
-        self.max_tolerance = max(self.max_tolerance, part.max_tolerance)
         self.vague += part.vague
         if self.track_autograd:
             self.max_abs_autograd = max(self.max_abs_autograd, part.max_abs_autograd)

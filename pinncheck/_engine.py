@@ -295,14 +295,14 @@ def run_plan(
 def refine_plan(plan: Plan, totals: Sequence[ErrorStats]) -> None:
     """Settle undecided points and re-measure reported errors in high precision (see
     :mod:`pinncheck._refine`); ``totals`` are the terms' statistics, then the derived ones'."""
-    from ._refine import _Quantity, refine
+    from ._refine import Quantity, refine
 
     syms = symbols_of(plan.domain)
-    quantities = [_Quantity(plan.exact_terms[t], syms) for t in plan.terms]
+    quantities = [Quantity(plan.exact_terms[t], syms) for t in plan.terms]
     for d in plan.derived:
         used = d.expr.free_symbols
         terms = [(t.placeholder(), plan.exact_terms[t]) for t in plan.terms]
-        quantities.append(_Quantity(d.expr, syms, [p for p in terms if p[0] in used]))
+        quantities.append(Quantity(d.expr, syms, [p for p in terms if p[0] in used]))
     refine(list(zip(totals, quantities, strict=True)))
 
 

@@ -36,7 +36,7 @@ SIGNIFICANT = 0.01
 of it."""
 
 
-class _Quantity:
+class Quantity:
     """What the high-precision evaluator needs for one quantity: its expression (with the
     terms it uses, for a derived quantity)."""
 
@@ -67,7 +67,7 @@ class _Quantity:
         return values[-1]
 
 
-def refine(quantities: Sequence[tuple[ErrorStats, _Quantity]]) -> None:
+def refine(quantities: Sequence[tuple[ErrorStats, Quantity]]) -> None:
     """Settle the undecided points and re-measure the reported errors, in place."""
     deadline = time.perf_counter() + VERDICT_SECONDS
     for stats, q in quantities:
@@ -90,7 +90,7 @@ def refine(quantities: Sequence[tuple[ErrorStats, _Quantity]]) -> None:
         _report_true_errors(stats, probes)
 
 
-def _settle(probe: Probe, q: _Quantity) -> None:
+def _settle(probe: Probe, q: Quantity) -> None:
     if probe.truth is None:
         try:
             probe.truth = q.truth(probe)

@@ -177,6 +177,7 @@ def conditioning_warnings(results: Sequence[QuantityResult], dtype: str) -> list
     """A warning for each quantity whose formula, as written, is ill-conditioned somewhere in
     the domain: autograd's rounding there is explained by the formula, and was allowed for."""
     from ._bounds import UNIT_ROUNDOFF
+    from ._engine import REFERENCE_SAFETY
 
     u64 = UNIT_ROUNDOFF["float64"]
     out = []
@@ -185,8 +186,6 @@ def conditioning_warnings(results: Sequence[QuantityResult], dtype: str) -> list
         probe = s.unsure
         if probe is None or not s.finite or s.max_abs_exact == 0.0:
             continue
-        from ._engine import REFERENCE_SAFETY
-
         units = s.max_reference_error / (REFERENCE_SAFETY * u64 * s.max_abs_exact)
         if units > ILL_CONDITIONED and math.isfinite(units):
             where = ", ".join(f"{n}={v:.6g}" for n, v in zip(r.variables, probe.point, strict=True))

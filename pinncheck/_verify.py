@@ -678,13 +678,13 @@ class _Run:
 
     def refine(self, stats: Sequence[ErrorStats], exact_res: Sequence[sympy.Expr]) -> None:
         """High precision where the float64 reference cannot settle a point (see _refine)."""
-        from ._refine import _Quantity, refine
+        from ._refine import Quantity, refine
 
         term_pairs = [(t.placeholder(), e) for t, e in self.exact.items()]
         quantities = []
         for r in self.system.residuals:
             used = r.free_symbols
-            quantities.append(_Quantity(r, self.syms, [p for p in term_pairs if p[0] in used]))
+            quantities.append(Quantity(r, self.syms, [p for p in term_pairs if p[0] in used]))
         refine(list(zip(stats, quantities, strict=True)))
 
     def coarse(self, i: int) -> bool:
