@@ -19,6 +19,7 @@ from ._errors import DomainError
 from ._exact import exact_partials
 from ._options import RunOptions, check_order, run_options
 from ._parse import parse_expression, shadow_warning
+from ._pointwise import PointSink
 from ._region import region_notes
 from ._results import (
     DerivativeResult,
@@ -148,7 +149,9 @@ class CheckJob:
     options: RunOptions
     order: int
 
-    def run(self, progress: Progress | None = None) -> CheckReport:
+    def run(self, progress: Progress | None = None, sinks: Sequence[PointSink] = ()) -> CheckReport:
+        """Run the check; ``sinks`` see every chunk's pointwise values (see
+        :mod:`pinncheck._pointwise`)."""
         started = time.perf_counter()
         dom, opts = self.domain, self.options
         warnings = [w for w in (shadow_warning(v, "variable") for v in dom.names) if w]
@@ -169,6 +172,8 @@ class CheckJob:
             tolerance=tols,
             chunk_size=opts.chunk_size,
             progress=progress,
+            sinks=sinks,
+            names=[derivative_name([dom.names[i] for i in t.alpha]) for t in terms],
         )
         results = []
         for t in terms:

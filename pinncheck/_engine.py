@@ -33,6 +33,7 @@ from ._bounds import UNIT_ROUNDOFF, run_bounded
 from ._compare import ErrorStats, Tolerance
 from ._domain import Domain
 from ._evaluate import Program
+from ._pointwise import ChunkView, Layout, PointSink
 from ._sample import sample_box
 
 DEFAULT_CHUNK = 1 << 17
@@ -221,6 +222,7 @@ class _ChunkResult:
     stats: list[ErrorStats]  # this chunk's statistics: per term, then per derived quantity
     scales: list[float]  # per derived quantity: max of sum(|part|) (NaN without parts)
     seconds: dict[str, float]
+    partials: list[object] = field(default_factory=list)  # per sink: what this chunk adds
 
 
 def run_plan(
@@ -234,6 +236,8 @@ def run_plan(
     chunk_size: int | None = None,
     progress: Progress | None = None,
     programs: Programs | None = None,
+    sinks: Sequence[PointSink] = (),
+    names: Sequence[str] | None = None,
 ) -> Outcome:
     """Stream ``n`` seeded points through ``plan`` and collect error statistics.
 
@@ -246,6 +250,9 @@ def run_plan(
     so the result is that of one pass over the points.
 
     ``tolerance`` gives each term and derived quantity (by name) its :class:`Tolerance`.
+
+    ``sinks`` see every chunk's pointwise values (see :mod:`pinncheck._pointwise`); ``names``
+    are the quantities' names in their layout (the terms', then the derived quantities').
     """
     start_all = time.perf_counter()
     progs = programs or Programs(plan)
@@ -257,6 +264,10 @@ def run_plan(
     derived_scale = {d.name: 0.0 for d in plan.derived}
     timings = {"setup_s": time.perf_counter() - start_all}
     timings.update(sample_s=0.0, autograd_s=0.0, exact_s=0.0, compare_s=0.0)
+    if sinks:
+        layout = plan_layout(plan, n, names)
+        for s in sinks:
+            s.start(layout)
 
     def work(start: int) -> _ChunkResult:
         stop = min(n, start + chunk)
@@ -269,7 +280,9 @@ def run_plan(
             )
             for t in totals
         ]
-        return _run_chunk(progs, plan.domain, seed, start, stop, dtype, device, tols, n, beat)
+        return _run_chunk(
+            progs, plan.domain, seed, start, stop, dtype, device, tols, n, beat, sinks
+        )
 
     with closing(map_in_order(work, starts, workers)) as results:
         for start, res in zip(starts, results, strict=True):
@@ -280,6 +293,8 @@ def run_plan(
                     derived_scale[d.name] = max(derived_scale[d.name], scale)
             for key, value in res.seconds.items():
                 timings[key] += value
+            for s, p in zip(sinks, res.partials, strict=True):
+                s.merge(p)
             if progress is not None:
                 progress(min(n, start + chunk), n)
     t_refine = time.perf_counter()
@@ -290,6 +305,16 @@ def run_plan(
     term_stats = dict(zip(plan.terms, totals[:k], strict=True))
     derived_stats = {d.name: s for d, s in zip(plan.derived, totals[k:], strict=True)}
     return Outcome(term_stats, derived_stats, derived_scale, timings, chunk)
+
+
+def plan_layout(plan: Plan, n: int, names: Sequence[str] | None = None) -> Layout:
+    """The :class:`Layout` sinks see: the terms, then the derived quantities."""
+    dom = plan.domain
+    if names is None:
+        names = [f"{t.function}{list(t.alpha)}" for t in plan.terms]
+        names += [d.name for d in plan.derived]
+    kinds = ["derivative"] * len(plan.terms) + ["equation"] * len(plan.derived)
+    return Layout(tuple(names), tuple(kinds), dom.names, dom.lows, dom.highs, n)
 
 
 def refine_plan(plan: Plan, totals: Sequence[ErrorStats]) -> None:
@@ -366,6 +391,7 @@ def _run_chunk(
     tols: list[Tolerance],
     n_total: int,
     beat: Sequence[tuple[float, float, float]] = (),
+    sinks: Sequence[PointSink] = (),
 ) -> _ChunkResult:
     """Sample points ``start..stop-1``, compute both sides, and compare: one chunk's statistics."""
     t0 = time.perf_counter()
@@ -413,9 +439,21 @@ def _run_chunk(
         if k >= 0:
             scales.append(math.nan if size is None else float(size.max()))
             st.extra_max("exact_over_reference", torch.div(e.abs(), ref))
+    partials: list[object] = []
+    if sinks:
+        view = ChunkView(
+            start,
+            pts64,
+            [a.to(torch.float64) for a in ag + ag_derived],
+            ex,
+            [err for _, _, err in tol_ref],
+            [allowed for allowed, _, _ in tol_ref],
+            [ref for _, ref, _ in tol_ref],
+        )
+        partials = [s.partial(view) for s in sinks]
     t4 = time.perf_counter()
     seconds = {"sample_s": t1 - t0, "autograd_s": t2 - t1, "exact_s": t3 - t2, "compare_s": t4 - t3}
-    return _ChunkResult(stats, scales, seconds)
+    return _ChunkResult(stats, scales, seconds, partials)
 
 
 REFERENCE_SAFETY = 2.0

@@ -19,6 +19,7 @@ from ._errors import OptionError
 from ._exact import exact_partials
 from ._options import RunOptions, run_options
 from ._pde import Assignments, PDESystem, parse_system
+from ._pointwise import PointSink
 from ._region import region_notes
 from ._results import (
     DerivativeResult,
@@ -292,7 +293,11 @@ class ResidualJob:
     symbolic_timeout: float
     forcing: bool
 
-    def run(self, progress: Progress | None = None) -> ResidualReport:
+    def run(
+        self, progress: Progress | None = None, sinks: Sequence[PointSink] = ()
+    ) -> ResidualReport:
+        """Run the check; ``sinks`` see every chunk's pointwise values (see
+        :mod:`pinncheck._pointwise`)."""
         return run_system(
             self.system,
             self.options,
@@ -300,6 +305,7 @@ class ResidualJob:
             symbolic_timeout=self.symbolic_timeout,
             forcing=self.forcing,
             progress=progress,
+            sinks=sinks,
         )
 
 
@@ -390,6 +396,7 @@ def run_system(
     symbolic_timeout: float,
     forcing: bool,
     progress: Progress | None = None,
+    sinks: Sequence[PointSink] = (),
 ) -> ResidualReport:
     """Run a parsed system (the second half of :func:`residual`)."""
     started = time.perf_counter()
@@ -412,6 +419,8 @@ def run_system(
         tolerance=tols,
         chunk_size=opts.chunk_size,
         progress=progress,
+        sinks=sinks,
+        names=[system.term_label(t) for t in system.terms] + [d.name for d in derived],
     )
     derivatives = [
         DerivativeResult(

@@ -66,6 +66,7 @@ from ._gradflow import (
 )
 from ._options import RunOptions, run_options
 from ._pde import Assignments, PDESystem
+from ._pointwise import ChunkView, Layout, PointSink, feed, start_all
 from ._probe import nan_aware_difference, plain_tensors
 from ._residual import (
     SOLVE_FACTOR,
@@ -208,8 +209,12 @@ class VerifyJob:
     convention: str | None = None
     definitions_only: bool = False
 
-    def run(self, progress: Progress | None = None) -> VerifyReport:
-        return _Run(self).run(progress)
+    def run(
+        self, progress: Progress | None = None, sinks: Sequence[PointSink] = ()
+    ) -> VerifyReport:
+        """Run the check; ``sinks`` see every chunk's pointwise values (see
+        :mod:`pinncheck._pointwise`)."""
+        return _Run(self, sinks).run(progress)
 
 
 def prepare_verify(
@@ -463,8 +468,9 @@ def _coarser(a: torch.dtype, b: torch.dtype) -> torch.dtype:
 class _Run:
     """One run of a :class:`VerifyJob` (keeps the arrays the diagnosis needs)."""
 
-    def __init__(self, job: VerifyJob) -> None:
+    def __init__(self, job: VerifyJob, sinks: Sequence[PointSink] = ()) -> None:
         self.job = job
+        self.sinks = sinks
         self.system = job.system
         self.opts = job.options
         self.dom = job.system.domain
@@ -603,8 +609,14 @@ class _Run:
         stats = [ErrorStats() for _ in tols]
         to_ref = REFERENCE_SAFETY * UNIT_ROUNDOFF["float64"]
         allowed_all = torch.empty((self.k, opts.n), dtype=torch.float64)
+        names = tuple(f"eq{i + 1}" for i in range(self.k))
+        start_all(
+            self.sinks,
+            Layout(names, ("equation",) * self.k, dom.names, dom.lows, dom.highs, opts.n),
+        )
         for start, stop in spans:
             pts = [points[start:stop, j] for j in range(len(dom))]
+            refs = []
             for i in range(self.k):
                 tol, b, e = tols[i], units[i, start:stop], exact[i, start:stop]
                 size = sizes[i, start:stop]
@@ -625,6 +637,20 @@ class _Run:
                 )
                 stats[i].extra_max("exact_over_reference", e.abs() / ref)
                 allowed_all[i, start:stop] = allowed
+                refs.append(ref)
+            if self.sinks:
+                vals = [user[i, start:stop] for i in range(self.k)]
+                ex = [exact[i, start:stop] for i in range(self.k)]
+                view = ChunkView(
+                    start,
+                    pts,
+                    vals,
+                    ex,
+                    [torch.sub(v, e).abs_() for v, e in zip(vals, ex, strict=True)],
+                    [allowed_all[i, start:stop] for i in range(self.k)],
+                    refs,
+                )
+                feed(self.sinks, view)
         del units, sizes
         self.refine(stats, exact_res)
         t_exact += time.perf_counter() - t1

@@ -1,0 +1,96 @@
+"""Pointwise values leaving the pipeline: the seam that plots, maps and dumps are built on.
+
+``check``, ``residual`` and ``verify`` compute, at every sampled point, each quantity's value
+under test (autograd's, or the user's residual), its exact float64 value, the error between them,
+the point's tolerance and the bound on the reference's own error. Those tensors live for one
+chunk. A :class:`PointSink` sees each chunk once, while it streams past, and keeps what it needs
+in bounded memory: a binned map, a sample of rows, a count.
+
+The protocol has three steps, so that the engine's worker threads can share the work:
+
+- :meth:`PointSink.start` is called once, before the first chunk, with the run's
+  :class:`Layout` (the quantities' names, the variables, the box, ``n``).
+- :meth:`PointSink.partial` is called for each chunk with a :class:`ChunkView`, possibly in a
+  worker thread and for several chunks at once. It must not change the sink: it returns what
+  the chunk contributes (any object).
+- :meth:`PointSink.merge` is called with each partial on the calling thread, in the chunks'
+  order, so that a sink's result equals that of one pass over the points and does not depend
+  on the chunk size.
+
+The values a sink sees are those of the float64 reference. The few points that the
+high-precision stage settles afterwards (at most 32 per quantity; see :mod:`pinncheck._refine`)
+keep their reference-based values here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What a run measures, in the order of :attr:`ChunkView.values`."""
+
+    names: tuple[str, ...]
+    """Each quantity's name, as in the report (``d2f/dx2``, ``u_xx``, ``eq1``)."""
+    kinds: tuple[str, ...]
+    """Per quantity: ``"derivative"`` or ``"equation"`` (a PDE residual)."""
+    variables: tuple[str, ...]
+    lows: tuple[float, ...]
+    highs: tuple[float, ...]
+    n: int
+    """The number of points the run samples (global indices are ``0 .. n-1``)."""
+
+
+@dataclass(frozen=True)
+class ChunkView:
+    """One chunk's pointwise values, all float64 tensors of the chunk's length ``m``.
+
+    ``points[j]`` are the coordinates of variable ``j``; the point ``i`` of the chunk is the
+    run's point ``start + i``. Per quantity ``q`` (in :attr:`Layout.names` order):
+    ``values[q]`` is the value under test, ``exact[q]`` the float64 reference,
+    ``error[q] = |values[q] - exact[q]|``, ``tolerance[q]`` the error allowed at each point (the
+    point passes when ``error <= tolerance``) and ``reference[q]`` the bound on the reference's
+    own error. For an equation, ``|exact| <= reference`` is the pointwise "solves" test of
+    ``residual``. Non-finite values mean that the quantity is undefined at the point.
+    Sinks must not modify the tensors.
+    """
+
+    start: int
+    points: Sequence[torch.Tensor]
+    values: Sequence[torch.Tensor]
+    exact: Sequence[torch.Tensor]
+    error: Sequence[torch.Tensor]
+    tolerance: Sequence[torch.Tensor]
+    reference: Sequence[torch.Tensor]
+
+    def __len__(self) -> int:
+        return int(self.points[0].numel()) if self.points else 0
+
+
+class PointSink(Protocol):
+    """Something that sees every chunk's pointwise values once (see the module's docstring)."""
+
+    def start(self, layout: Layout) -> None: ...
+
+    def partial(self, view: ChunkView) -> Any: ...
+
+    def merge(self, partial: Any) -> None: ...
+
+
+def start_all(sinks: Sequence[PointSink], layout: Layout) -> None:
+    for s in sinks:
+        s.start(layout)
+
+
+def feed(sinks: Sequence[PointSink], view: ChunkView) -> None:
+    """Pass one chunk to each sink on the calling thread (serial pipelines such as verify)."""
+    for s in sinks:
+        s.merge(s.partial(view))
+
+
+__all__ = ["ChunkView", "Layout", "PointSink", "feed", "start_all"]
