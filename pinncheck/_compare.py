@@ -219,9 +219,9 @@ class ErrorStats:
             err = torch.sub(autograd, e).abs_()  # float64 (a float32 autograd widens exactly)
         n = e.numel()
         self.count += n
-        ae = e.abs() if magnitude is None else magnitude
         scaled = isinstance(reference, float)
-        row = [torch.dot(err, err), err.amax(), ae.amax(), tolerance.amax()]
+        abs_max = _abs_max(e) if magnitude is None else magnitude.amax()
+        row = [torch.dot(err, err), err.amax(), abs_max, tolerance.amax()]
         if not isinstance(reference, float):
             row.append(reference.amax())
         if size is not None:
@@ -237,7 +237,7 @@ class ErrorStats:
             return self._update(
                 autograd,
                 e,
-                ae,
+                None,
                 err,
                 tolerance,
                 reference,
@@ -249,6 +249,7 @@ class ErrorStats:
                 None,
                 flat,
                 ratio,
+                ratio_max,
             )
         if scaled:
             reference = tolerance * reference
@@ -282,7 +283,7 @@ class ErrorStats:
         self,
         autograd: torch.Tensor,
         e: torch.Tensor,
-        ae: torch.Tensor,
+        ae: torch.Tensor | None,
         err: torch.Tensor,
         tolerance: torch.Tensor,
         reference: torch.Tensor | float,
@@ -298,7 +299,7 @@ class ErrorStats:
     ) -> None:
         self.finite += n_ok
         if flat is None:
-            assert not isinstance(reference, float)
+            assert ae is not None and not isinstance(reference, float)
             row = [torch.dot(err, err), err.amax(), ae.amax(), reference.amax()]
             if size is not None:
                 row.append(torch.count_nonzero(tolerance > VAGUE_FRACTION * size))
@@ -444,6 +445,12 @@ class ErrorStats:
         if self.vague > INCONCLUSIVE_SHARE * self.finite:
             return "inconclusive"
         return "pass"
+
+
+def _abs_max(x: torch.Tensor) -> torch.Tensor:
+    """max |x| without an |x| tensor (one pass, no allocation)."""
+    lo, hi = torch.aminmax(x)
+    return torch.maximum(hi, -lo)
 
 
 def _argmax(x: torch.Tensor) -> int:

@@ -411,7 +411,8 @@ def _run_chunk(
     ex, part_sums = exact_side(progs, pts64)
     # Each quantity's size at each point: |value|, or for a residual the sum of its terms'.
     sums = [None] * len(progs.terms) + list(part_sums)
-    sizes = [e.abs() if p is None else p for e, p in zip(ex, sums, strict=True)]
+    # (None for a term: |exact| is computed where needed, not kept.)
+    sizes: list[torch.Tensor | None] = sums
     judged = _bounded_side(progs, pts64, ex, ag + ag_derived, sizes, tols, u, start, n_total)
     _sync(device)
     t3 = time.perf_counter()
@@ -434,7 +435,6 @@ def _run_chunk(
             override=tol.override,
             size=size,
             err=j.error,
-            magnitude=sizes[i] if k < 0 else None,
             ratio=j.ratio,
             ratio_max=j.ratio_max,
         )
@@ -465,6 +465,9 @@ BOUND_STRIDE = 32
 every this-many-th point (by global index, so chunking changes nothing) and at every point
 whose verdict could depend on it; see :func:`_bounded_side`."""
 ALL_BOUNDS_UP_TO = 1 << 16
+DENSE_SHARE = 8
+"""Where more than 1/this of a chunk's points get the full bound, their ratios are computed
+again over the whole chunk (cheaper than gathering and scattering them)."""
 
 
 def _bounded_side(
@@ -472,7 +475,7 @@ def _bounded_side(
     pts64: list[torch.Tensor],
     ex: list[torch.Tensor],
     ag: list[torch.Tensor],
-    sizes: Sequence[torch.Tensor],
+    sizes: Sequence[torch.Tensor | None],
     tols: list[Tolerance],
     u: float,
     start: int,
@@ -500,7 +503,8 @@ def _bounded_side(
         in_bounds: list[torch.Tensor | None] = [x.abs().mul_(u) for x in pts64]
         bounds = _bounds_at(progs, pts64, in_bounds, ex[: len(progs.terms)], u)
         out: list[_Judged] = []
-        for err, b, tol, size in zip(errs, bounds, tols, sizes, strict=True):
+        for err, b, tol, size, e in zip(errs, bounds, tols, sizes, ex, strict=True):
+            size = e.abs() if size is None else size
             b = torch.maximum(b, size * u)
             if tol.override:
                 allowed = size.mul(tol.rtol or 0.0).add_(tol.atol or 0.0)
@@ -512,21 +516,24 @@ def _bounded_side(
     # bound at every BOUND_STRIDE-th point, then wherever a ratio to the lower bound exceeds
     # 1/2 (the patched ratios are the true ones and no larger: where none exceeds 1/2, no
     # point needs more).
-    allowed_all = [size * (u * tol.factor) for size, tol in zip(sizes, tols, strict=True)]
-    ratios = [
-        torch.div(err, t).nan_to_num_(nan=0.0) for err, t in zip(errs, allowed_all, strict=True)
+    allowed_all = [
+        e.abs().mul_(u * tol.factor) if size is None else size * (u * tol.factor)
+        for e, size, tol in zip(ex, sizes, tols, strict=True)
     ]
+    ratios = [torch.div(err, t) for err, t in zip(errs, allowed_all, strict=True)]
     n_terms = len(progs.terms)
     m = pts64[0].numel()
     first = (-start) % BOUND_STRIDE
     strided = slice(first, m, BOUND_STRIDE)
     _patch(progs, pts64, ex, errs, sizes, tols, u, strided, allowed_all, ratios)
-    tops = torch.stack([r.amax() for r in ratios]).tolist()
+    tops = _tops(ratios)
     extra: torch.Tensor | None = None
     for i, (ratio, top) in enumerate(zip(ratios, tops, strict=True)):
         need = ratio > 0.5 if top > 0.5 else None
         if i >= n_terms:  # the exact residual: within its reference bound?
-            off = ex[i].abs() > sizes[i] * (u * to_ref)
+            size = sizes[i]
+            assert size is not None
+            off = ex[i].abs() > size * (u * to_ref)
             need = off if need is None else need.logical_or_(off)
         if need is not None:
             extra = need if extra is None else extra.logical_or_(need)
@@ -535,11 +542,21 @@ def _bounded_side(
         at_idx = torch.nonzero(extra).flatten()
         if at_idx.numel():
             _patch(progs, pts64, ex, errs, sizes, tols, u, at_idx, allowed_all, ratios)
-            tops = torch.stack([r.amax() for r in ratios]).tolist()
+            tops = _tops(ratios)
     return [
         _Judged(allowed, to_ref / tol.factor, err, ratio, top)
         for allowed, tol, err, ratio, top in zip(allowed_all, tols, errs, ratios, tops, strict=True)
     ]
+
+
+def _tops(ratios: list[torch.Tensor]) -> list[float]:
+    """Each ratio's largest value; a ratio holding 0/0 (no error, no tolerance: a NaN) has
+    those set to 0 first (rare: an exact value of 0 where autograd is exact too)."""
+    tops = torch.stack([r.amax() for r in ratios]).tolist()
+    for i, top in enumerate(tops):
+        if math.isnan(top):
+            tops[i] = float(ratios[i].nan_to_num_(nan=0.0).amax())
+    return tops
 
 
 def _patch(
@@ -547,7 +564,7 @@ def _patch(
     pts64: list[torch.Tensor],
     ex: list[torch.Tensor],
     errs: list[torch.Tensor],
-    sizes: Sequence[torch.Tensor],
+    sizes: Sequence[torch.Tensor | None],
     tols: list[Tolerance],
     u: float,
     at: slice | torch.Tensor,
@@ -559,12 +576,17 @@ def _patch(
     in_pts = [p[at] for p in pts64]
     sub_ex = [e[at] for e in ex[: len(progs.terms)]]
     bounds = _bounds_at(progs, in_pts, [x.abs().mul_(u) for x in in_pts], sub_ex, u)
-    for b, tol, size, err, allowed_i, ratio_i in zip(
-        bounds, tols, sizes, errs, allowed, ratios, strict=True
+    dense = isinstance(at, torch.Tensor) and at.numel() * DENSE_SHARE > pts64[0].numel()
+    for b, tol, size, e, err, allowed_i, ratio_i in zip(
+        bounds, tols, sizes, ex, errs, allowed, ratios, strict=True
     ):
-        full = torch.maximum(b, size[at] * u).mul_(tol.factor)
+        low = e[at].abs() if size is None else size[at] * 1.0
+        full = torch.maximum(b, low.mul_(u)).mul_(tol.factor)
         allowed_i[at] = full
-        ratio_i[at] = torch.div(err[at], full).nan_to_num_(nan=0.0)
+        if dense:  # one pass beats a gather and a scatter (0/0 is seen to by _tops)
+            torch.div(err, allowed_i, out=ratio_i)
+        else:
+            ratio_i[at] = torch.div(err[at], full).nan_to_num_(nan=0.0)
 
 
 @dataclass
