@@ -460,7 +460,7 @@ def _run_chunk(
 
 REFERENCE_SAFETY = 2.0
 """The float64 reference's error is taken as this many times its first-order running bound."""
-BOUND_STRIDE = 32
+BOUND_STRIDE = 64
 """Runs of more than :data:`ALL_BOUNDS_UP_TO` points compute the full running error bound at
 every this-many-th point (by global index, so chunking changes nothing) and at every point
 whose verdict could depend on it; see :func:`_bounded_side`."""

@@ -4,6 +4,7 @@ with mpmath's own operations), never against pinncheck's reference."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import mpmath
@@ -256,7 +257,7 @@ def test_no_false_alarm_on_the_samples_in_either_dtype(dtype: str) -> None:
 
 
 def test_sampled_bounds_do_not_depend_on_chunking() -> None:
-    # Above ALL_BOUNDS_UP_TO points the full bound is computed at every 32nd point by global
+    # Above ALL_BOUNDS_UP_TO points the full bound is computed at every 64th point by global
     # index and where a verdict needs it: the statistics are those of one pass.
     from pinncheck._engine import ALL_BOUNDS_UP_TO
 
@@ -272,3 +273,15 @@ def test_sampled_bounds_do_not_depend_on_chunking() -> None:
         assert sa.worst_index == sb.worst_index and sa.worst_ratio == sb.worst_ratio
         assert sa.unsure is not None and sb.unsure is not None
         assert sa.unsure.index == sb.unsure.index
+
+
+def test_sampled_path_judges_a_derivative_that_is_zero_everywhere() -> None:
+    # d2/dx1^2 of x1*sin(x2) is 0 exactly on both sides: 0/0 ratios are no error, not NaN that
+    # hides the other points (and the run is past ALL_BOUNDS_UP_TO: the sampled path).
+    from pinncheck._engine import ALL_BOUNDS_UP_TO
+
+    report = check("x1*sin(x2)", ["x1=0:1", "x2=0:1"], n=ALL_BOUNDS_UP_TO + 3000, order=2)
+    by = {d.name: d for d in report.derivatives}
+    assert report.passed
+    assert by["d2/dx1^2"].stats.worst_ratio == 0.0 and by["d2/dx1^2"].stats.max_abs_error == 0.0
+    assert all(math.isfinite(d.stats.worst_ratio) for d in report.derivatives)
