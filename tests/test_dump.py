@@ -224,6 +224,15 @@ def test_residual_dump_flags_where_the_candidate_does_not_solve(tmp_path: Path) 
         if float(r["eq1.reference"]) > 0
     ]
     assert max(ratio) == pytest.approx(eq.stats.extra["exact_over_reference"], rel=1e-12)
+    # Where pinncheck computed a high-precision value, the dump has it, as the report does.
+    settled = [(q, d.stats.worst) for q, d in enumerate([*report.derivatives, *report.equations])]
+    settled = [(q, w) for q, w in settled if w is not None and w.truth is not None]
+    assert settled
+    names = [*(d.name for d in report.derivatives), "eq1"]
+    for q, w in settled:
+        row = row_at(rows, w.index)
+        assert float(row[f"{names[q]}.exact"]) == w.truth
+        assert float(row[f"{names[q]}.reference"]) == 0.0
     # The same run judged as --any-residual (agreement only): nothing fails.
     dump = PointDump(tmp_path / "any.csv")
     report = job.run(sinks=[dump])
@@ -504,3 +513,96 @@ def test_file_gets_ordinary_permissions_and_replaces_an_earlier_one(tmp_path: Pa
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
     assert path.read_text().startswith("# pinncheck dump: kind=check, n=50,")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.csv", "plain.csv"]
+
+
+# The sink on hand-made chunks ---------------------------------------------------------------
+
+
+def hand_made(start: int, rows: list[tuple[float, ...]]) -> Any:
+    """A one-variable, one-equation chunk: rows of (x, value, exact, tolerance, reference)."""
+    import torch
+
+    from pinncheck._pointwise import ChunkView
+
+    x, v, e, tol, ref = (torch.tensor(c, dtype=torch.float64) for c in zip(*rows, strict=True))
+    return ChunkView(start, [x], [v], [e], [(v - e).abs()], [tol], [ref])
+
+
+def layout(n: int) -> Any:
+    from pinncheck._pointwise import Layout
+
+    return Layout(("eq1",), ("equation",), ("x",), (0.0,), (1.0,), n)
+
+
+def test_verdicts_follow_the_reference_error_bound(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    inf, nan = math.inf, math.nan
+    rows = [  # (x, value, exact, tolerance, reference) of a residual whose exact value is ~0
+        (0.0, 0.0, 0.0, 1e-9, 1e-12),  # pass: no error
+        (0.1, 5e-10, 0.0, 1e-9, 1e-12),  # pass: within the tolerance
+        (0.2, 2e-9, 0.0, 1e-9, 1e-12),  # fail
+        (0.3, 1.0005e-9, 0.0, 1e-9, 1e-12),  # undecided: the bound could move it across
+        (0.4, 0.9995e-9, 0.0, 1e-9, 1e-12),  # undecided, from below
+        (0.5, nan, 0.0, 1e-9, 1e-12),  # undefined
+        (0.6, 0.0, inf, 1e-9, 1e-12),  # undefined
+        (0.7, 1e-12, 0.0, inf, 0.0),  # an overflowing tolerance allows nothing: fail
+        (0.8, 1e-3, 1e-3, 1e-9, 1e-12),  # solves=True: unsolved, |exact| > reference
+    ]
+    expected = ["pass", "pass", "fail", "undecided", "undecided"]
+    expected += ["undefined", "undefined", "fail", "unsolved"]
+    for solves in (True, False):
+        path = tmp_path / f"v{solves}.csv"
+        dump = PointDump(path, limit=5, solves=solves)
+        dump.start(layout(len(rows)))
+        dump.merge(dump.partial(hand_made(0, rows)))
+        summary = dump.finish(SimpleNamespace(kind="residual"))
+        _, got, meta = read_csv(path)
+        want = expected if solves else [*expected[:-1], "pass"]
+        flagged = [i for i, w in enumerate(want) if w != "pass"]
+        assert [int(r["index"]) for r in got] == flagged[:5]
+        assert [r["eq1.verdict"] for r in got] == [want[i] for i in flagged[:5]]
+        assert [r["selected"] for r in got] == ["failing", "borderline", "borderline"] + [
+            "failing"
+        ] * 2
+        counts = {v: want.count(v) for v in VERDICTS if v != "pass"}
+        assert {k: meta["quantities"][0][k] for k in counts} == counts
+        assert summary.flagged_points == len(flagged) and summary.rows == 5
+
+
+def test_a_proof_overrules_unsolved_points(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from pinncheck._compare import ErrorStats
+
+    rows = [(0.1 * i, 1e-3, 1e-3, 1e-9, 1e-12) for i in range(4)]
+    for solves, verdict in (("fail", "unsolved"), ("pass", "pass")):
+        path = tmp_path / f"{solves}.csv"
+        dump = PointDump(path, solves=True)
+        dump.start(layout(4))
+        dump.merge(dump.partial(hand_made(0, rows)))
+        eq = SimpleNamespace(name="eq1", stats=ErrorStats(), solves=solves, status=solves)
+        summary = dump.finish(SimpleNamespace(kind="residual", equations=[eq]))
+        _, got, meta = read_csv(path)
+        assert {r["eq1.verdict"] for r in got} == {verdict}
+        assert summary.failing == (4 if verdict == "unsolved" else 0)
+        assert meta["quantities"][0]["unsolved"] == (4 if verdict == "unsolved" else 0)
+
+
+def test_chunks_worked_out_at_once_still_keep_the_limit(tmp_path: Path) -> None:
+    # Worker threads compute several chunks' partials before any is merged: each sees the
+    # whole limit free, and merging must cut them down.
+    fail = [(0.5, 2.0, 1.0, 1e-9, 1e-12)] * 30
+    ok = [(0.5, 1.0, 1.0, 1e-9, 1e-12)] * 30
+    dump = Watched(tmp_path / "c.npz", limit=40)
+    dump.held, dump.partial_rows = [], []
+    dump.start(layout(120))
+    partials = [dump.partial(hand_made(s, rows)) for s, rows in enumerate([ok, fail, fail, ok])]
+    for p in partials:
+        dump.merge(p)
+    assert max(dump.held) == 40
+    from types import SimpleNamespace
+
+    summary = dump.finish(SimpleNamespace(kind="check"))
+    assert (summary.rows, summary.failing, summary.sample) == (40, 40, 0)
+    assert summary.flagged_points == 60
