@@ -544,6 +544,35 @@ class PointDump:
         }
 
 
+@dataclass
+class DumpingJob:
+    """A prepared job that also writes its points: a check file's ``dump_points`` key."""
+
+    job: Any
+    dump: PointDump
+
+    def run(self, progress: Any = None) -> Any:
+        report = self.job.run(progress, sinks=[self.dump])
+        self.dump.finish(report)
+        return report
+
+
+def dumping_job(
+    job: Any,
+    base: Path,
+    *,
+    solves: bool,
+    dump_points: str | None = None,
+    dump_limit: int = DEFAULT_LIMIT,
+) -> DumpingJob:
+    """``job`` writing its points to ``dump_points`` (relative to ``base``, the check file's
+    folder); ``solves`` for a ``[[residual]]`` entry that must solve its PDE."""
+    if dump_points is None:
+        raise OptionError('dump_limit is only used with dump_points = "points.csv" (or .npz).')
+    dump = PointDump(base / dump_points, dump_limit, job.options.seed, solves)
+    return DumpingJob(job, dump)
+
+
 def _unclear(value: Any, exact: Any, err: Any, tol: Any, ref: Any, solves: bool) -> Any:
     """Where a point may not pass (a cheap pass, true wherever :func:`_verdicts` is not
     ``PASS``): the error plus the reference's error bound is not within a finite tolerance,

@@ -606,3 +606,82 @@ def test_chunks_worked_out_at_once_still_keep_the_limit(tmp_path: Path) -> None:
     summary = dump.finish(SimpleNamespace(kind="check"))
     assert (summary.rows, summary.failing, summary.sample) == (40, 40, 0)
     assert summary.flagged_points == 60
+
+
+# Check files ----------------------------------------------------------------------------------
+
+SUITE = """
+[[residual]]
+name = "not-a-solution"
+pde = "u_t - 0.1*u_xx"
+solution = "u = sin(pi*x)*exp(-t)"
+domain = ["x = 0:1", "t = 0:1"]
+points = 300
+expect = "fail"
+dump_points = "out/res.csv"
+dump_limit = 50
+
+[[verify]]
+name = "swapped"
+target = "{target}"
+pde = "u_t - 0.1*u_xx"
+solution = "u = sin(x)*exp(-t) + x*t**2"
+domain = ["x = 0:1", "t = 0:1"]
+points = 200
+expect = "fail"
+dump_points = "out/ver.npz"
+"""
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_check_file_entries_write_their_dumps(tmp_path: Path, jobs: str) -> None:
+    (tmp_path / "out").mkdir()
+    suite = tmp_path / "suite.toml"
+    suite.write_text(SUITE.format(target=SAMPLES / "heat_swapped_column.py:residual"))
+    r = run_cli("run", str(suite), "-j", jobs, "-f", "json")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    reports = r.json()["reports"]
+    _, rows, meta = read_csv(tmp_path / "out" / "res.csv")  # relative to the check file
+    assert len(rows) == 50 == meta["failing"] and meta["status"] == reports[0]["status"]
+    assert {row["eq1.verdict"] for row in rows} == {"unsolved"}
+    with np.load(tmp_path / "out" / "ver.npz") as z:
+        meta = json.loads(str(z["meta"]))
+        assert meta["kind"] == "verify" and meta["rows"] == 200
+        failing = reports[1]["equations"][0]["failing_points"]
+        assert int((z["selected"] == "failing").sum()) == failing == 200
+
+
+@pytest.mark.parametrize(
+    ("edit", "words"),
+    [
+        (("out/res.csv", "out/res.txt"), "key 'dump_points': --dump-points"),
+        (("out/res.csv", "missing/res.csv"), "does not exist"),
+        (("dump_limit = 50", "dump_limit = 0"), "key 'dump_limit'"),
+        (("dump_limit = 50", 'dump_limit = "many"'), "must be an integer"),
+        (('dump_points = "out/res.csv"', ""), "dump_limit is only used with dump_points"),
+    ],
+)
+def test_bad_dump_keys_in_check_files_exit_2(
+    tmp_path: Path, edit: tuple[str, str], words: str
+) -> None:
+    (tmp_path / "out").mkdir()
+    suite = tmp_path / "suite.toml"
+    text = SUITE.format(target=SAMPLES / "heat_swapped_column.py:residual")
+    suite.write_text(text.replace(*edit))
+    r = run_cli("run", str(suite))
+    assert r.exit_code == ExitCode.USAGE
+    assert words in r.stderr and "not-a-solution" in r.stderr and "Traceback" not in r.stderr
+    assert list((tmp_path / "out").iterdir()) == []  # refused before anything ran
+
+
+def test_the_check_file_example_of_the_docs_runs(tmp_path: Path) -> None:
+    import re
+
+    doc = (ROOT / "docs" / "dump.md").read_text(encoding="utf-8")
+    (block,) = re.findall(r"```toml\n(.*?)```", doc, flags=re.S)
+    (tmp_path / "user_code").symlink_to(SAMPLES)
+    (tmp_path / "checks.toml").write_text(block)
+    r = run_cli("run", str(tmp_path / "checks.toml"))
+    assert r.exit_code == 0, r.stdout + r.stderr
+    _, rows, meta = read_csv(tmp_path / "heat_swapped_points.csv")
+    assert meta["limit"] == 1000 and len(rows) == 1000 == meta["failing"]
