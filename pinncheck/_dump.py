@@ -199,7 +199,7 @@ class _Sample:
             self.used[slots[drop]] = False
         if rows is not None and new.size:
             free = np.flatnonzero(~self.used)[: new.size]
-            self.floats[free] = rows.floats[new]
+            _by_row(self.floats)[free] = _by_row(rows.floats)[new]
             self.index[free] = rows.index[new]
             self.verdicts[free] = rows.verdicts[new]
             self.keys[free] = rows.keys[new]  # type: ignore[index]
@@ -214,6 +214,15 @@ class _Sample:
         held = np.flatnonzero(self.used)
         held = held[np.argsort(self.index[held], kind="stable")]
         return _Rows(self.index[held], self.floats[held], self.verdicts[held])
+
+
+def _by_row(a: np.ndarray) -> np.ndarray:
+    """A C-contiguous 2-D array as a 1-D array of its rows (each one opaque item): rows are
+    then copied in one piece each, several times faster than by 2-D fancy indexing."""
+    import numpy as np
+
+    assert a.flags.c_contiguous
+    return a.view(np.dtype((np.void, a.shape[1] * a.itemsize))).reshape(a.shape[0])
 
 
 @dataclass
