@@ -242,6 +242,7 @@ def check(
     chunk_size: int | None = None,
     where: str | Sequence[str] | None = None,
     progress: Progress | None = None,
+    sinks: Sequence[PointSink] = (),
 ) -> CheckReport:
     """Check autograd's pointwise partial derivatives of ``expr`` against SymPy's exact ones.
 
@@ -259,6 +260,8 @@ def check(
         where: inequalities in the variables (``"x**2 + y**2 <= 1"``) that cut the box down
             to a region, sampled by rejection (see docs/user-code.md).
         progress: called as ``progress(done, n)`` after each chunk.
+        sinks: see every chunk's pointwise values (:mod:`pinncheck._pointwise`), such as
+            a :class:`pinncheck._dump.PointDump`.
 
     Returns:
         A :class:`CheckReport`; ``report.status`` is ``"pass"`` or ``"fail"``.
@@ -284,4 +287,4 @@ def check(
         chunk_size=chunk_size,
         where=where,
     )
-    return job.run(progress)
+    return job.run(progress, sinks)

@@ -33,6 +33,8 @@ RUN_KEYS: dict[str, Any] = {
     "atol": float,
     "chunk_size": int,
     "where": (str, list),
+    "dump_points": str,
+    "dump_limit": int,
 }
 
 # Keys of a PDE given as SymPy objects in the user's code (instead of "pde" text).
@@ -522,12 +524,23 @@ def _entry(
         raise CheckFileError(
             f"{label}, key 'timeout': must be a positive number of seconds, got {timeout!r}."
         )
+    dump = {k: opts.pop(k) for k in ("dump_points", "dump_limit") if k in opts}
     try:
         job = spec.prepare(opts, p.parent)
     except PinncheckError as exc:
         culprit = _guess_key(str(exc), opts)
         where = f", key {culprit!r}" if culprit else ""
         raise CheckFileError(f"{label}{where}: {exc}") from None
+    if dump:
+        from ._dump import dumping_job
+
+        try:
+            solves = kind == "residual" and not opts.get("any_residual", False)
+            job = dumping_job(job, p.parent, solves=solves, **dump)
+        except PinncheckError as exc:
+            limit = str(exc).startswith(("--dump-limit", "dump_limit"))
+            key = "dump_limit" if limit else "dump_points"
+            raise CheckFileError(f"{label}, key {key!r}: {exc}") from None
     return Entry(p, kind, i, name, expect, table.get("expect_diagnosis"), job, line or 1, timeout)
 
 

@@ -223,6 +223,7 @@ def residual(
     chunk_size: int | None = None,
     where: str | Sequence[str] | None = None,
     progress: Progress | None = None,
+    sinks: Sequence[PointSink] = (),
 ) -> ResidualReport:
     """Check PDE residuals of a candidate solution: autograd against SymPy, and whether it solves.
 
@@ -280,7 +281,7 @@ def residual(
         chunk_size=chunk_size,
         where=where,
     )
-    return job.run(progress)
+    return job.run(progress, sinks)
 
 
 @dataclass

@@ -246,6 +246,7 @@ def verify(
     definitions_only: bool = False,
     where: str | Sequence[str] | None = None,
     progress: Progress | None = None,
+    sinks: Sequence[PointSink] = (),
 ) -> VerifyReport:
     """Check a user's PINN residual function against the exact residual of ``pde``.
 
@@ -274,6 +275,7 @@ def verify(
             not the rest of its top level (a training script; see docs/user-code.md).
         where: inequalities that cut the box down to a region, as for :func:`pinncheck.check`.
         progress: called as ``progress(done, n)`` after each chunk.
+        sinks: as for :func:`pinncheck.check`.
 
     Returns:
         A :class:`VerifyReport`; when an equation disagrees, ``report.diagnosis`` explains it,
@@ -312,7 +314,7 @@ def verify(
         definitions_only=definitions_only,
         where=where,
     )
-    return job.run(progress)
+    return job.run(progress, sinks)
 
 
 class _Run(Diagnosis):

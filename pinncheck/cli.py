@@ -274,6 +274,44 @@ FormatOpt = Annotated[
     ),
 ]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")]
+# --dump-points: the points as data (pinncheck/_dump.py, docs/dump.md).
+DumpPointsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--dump-points",
+        metavar="PATH",
+        help="Also write the points as data, CSV or NumPy .npz by the suffix: each point's "
+        "coordinates, values, exact values, errors and tolerances, failing points first, then "
+        "a uniform sample (docs/dump.md).",
+    ),
+]
+DumpLimitOpt = Annotated[
+    int,
+    typer.Option(
+        "--dump-limit",
+        metavar="N",
+        parser=_whole_number,
+        help="At most N rows in the --dump-points file (1e5, 100_000).",
+    ),
+]
+DEFAULT_DUMP_LIMIT = 100_000  # pinncheck._dump.DEFAULT_LIMIT (a test checks it)
+
+
+def _point_dump(path: str | None, limit: int, seed: int, solves: bool = False) -> list[Any]:
+    """The --dump-points sink, its path and limit checked before any work (none without it)."""
+    from ._dump import PointDump, check_limit
+
+    check_limit(limit)
+    return [] if path is None else [PointDump(path, limit, seed, solves)]
+
+
+def _write_dump(sinks: list[Any], report: Any) -> None:
+    from rich.text import Text
+
+    for dump in sinks:
+        _stderr().print(Text(printable(dump.finish(report).describe()), style="dim"))
+
+
 # The default of --timeout; equal to pinncheck._workers.DEFAULT_TIMEOUT (a test checks it),
 # written out here so that --help does not import the worker machinery.
 DEFAULT_TIMEOUT = 600.0
@@ -536,6 +574,8 @@ def check(
     atol: AtolOpt = None,
     chunk_size: ChunkOpt = None,
     where: WhereOpt = None,
+    dump_points: DumpPointsOpt = None,
+    dump_limit: DumpLimitOpt = DEFAULT_DUMP_LIMIT,
     fmt: FormatOpt = Format.table,
     debug: DebugOpt = False,
 ) -> None:
@@ -546,6 +586,7 @@ def check(
 
         # Refuse bad input before paying for the torch import (about 2 s).
         parse_expression(expr, shadowed=parse_domain(domain, shadow=True).names)
+        sinks = _point_dump(dump_points, dump_limit, seed)
         from ._check import check as run_check
 
         with _progress(fmt, "check") as progress:
@@ -562,7 +603,9 @@ def check(
                 chunk_size=chunk_size,
                 where=where,
                 progress=progress,
+                sinks=sinks,
             )
+        _write_dump(sinks, report)
         _output(fmt, report)
     _finish(report.status)
 
@@ -733,11 +776,14 @@ def residual(
     atol: AtolOpt = None,
     chunk_size: ChunkOpt = None,
     where: WhereOpt = None,
+    dump_points: DumpPointsOpt = None,
+    dump_limit: DumpLimitOpt = DEFAULT_DUMP_LIMIT,
     fmt: FormatOpt = Format.table,
     debug: DebugOpt = False,
 ) -> None:
     """Check PDE residuals of a candidate solution: autograd against SymPy, and if it solves."""
     with _errors("residual", fmt, debug):
+        sinks = _point_dump(dump_points, dump_limit, seed, solves=not any_residual)
         from ._residual import residual as run_residual
 
         with _progress(fmt, "residual") as progress:
@@ -761,7 +807,9 @@ def residual(
                 chunk_size=chunk_size,
                 where=where,
                 progress=progress,
+                sinks=sinks,
             )
+        _write_dump(sinks, report)
         _output(fmt, report)
     _finish(report.status)
 
@@ -1105,10 +1153,13 @@ def verify(
     definitions_only: DefinitionsOnlyOpt = False,
     where: WhereOpt = None,
     timeout: TimeoutOpt = DEFAULT_TIMEOUT,
+    dump_points: DumpPointsOpt = None,
+    dump_limit: DumpLimitOpt = DEFAULT_DUMP_LIMIT,
     fmt: FormatOpt = Format.table,
     debug: DebugOpt = False,
 ) -> None:
     with _errors("verify", fmt, debug):
+        sinks = _point_dump(dump_points, dump_limit, seed)
         from ._verify import verify as run_verify
 
         _notice_to_stderr()
@@ -1134,7 +1185,9 @@ def verify(
                 definitions_only=definitions_only,
                 where=where,
                 progress=progress,
+                sinks=sinks,
             )
+        _write_dump(sinks, report)
         _output(fmt, report)
     _finish(report.status)
 
