@@ -20,10 +20,9 @@ derivatives are measured on the points with finite outputs only.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,8 @@ from torch import nn
 from ._domain import Domain, DomainLike, parse_domain
 from ._errors import OptionError, UserCodeError
 from ._options import resolve_device, resolve_dtype, run_options
+from ._probe_explain import Culprit, ProbeExplanation
+from ._probe_hooks import plain_tensors
 from ._probemodel import build_model, parse_args
 from ._results import _num, document
 from ._sample import DEFAULT_SEED, sample_box
@@ -55,51 +56,6 @@ SECOND_ORDER_OUTPUTS = 4
 # A pointwise, deterministic model changes other rows by exactly 0; anything above this many
 # units of rounding (relative to the output's size) counts.
 ROUNDING_UNITS = 16
-
-_RELU_LIKE = (
-    nn.ReLU,
-    nn.ReLU6,
-    nn.LeakyReLU,
-    nn.PReLU,
-    nn.RReLU,
-    nn.Hardtanh,
-    nn.Threshold,
-    nn.Hardshrink,
-    nn.Softshrink,
-)
-_ATTENTION = (nn.MultiheadAttention, nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
-
-
-@dataclass
-class Culprit:
-    """A submodule that likely causes a finding.
-
-    Attributes:
-        name: its qualified name in ``model.named_modules()`` (``""`` is the model itself).
-        type: its class name.
-        problem: ``"batch coupling"``, ``"nondeterminism"`` or ``"vanishing second derivatives"``.
-        reason: why it is suspected.
-        observed: whether the forward hooks saw the problem appear in it (not just its type).
-    """
-
-    name: str
-    type: str
-    problem: str
-    reason: str
-    observed: bool = False
-
-    @property
-    def display(self) -> str:
-        return f"{self.type} `{self.name}`" if self.name else f"{self.type} (the model itself)"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "type": self.type,
-            "problem": self.problem,
-            "reason": self.reason,
-            "observed": self.observed,
-        }
 
 
 @dataclass
@@ -351,119 +307,10 @@ def probe(
     return job.run()
 
 
-# Hooks --------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Record:
-    name: str
-    type: str
-    parent: int | None
-    inputs: list[torch.Tensor]
-    outputs: list[torch.Tensor] = field(default_factory=list)
-
-
-def plain_tensors(out: Any) -> Any:
-    """A tensor subclass (PINA's LabelTensor...) read as a plain tensor, also in a list.
-
-    ``as_subclass(torch.Tensor)`` shares the data and stays on the autograd graph, while the
-    subclass's own methods (which may need attributes pinncheck does not set) are not used.
-    """
-    if isinstance(out, torch.Tensor) and type(out) is not torch.Tensor:
-        return out.as_subclass(torch.Tensor)
-    if isinstance(out, (list, tuple)):
-        return [plain_tensors(item) if isinstance(item, torch.Tensor) else item for item in out]
-    return out
-
-
-def _batch_tensors(value: Any, n: int) -> list[torch.Tensor]:
-    if isinstance(value, torch.Tensor):
-        return [value.detach().clone()] if value.dim() >= 1 and value.shape[0] == n else []
-    if isinstance(value, (list, tuple)):
-        return [t for v in value for t in _batch_tensors(v, n)]
-    if isinstance(value, dict):
-        return [t for v in value.values() for t in _batch_tensors(v, n)]
-    return []
-
-
-@contextlib.contextmanager
-def _recording(model: nn.Module, n: int) -> Iterator[list[_Record]]:
-    """Record every submodule call's batch-major inputs and outputs, in call order."""
-    records: list[_Record] = []
-    stack: list[int] = []
-    handles = []
-
-    def pre(name: str) -> Callable[..., None]:
-        def hook(mod: nn.Module, args: Any) -> None:
-            parent = stack[-1] if stack else None
-            records.append(_Record(name, type(mod).__name__, parent, _batch_tensors(args, n)))
-            stack.append(len(records) - 1)
-
-        return hook
-
-    def post(name: str) -> Callable[..., None]:
-        def hook(mod: nn.Module, args: Any, output: Any) -> None:
-            if stack:
-                records[stack.pop()].outputs = _batch_tensors(output, n)
-
-        return hook
-
-    for name, mod in model.named_modules():
-        handles.append(mod.register_forward_pre_hook(pre(name)))
-        handles.append(mod.register_forward_hook(post(name)))
-    try:
-        yield records
-    finally:
-        for h in handles:
-            h.remove()
-
-
-@dataclass
-class _Origin:
-    """Where a difference first appears: the innermost call whose output changed while its
-    inputs did not. ``around`` holds, when the difference enters in that call's own code
-    between two of its submodule calls, the last unchanged child and the first changed one."""
-
-    record: _Record
-    has_children: bool
-    around: list[_Record]
-
-    @property
-    def in_own_code(self) -> bool:
-        return bool(self.around) or (not self.record.name and self.has_children)
-
-
-def _first_appearance(
-    a: list[_Record], b: list[_Record], changed: Callable[[torch.Tensor, torch.Tensor], bool]
-) -> _Origin | None:
-    if [r.name for r in a] != [r.name for r in b]:
-        return None
-
-    def any_changed(xs: Sequence[torch.Tensor], ys: Sequence[torch.Tensor]) -> bool:
-        return any(x.shape == y.shape and changed(x, y) for x, y in zip(xs, ys, strict=False))
-
-    flags = [
-        (any_changed(ra.inputs, rb.inputs), any_changed(ra.outputs, rb.outputs))
-        for ra, rb in zip(a, b, strict=True)
-    ]
-    origin = [i for i, (inp, out) in enumerate(flags) if out and not inp]
-    inner = [i for i in origin if not any(a[k].parent == i for k in origin)]
-    if not inner:
-        return None
-    i = inner[0]
-    children = [k for k in range(len(a)) if a[k].parent == i]
-    hit = [k for k in children if flags[k][0]]
-    around: list[_Record] = []
-    if hit:
-        before = [k for k in children if k < hit[0]]
-        around = [a[k] for k in before[-1:]] + [a[hit[0]]]
-    return _Origin(a[i], bool(children), around)
-
-
 # The probe ---------------------------------------------------------------------------------
 
 
-class _Probe:
+class _Probe(ProbeExplanation):
     def __init__(self, job: ProbeJob) -> None:
         self.job = job
         self.dom = job.domain
@@ -800,235 +647,6 @@ class _Probe:
         if not second_seen:
             return False, False, False
         return second_zero, False, True
-
-    # Culprits and words ------------------------------------------------------------------
-
-    def static_culprits(self) -> list[Culprit]:
-        from torch.nn.modules.batchnorm import _BatchNorm
-        from torch.nn.modules.dropout import _DropoutNd
-
-        out: list[Culprit] = []
-        if not isinstance(self.model, nn.Module):
-            return out
-        for name, mod in self.model.named_modules():
-            kind = type(mod).__name__
-            if isinstance(mod, _BatchNorm) and (mod.training or not mod.track_running_stats):
-                why = (
-                    "in training mode, normalising each feature with the mean and variance of "
-                    "the whole batch"
-                    if mod.training
-                    else "built with track_running_stats=False, using the batch's statistics "
-                    "even in eval mode"
-                )
-                out.append(Culprit(name, kind, "batch coupling", why))
-            elif isinstance(mod, _ATTENTION):
-                out.append(
-                    Culprit(
-                        name,
-                        kind,
-                        "batch coupling",
-                        "attention mixes the positions of a sequence; with (n, d) inputs the "
-                        "points may be attended over",
-                    )
-                )
-            elif isinstance(mod, (_DropoutNd, nn.AlphaDropout)) and mod.training and mod.p > 0:
-                out.append(
-                    Culprit(
-                        name,
-                        kind,
-                        "nondeterminism",
-                        f"in training mode with p={mod.p:g}, drawing a new random mask on "
-                        "every call",
-                    )
-                )
-            elif isinstance(mod, _RELU_LIKE):
-                out.append(
-                    Culprit(
-                        name,
-                        kind,
-                        "vanishing second derivatives",
-                        "piecewise linear, with a second derivative that is zero almost everywhere",
-                    )
-                )
-        return out
-
-    def locate(self, perturb_row: int | None) -> _Origin | None:
-        """Run twice with hooks and find where the difference first appears."""
-        if not isinstance(self.model, nn.Module):
-            return None
-        n = self.job.n
-        x2 = self.x.clone()
-        seed = self.rng
-        if perturb_row is not None:
-            fresh = sample_box(
-                self.dom, self.job.seed + 1, 0, 1, dtype=self.dtype, device=self.device
-            )
-            x2[perturb_row] = torch.stack(fresh, dim=1)[0]
-        with _recording(self.model, n) as ra:
-            self.forward(self.x, rng_seed=seed if perturb_row is not None else None)
-        with _recording(self.model, n) as rb:
-            self.forward(x2, rng_seed=seed if perturb_row is not None else None)
-
-        def changed(a: torch.Tensor, b: torch.Tensor) -> bool:
-            if not (a.is_floating_point() and b.is_floating_point()):
-                return bool((a != b).any())
-            if a.numel() == 0:
-                return False
-            d = self.changed_rows(a, b, perturb_row)
-            ref = float(torch.where(torch.isfinite(a), a.abs(), torch.zeros_like(a)).max()) or 1.0
-            return bool((d > self.tol * ref).any())
-
-        return _first_appearance(ra, rb, changed)
-
-    def explain(self, r: ProbeReport, bad_rows: torch.Tensor, first_zero: bool) -> None:
-        static = self.static_culprits()
-        names = self.dom.names
-        if not r.finite:
-            j = int(bad_rows.nonzero()[0, 0])
-            at = ", ".join(f"{v}={float(c):.4g}" for v, c in zip(names, self.x[j], strict=True))
-            row = self.y1[j]
-            value = float(row[~torch.isfinite(row)][0])
-            rest = (
-                "the other checks used the points with finite outputs"
-                if r.nonfinite_points < r.n
-                else "the other checks could not be evaluated"
-            )
-            r.diagnosis.append(
-                f"non-finite outputs at {r.nonfinite_points} of {r.n} points, first at {at} "
-                f"(output {value}): the model returns NaN or inf there, and so do the PDE "
-                "residual and the loss; look for a log or sqrt of a negative value, a division "
-                f"by zero, or an overflow such as exp of a large input ({rest})"
-            )
-        if not r.pointwise:
-            r.diagnosis.append(self.coupling_line(r))
-            r.culprits += [c for c in static if c.problem == "batch coupling"]
-            found = self.locate(perturb_row=int(r.perturbation.get("worst_point") or 0))
-            r.diagnosis += self.culprit_lines(r, found, "batch coupling")
-        if not r.deterministic:
-            line = (
-                f"nondeterministic: two calls on the same input differ by up to "
-                f"{r.nondeterminism:.3g} (relative to the output's size)"
-            )
-            if r.randomness_from_rng:
-                line += (
-                    "; with a fixed torch seed they agree, so the randomness comes from torch's RNG"
-                )
-            elif r.randomness_from_rng is False:
-                line += (
-                    "; they differ even with a fixed torch seed (state that changes between calls, "
-                    "or nondeterministic kernels), so the coupling checks are unreliable"
-                )
-            r.diagnosis.append(
-                line + ". The PDE residual, and the loss, are then random at every step"
-            )
-            r.culprits += [c for c in static if c.problem == "nondeterminism"]
-            found = self.locate(perturb_row=None)
-            r.diagnosis += self.culprit_lines(r, found, "nondeterminism")
-        if first_zero:
-            r.warnings.append(
-                "The output does not depend on the inputs: every first derivative is zero at "
-                "every sampled point."
-            )
-        elif r.second_derivatives_vanish:
-            relu = [c for c in static if c.problem == "vanishing second derivatives"]
-            r.culprits += relu
-            where = (
-                " (piecewise-linear activations: " + ", ".join(c.display for c in relu) + ")"
-                if relu
-                else " (piecewise-linear activations, e.g. F.relu in forward())"
-            )
-            r.warnings.append(
-                "The second derivatives of the output with respect to the inputs vanish at "
-                f"every sampled point{where}: second-order PDE terms will be zero (u_xx, u_tt, "
-                "... computed from this model). Use a smooth activation (tanh, SiLU, GELU, "
-                "softplus)."
-            )
-
-    def coupling_line(self, r: ProbeReport) -> str:
-        p = r.perturbation
-        parts = []
-        if r.jacobian_coupled:
-            parts.append(
-                f"the Jacobian's off-diagonal mass is {r.offdiag_ratio:.3g} of its diagonal on "
-                f"{r.jacobian_points} points (worst point {r.offdiag_max_row_ratio:.3g}; a "
-                "pointwise model gives exactly 0)"
-            )
-        elif r.offdiag_ratio is not None:
-            parts.append(
-                "the Jacobian is diagonal, so the coupling passes through detached or "
-                "non-differentiable operations"
-            )
-        if p.get("coupled"):
-            parts.append(
-                f"changing point {p['worst_point']} alone changed the outputs at "
-                f"{p['rows_changed']} of the other {r.n - 1} points by up to "
-                f"{float(p['max_rel_change']):.3g} (relative)"
-            )
-        elif p.get("reliable"):
-            parts.append("single-point perturbations did not move other outputs beyond rounding")
-        return (
-            "batch coupling: output i depends on other points of the batch, not only on input i: "
-            + "; ".join(parts)
-            + ". The ones-vector derivatives (grad(u, x, ones)) of this model are sums over "
-            "points, not pointwise derivatives, so every PDE term is wrong"
-        )
-
-    def culprit_lines(self, r: ProbeReport, found: _Origin | None, problem: str) -> list[str]:
-        """Name the suspects (by type) and where the hooks saw the problem appear."""
-        suspects = [c for c in r.culprits if c.problem == problem]
-        lines = []
-        note = ""
-        if found is not None:
-            rec = found.record
-            label = f"{rec.type} `{rec.name}`" if rec.name else f"{rec.type} (the model itself)"
-            if found.in_own_code:
-                around = found.around
-                if len(around) == 2:
-                    where = f"between the calls of `{around[0].name}` and `{around[1].name}`"
-                elif around:
-                    where = f"before the call of `{around[0].name}`"
-                else:
-                    where = "after its submodules"
-                what = (
-                    "a mean, sum, std, softmax or sort over dim 0 (the batch)"
-                    if problem == "batch coupling"
-                    else "random numbers (torch.rand, F.dropout)"
-                )
-                if not any(c.name == rec.name for c in suspects):
-                    r.culprits.append(
-                        Culprit(rec.name, rec.type, problem, f"in its forward(), {where}", True)
-                    )
-                lines.append(
-                    f"the {problem} arises in the forward() of {label}, {where}, not in a "
-                    f"submodule: look there for {what}"
-                )
-            else:
-                match = [c for c in suspects if c.name == rec.name]
-                if match:
-                    match[0].observed = True
-                else:
-                    c = Culprit(
-                        rec.name,
-                        rec.type,
-                        problem,
-                        "its output changes while its inputs do not",
-                        True,
-                    )
-                    r.culprits.append(c)
-                    suspects.append(c)
-                note = f" (the {problem} first appears at {label})"
-        if suspects:
-            reasons = "; ".join(dict.fromkeys(c.reason for c in suspects))
-            fix = (
-                "Call model.eval() before computing PDE residuals, or use a per-point "
-                "normalisation (LayerNorm) or none in a PINN"
-                if problem == "batch coupling"
-                else "Call model.eval() (or use p=0) when computing PDE residuals"
-            )
-            plural = "s" if len(suspects) > 1 else ""
-            shown = ", ".join(c.display for c in suspects)
-            lines.insert(0, f"likely culprit{plural}: {shown}: {reasons}{note}. {fix}")
-        return lines
 
 
 __all__ = ["Culprit", "ProbeJob", "ProbeReport", "nan_aware_difference", "prepare_probe", "probe"]

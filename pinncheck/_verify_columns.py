@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from ._errors import UserCodeError
-from ._probe import plain_tensors
+from ._probe_hooks import plain_tensors
 from ._usercode import GradCall, dtype_phrase, exception_text
 
 
