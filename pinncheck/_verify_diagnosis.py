@@ -260,7 +260,6 @@ class Diagnosis:
         s = eq.stats
         u, e, allowed = self.user[i], self.exact_values[i], self.allowed_values[i]
         # In blocks, so that the temporaries stay small however many points there are.
-        failing = 0
         ranked: list[tuple[float, int]] = []
         for a in range(0, u.numel(), LOCATE_BLOCK):
             ub, eb = u[a : a + LOCATE_BLOCK], e[a : a + LOCATE_BLOCK]
@@ -269,10 +268,11 @@ class Diagnosis:
             ratio = torch.where(
                 finite, err / allowed[a : a + LOCATE_BLOCK], torch.full_like(ub, -math.inf)
             ).nan_to_num_(nan=0.0)
-            failing += int(((ratio > 1) | ~finite).sum())
             vals, idx = torch.topk(ratio, min(WORST_POINTS, ratio.numel()))
             ranked += [(v, a + j) for v, j in zip(vals.tolist(), idx.tolist(), strict=True)]
-        eq.failing_points = failing
+        # As the verdict counts them: certain failures, undecided points that high precision
+        # failed, and undefined points (unsettled ones make the equation inconclusive instead).
+        eq.failing_points = s.certain_failures + s.refined_failures + s.nonfinite
         ranked.sort(key=lambda vj: (-vj[0], vj[1]))
         eq.worst_points = [
             {
