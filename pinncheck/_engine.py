@@ -33,7 +33,7 @@ from ._bounds import UNIT_ROUNDOFF, run_bounded
 from ._compare import ErrorStats, Tolerance
 from ._domain import Domain
 from ._evaluate import Program
-from ._pointwise import ChunkView, Layout, PointSink
+from ._pointwise import ChunkView, Layout, PointSink, ratios_of
 from ._sample import sample_box
 
 DEFAULT_CHUNK = 1 << 17
@@ -443,14 +443,22 @@ def _run_chunk(
             st.extra_max("exact_over_reference", torch.div(e.abs(), j.reference_tensor()))
     partials: list[object] = []
     if sinks:
+        errors, allowed = [j.error for j in judged], [j.allowed for j in judged]
+        if all(j.ratio is not None and j.ratio_max is not None for j in judged):
+            ratio = [j.ratio for j in judged if j.ratio is not None]
+            ratio_max = [j.ratio_max for j in judged if j.ratio_max is not None]
+        else:  # (runs that judge with the full bound everywhere)
+            ratio, ratio_max = ratios_of(errors, allowed)
         view = ChunkView(
             start,
             pts64,
             [a.to(torch.float64) for a in ag + ag_derived],
             ex,
-            [j.error for j in judged],
-            [j.allowed for j in judged],
+            errors,
+            allowed,
             [j.reference_tensor() for j in judged],
+            ratio,
+            ratio_max,
         )
         partials = [s.partial(view) for s in sinks]
     t4 = time.perf_counter()

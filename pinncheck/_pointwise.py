@@ -57,6 +57,14 @@ class ChunkView:
     point passes when ``error <= tolerance``) and ``reference[q]`` the bound on the reference's
     own error. For an equation, ``|exact| <= reference`` is the pointwise "solves" test of
     ``residual``. Non-finite values mean that the quantity is undefined at the point.
+
+    ``ratio[q]`` is ``error / tolerance`` (0 where both are 0) at every point where the quantity
+    is defined (elsewhere its value is unspecified: test ``values`` and ``exact``), and
+    ``ratio_max[q]`` is at least its largest value over those points (equal when every point is
+    defined): a chunk whose ``ratio_max`` is at most 1 has no failing point. The pipeline has
+    both at hand (it judged the chunk with them), so a sink reads them for free; a view built
+    without them computes them.
+
     Sinks must not modify the tensors.
     """
 
@@ -67,6 +75,14 @@ class ChunkView:
     error: Sequence[torch.Tensor]
     tolerance: Sequence[torch.Tensor]
     reference: Sequence[torch.Tensor]
+    ratio: Sequence[torch.Tensor] = ()
+    ratio_max: Sequence[float] = ()
+
+    def __post_init__(self) -> None:
+        if self.values and not (self.ratio and self.ratio_max):  # (a view built by hand)
+            ratio, ratio_max = ratios_of(self.error, self.tolerance)
+            object.__setattr__(self, "ratio", ratio)
+            object.__setattr__(self, "ratio_max", ratio_max)
 
     def __len__(self) -> int:
         return int(self.points[0].numel()) if self.points else 0
@@ -82,6 +98,16 @@ class PointSink(Protocol):
     def merge(self, partial: Any) -> None: ...
 
 
+def ratios_of(
+    error: Sequence[torch.Tensor], tolerance: Sequence[torch.Tensor]
+) -> tuple[list[torch.Tensor], list[float]]:
+    """``ratio`` and ``ratio_max`` of a :class:`ChunkView`, for a pipeline that has not
+    computed them."""
+    ratio = [torch.div(e, t).nan_to_num_(nan=0.0) for e, t in zip(error, tolerance, strict=True)]
+    tops = torch.stack([r.amax() for r in ratio]).tolist() if ratio else []
+    return ratio, tops
+
+
 def start_all(sinks: Sequence[PointSink], layout: Layout) -> None:
     for s in sinks:
         s.start(layout)
@@ -93,4 +119,4 @@ def feed(sinks: Sequence[PointSink], view: ChunkView) -> None:
         s.merge(s.partial(view))
 
 
-__all__ = ["ChunkView", "Layout", "PointSink", "feed", "start_all"]
+__all__ = ["ChunkView", "Layout", "PointSink", "feed", "ratios_of", "start_all"]

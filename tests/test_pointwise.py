@@ -123,3 +123,26 @@ def test_verify_sink_does_not_depend_on_the_chunk(chunk: int) -> None:
     job.run(sinks=[sink])
     assert sink.starts == list(range(0, 400, chunk))
     assert sink.column("t").numel() == 400
+
+
+@pytest.mark.parametrize("n", [3000, 70000])  # judged with full bounds everywhere / sampled
+def test_views_carry_the_ratios_the_verdict_used(n: int) -> None:
+    ratios: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]] = []
+
+    class Ratios(Collect):
+        def partial(self, view: ChunkView) -> Any:
+            for q in range(len(view.values)):
+                ratios.append((view.error[q], view.tolerance[q], view.ratio[q], view.ratio_max[q]))
+            return super().partial(view)
+
+    job = prepare_check("exp(x)*sin(3*y)", ["x=0:1", "y=0:1"], n=n, order=2)
+    sink = Ratios()
+    report = job.run(sinks=[sink])
+    for err, tol, ratio, top in ratios:
+        want = torch.div(err, tol).nan_to_num_(nan=0.0)
+        assert torch.allclose(ratio, want, rtol=1e-12, atol=0.0)
+        assert top >= float(want.amax()) and top == float(ratio.amax())
+    # The worst point's ratio against the float64 reference (the report may refine it).
+    probes = [d.stats.worst for d in report.derivatives if d.stats.worst is not None]
+    worst = max(abs(p.autograd - p.exact) / p.tolerance for p in probes)
+    assert max(top for *_, top in ratios) == pytest.approx(worst, rel=1e-9)
