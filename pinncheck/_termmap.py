@@ -74,7 +74,7 @@ def sinks_for(table_output: bool, variables: Sequence[str]) -> list[ErrorMaps]:
     """The CLI's sinks: an :class:`ErrorMaps` when a map could be shown, else none."""
     if not table_output or not 1 <= len(variables) <= MAX_VARIABLES:
         return []
-    return [ErrorMaps(profile_bins=PROFILE_BINS, pair_bins=PAIR_BINS, worst=1)]
+    return [ErrorMaps(profile_bins=PROFILE_BINS, pair_bins=PAIR_BINS, worst=0, largest=False)]
 
 
 def attach(report: Any, sinks: Sequence[ErrorMaps], command: str, subject: str) -> None:
