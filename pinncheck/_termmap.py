@@ -70,11 +70,17 @@ def marks_for(encoding: str | None) -> Marks:
     return UNICODE
 
 
-def sinks_for(table_output: bool, variables: Sequence[str]) -> list[ErrorMaps]:
-    """The CLI's sinks: an :class:`ErrorMaps` when a map could be shown, else none."""
+def sinks_for(table_output: bool, variables: Sequence[str], plot: bool = False) -> list[ErrorMaps]:
+    """The CLI's sinks: an :class:`ErrorMaps` when a map could be shown, else none. It keeps
+    the counts only (what the map needs, at a fraction of the cost), or, when ``--plot``
+    reuses it (``plot``), the largest ratios too and the three worst points a plot marks."""
     if not table_output or not 1 <= len(variables) <= MAX_VARIABLES:
         return []
-    return [ErrorMaps(profile_bins=PROFILE_BINS, pair_bins=PAIR_BINS, worst=0, largest=False)]
+    return [
+        ErrorMaps(
+            profile_bins=PROFILE_BINS, pair_bins=PAIR_BINS, worst=3 if plot else 0, largest=plot
+        )
+    ]
 
 
 def attach(report: Any, sinks: Sequence[ErrorMaps], command: str, subject: str) -> None:
@@ -87,13 +93,17 @@ def attach(report: Any, sinks: Sequence[ErrorMaps], command: str, subject: str) 
     report.maps = sinks[0].result(info, statuses)
 
 
-def run_with_maps(job: Any, progress: Any, table_output: bool, command: str, subject: str) -> Any:
+def run_with_maps(
+    job: Any, progress: Any, table_output: bool, command: str, subject: str, plot: Any = None
+) -> Any:
     """Run a check, residual or verify job, with the maps (on ``report.maps``) when a map
-    could be shown: table output over one or two variables."""
+    could be shown: table output over one or two variables. ``plot`` is the command's
+    :class:`~pinncheck._plot.PlotRequest` (``--plot``): it reuses the map's sink, or adds its
+    own, so that the points stream through one ErrorMaps sink at most."""
     system = getattr(job, "system", None)
     domain = job.domain if system is None else system.domain
-    sinks = sinks_for(table_output, domain.names)
-    report = job.run(progress, sinks=sinks)
+    sinks = sinks_for(table_output, domain.names, plot=plot is not None)
+    report = job.run(progress, sinks=plot.sinks_with(sinks) if plot is not None else sinks)
     attach(report, sinks, command, subject)
     return report
 

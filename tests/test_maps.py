@@ -441,3 +441,20 @@ def test_marks_follow_the_encoding() -> None:
     text = render_map(maps, maps.quantities[0], ASCII).plain
     text.encode("ascii")
     assert "?" in text and "-1" in text
+
+
+def test_the_cli_sink_keeps_counts_unless_a_plot_reuses_it(tmp_path: Path) -> None:
+    from pinncheck._termmap import sinks_for
+
+    assert sinks_for(False, ["x"]) == [] and sinks_for(True, ["x", "y", "z"]) == []
+    (counts,) = sinks_for(True, ["x", "t"])
+    (full,) = sinks_for(True, ["x", "t"], plot=True)
+    assert not counts.largest and counts.worst == 0
+    assert full.largest and full.worst == 3
+    # Both draw the same map.
+    target = _buggy(tmp_path, "X > 0.9")
+    job = prepare_verify(target, n=1500, base_dir=tmp_path, **HEAT)
+    job.run(sinks=[counts, full])
+    a, b = counts.result(), full.result()
+    assert render_map(a, a.quantities[0]).plain == render_map(b, b.quantities[0]).plain
+    assert len(b.quantities[0].worst) == 3 and a.quantities[0].worst == ()
