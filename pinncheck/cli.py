@@ -587,10 +587,11 @@ def check(
         # Refuse bad input before paying for the torch import (about 2 s).
         parse_expression(expr, shadowed=parse_domain(domain, shadow=True).names)
         sinks = _point_dump(dump_points, dump_limit, seed)
-        from ._check import check as run_check
+        from ._check import prepare_check
+        from ._termmap import run_with_maps
 
         with _progress(fmt, "check") as progress:
-            report = run_check(
+            job = prepare_check(
                 expr,
                 domain,
                 n=points,
@@ -602,9 +603,8 @@ def check(
                 atol=atol,
                 chunk_size=chunk_size,
                 where=where,
-                progress=progress,
-                sinks=sinks,
             )
+            report = run_with_maps(job, progress, fmt is Format.table, "check", expr, extra=sinks)
         _write_dump(sinks, report)
         _output(fmt, report)
     _finish(report.status)
@@ -627,6 +627,7 @@ def _print_check(out: Console, report: Any, warn: Warn = _warn) -> None:
         },
     )
     print_table(out, quantity_table("", [(d.name, d.exact, d) for d in report.derivatives]))
+    _print_maps(out, report)
     warn(report.warnings)
     summary_line(out, report.status, describe_failures(report.derivatives))
 
@@ -660,6 +661,7 @@ def _print_residual(out: Console, report: Any, warn: Warn = _warn) -> None:
         quantity_table("derivative terms", [(d.name, d.exact, d) for d in report.derivatives]),
     )
     print_table(out, equation_table(report.equations))
+    _print_maps(out, report)
     for e in report.equations:
         if e.forcing is not None:
             out.print(Text(printable(f"forcing {e.name}: f = {e.forcing}")))
@@ -673,6 +675,14 @@ def _print_residual(out: Console, report: Any, warn: Warn = _warn) -> None:
                 )
     warn(report.warnings)
     residual_summary(out, report)
+
+
+def _print_maps(out: Console, report: Any) -> None:
+    """Under a report's tables, where its failing quantities fail (see docs/pictures.md)."""
+    if getattr(report, "maps", None) is not None:
+        from ._termmap import print_failure_maps
+
+        print_failure_maps(out, report)
 
 
 def _print_verify(out: Console, report: Any, warn: Warn = _warn) -> None:
@@ -784,10 +794,11 @@ def residual(
     """Check PDE residuals of a candidate solution: autograd against SymPy, and if it solves."""
     with _errors("residual", fmt, debug):
         sinks = _point_dump(dump_points, dump_limit, seed, solves=not any_residual)
-        from ._residual import residual as run_residual
+        from ._residual import prepare_residual
+        from ._termmap import run_with_maps
 
         with _progress(fmt, "residual") as progress:
-            report = run_residual(
+            job = prepare_residual(
                 pde,
                 solution,
                 domain,
@@ -806,8 +817,10 @@ def residual(
                 forcing=forcing,
                 chunk_size=chunk_size,
                 where=where,
-                progress=progress,
-                sinks=sinks,
+            )
+            subject = "; ".join(job.system.equations)
+            report = run_with_maps(
+                job, progress, fmt is Format.table, "residual", subject, extra=sinks
             )
         _write_dump(sinks, report)
         _output(fmt, report)
@@ -1160,12 +1173,13 @@ def verify(
 ) -> None:
     with _errors("verify", fmt, debug):
         sinks = _point_dump(dump_points, dump_limit, seed)
-        from ._verify import verify as run_verify
+        from ._termmap import run_with_maps
+        from ._verify import prepare_verify
 
         _notice_to_stderr()
 
         with _user_code("verify", fmt, timeout), _progress(fmt, "verify") as progress:
-            report = run_verify(
+            job = prepare_verify(
                 target,
                 pde,
                 solution,
@@ -1184,8 +1198,9 @@ def verify(
                 convention=convention,
                 definitions_only=definitions_only,
                 where=where,
-                progress=progress,
-                sinks=sinks,
+            )
+            report = run_with_maps(
+                job, progress, fmt is Format.table, "verify", target, extra=sinks
             )
         _write_dump(sinks, report)
         _output(fmt, report)
