@@ -33,7 +33,7 @@ from ._bounds import UNIT_ROUNDOFF, run_bounded
 from ._compare import ErrorStats, Tolerance
 from ._domain import Domain
 from ._evaluate import Program
-from ._pointwise import ChunkView, Layout, PointSink, ratios_of
+from ._pointwise import ChunkView, Layout, PointSink, Resampler, ratios_of
 from ._sample import sample_box
 
 DEFAULT_CHUNK = 1 << 17
@@ -265,7 +265,7 @@ def run_plan(
     timings = {"setup_s": time.perf_counter() - start_all}
     timings.update(sample_s=0.0, autograd_s=0.0, exact_s=0.0, compare_s=0.0)
     if sinks:
-        layout = plan_layout(plan, n, names)
+        layout = plan_layout(plan, n, names, Resampler(plan.domain, seed, dtype, device))
         for s in sinks:
             s.start(layout)
 
@@ -307,14 +307,16 @@ def run_plan(
     return Outcome(term_stats, derived_stats, derived_scale, timings, chunk)
 
 
-def plan_layout(plan: Plan, n: int, names: Sequence[str] | None = None) -> Layout:
+def plan_layout(
+    plan: Plan, n: int, names: Sequence[str] | None = None, resample: Resampler | None = None
+) -> Layout:
     """The :class:`Layout` sinks see: the terms, then the derived quantities."""
     dom = plan.domain
     if names is None:
         names = [f"{t.function}{list(t.alpha)}" for t in plan.terms]
         names += [d.name for d in plan.derived]
     kinds = ["derivative"] * len(plan.terms) + ["equation"] * len(plan.derived)
-    return Layout(tuple(names), tuple(kinds), dom.names, dom.lows, dom.highs, n)
+    return Layout(tuple(names), tuple(kinds), dom.names, dom.lows, dom.highs, n, resample)
 
 
 def refine_plan(plan: Plan, totals: Sequence[ErrorStats]) -> None:
@@ -459,6 +461,7 @@ def _run_chunk(
             [j.reference_tensor() for j in judged],
             ratio,
             ratio_max,
+            [st.nonfinite for st in stats],  # (this chunk's own statistics)
         )
         partials = [s.partial(view) for s in sinks]
     t4 = time.perf_counter()

@@ -206,6 +206,15 @@ their merge (with the bins as they are then) instead of in their worker."""
 
 
 @dataclass(frozen=True)
+class _Skipped:
+    """A chunk without a failing or undefined point, left out by a counts-only sink: its
+    points are counted only if a map is asked for (see :meth:`ErrorMaps.result`)."""
+
+    start: int
+    stop: int
+
+
+@dataclass(frozen=True)
 class _Snapshot:
     """What a chunk's points are filtered with (see :meth:`ErrorMaps.partial`)."""
 
@@ -234,7 +243,12 @@ class ErrorMaps:
     has that pair's bins. ``worst``: how many of the points of largest ratio each map keeps.
     ``largest=False`` keeps the counts only (points, failing and undefined points per bin)
     and, for a quantity with failing points, its largest ratio: no largest ratio per bin
-    (NaN) and no worst points, at a fraction of the cost (what the terminal map needs).
+    (NaN) and no worst points, at a fraction of the cost (what the terminal map needs); it
+    skips chunks with nothing to show (no failing or undefined point, as the verdict's ratios
+    say) and counts their points, sampled again, only when :meth:`result` is asked for.
+    ``solves``: also map each equation's "solves" ratio ``|exact| / reference`` (what
+    ``residual`` tests to say whether the candidate solves the PDE; not for ``verify`` or
+    ``--any-residual``).
 
     The sink streams. Per chunk, each ratio is computed once; the counts come from one
     ``bincount`` per grid; a point reaches the grids' largest ratios only when it is above a
@@ -250,11 +264,15 @@ class ErrorMaps:
         pair_bins: tuple[int, int] = DEFAULT_PAIR_BINS,
         worst: int = DEFAULT_WORST,
         largest: bool = True,
+        solves: bool = True,
     ) -> None:
         if profile_bins < 1 or min(pair_bins) < 1 or worst < 0:
             raise ValueError("bins must be positive and worst not negative")
         self.largest = largest
+        self.solves = solves
         self._top: list[float] = []  # without largest: per series, the largest failing ratio
+        # Without largest: the chunks (start, stop) left out for having nothing to show.
+        self._skipped: list[tuple[int, int]] = []
         self.profile_bins = profile_bins
         self.pair_bins = (int(pair_bins[0]), int(pair_bins[1]))
         self.worst = worst
@@ -272,7 +290,8 @@ class ErrorMaps:
     def start(self, layout: Layout) -> None:
         self.layout = layout
         series = [(q, "error") for q in range(len(layout.names))]
-        series += [(q, "solves") for q, k in enumerate(layout.kinds) if k == "equation"]
+        if self.solves:
+            series += [(q, "solves") for q, k in enumerate(layout.kinds) if k == "equation"]
         self._series = series
         s, d = len(series), len(layout.variables)
         bx, by = self.pair_bins
@@ -304,13 +323,17 @@ class ErrorMaps:
             )
         self._worst = [[] for _ in series]
         self._top = [-math.inf] * s
+        self._skipped = []
         self._snapshot = _Snapshot.empty_for(s, math.prod(self._coarse))
 
     def partial(self, view: ChunkView) -> Any:
         layout = self._layout()
         if len(view) == 0 or not self._series:
             return None
+        view = _on_cpu(view)
         if not self.largest:
+            if layout.resample is not None and self._quiet(view):
+                return _Skipped(view.start, view.start + len(view))
             return self._partial_counts(view)
         ratios, undefined, top = self._ratios(view)
         n_series = len(self._series)
@@ -348,6 +371,9 @@ class ErrorMaps:
 
     def merge(self, partial: Any) -> None:
         if partial is None:
+            return
+        if isinstance(partial, _Skipped):
+            self._skipped.append((partial.start, partial.stop))
             return
         counts, rest = partial
         for g, (count, failing, undefined) in zip(self._grids, counts, strict=True):
@@ -393,6 +419,7 @@ class ErrorMaps:
         """The maps aggregated so far (CPU tensors; the sink can go on). ``info`` titles the
         run; ``statuses`` gives each quantity's status by name (shown in titles)."""
         layout = self._layout()
+        self._count_skipped()
         d = len(layout.variables)
         statuses = statuses or {}
         maps: dict[tuple[int, str], QuantityMap] = {}
@@ -449,6 +476,40 @@ class ErrorMaps:
         return sum(t.element_size() * t.numel() for t in tensors)
 
     # -- internals -------------------------------------------------------------------------
+
+    def _quiet(self, view: ChunkView) -> bool:
+        """Whether no series has a failing or undefined point in the chunk (so a counts-only
+        sink need not bin it now): read off the ratios' maxima the verdict computed, and for
+        the solves measure one comparison."""
+        for q, measure in self._series:
+            if view.undefined[q]:
+                return False
+            if measure == "error":
+                if view.ratio_max[q] > 1:
+                    return False
+            else:
+                ref = view.reference[q]
+                if bool((view.exact[q].abs() > ref).any()) or not bool(torch.isfinite(ref).all()):
+                    return False
+        return True
+
+    def _count_skipped(self) -> None:
+        """Count the points of the chunks that were skipped, sampled again (only the counts
+        are missing: their points neither fail nor are undefined)."""
+        layout = self._layout()
+        if not self._skipped or layout.resample is None:
+            return
+        for a, b in self._skipped:
+            for lo in range(a, b, RECOUNT_BLOCK):
+                hi = min(b, lo + RECOUNT_BLOCK)
+                pts = [p.cpu() for p in layout.resample(lo, hi)]
+                fine = [
+                    self._bin_index(pts[j], layout.lows[j], layout.highs[j], bins)
+                    for j, bins in enumerate(self._bins)
+                ]
+                for g in self._grids:
+                    g.count += torch.bincount(self._cells(g, fine), minlength=g.cells)
+        self._skipped = []
 
     def _layout(self) -> Layout:
         if self.layout is None:
@@ -620,17 +681,21 @@ class ErrorMaps:
         ratios = torch.empty((len(self._series), m), dtype=torch.float64)
         dens = []
         for s, (q, measure) in enumerate(self._series):
-            if measure == "error":
+            if measure == "error":  # the verdict's own ratio (see ChunkView)
                 dens.append(view.tolerance[q])
-                torch.div(view.error[q], dens[-1], out=ratios[s])
+                ratios[s].copy_(view.ratio[q])
             else:
                 dens.append(view.reference[q])
                 torch.div(view.exact[q].abs(), dens[-1], out=ratios[s])
-        # Finite maxima of the ratios and tolerances show cheaply that every value is finite:
-        # a value or exact value that is not makes its error, and so its ratio, NaN or inf.
+        # Where a quantity is undefined (the view counts those points) or a tolerance overflows,
+        # the ratios are computed again, carefully.
         top = ratios.amax(1).tolist()
         den_top = torch.stack([d.amax() for d in dens]).tolist()
-        bad = [s for s, r in enumerate(top) if not math.isfinite(r + den_top[s])]
+        bad = [
+            s
+            for s, r in enumerate(top)
+            if not math.isfinite(r + den_top[s]) or view.undefined[self._series[s][0]]
+        ]
         if not bad:
             return ratios, None, top
         undefined = torch.zeros((len(self._series), m), dtype=torch.bool)
@@ -709,6 +774,28 @@ class ErrorMaps:
 
 
 POSITION_BLOCK = 1024
+RECOUNT_BLOCK = 1 << 17
+"""Points sampled again at a time when skipped chunks are counted."""
+
+
+def _on_cpu(view: ChunkView) -> ChunkView:
+    """The view with its tensors on the CPU, where the sink keeps its bins."""
+    if not view.points or view.points[0].device.type == "cpu":
+        return view
+
+    def cpu(ts: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        return [t.cpu() for t in ts]
+
+    return replace(
+        view,
+        points=cpu(view.points),
+        values=cpu(view.values),
+        exact=cpu(view.exact),
+        error=cpu(view.error),
+        tolerance=cpu(view.tolerance),
+        reference=cpu(view.reference),
+        ratio=cpu(view.ratio),
+    )
 
 
 def _positions(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

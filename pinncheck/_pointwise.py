@@ -25,10 +25,13 @@ keep their reference-based values here.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
+
+if TYPE_CHECKING:
+    from ._domain import Domain
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,26 @@ class Layout:
     highs: tuple[float, ...]
     n: int
     """The number of points the run samples (global indices are ``0 .. n-1``)."""
+    resample: Resampler | None = field(default=None, compare=False)
+    """The run's points again (their float64 coordinates, as the views carry them), for a
+    sink that skipped chunks and finds that it needs them after all."""
+
+
+@dataclass(frozen=True)
+class Resampler:
+    """Points ``start .. stop-1`` of a run's seeded sample: ``resampler(start, stop)`` returns
+    one float64 tensor per variable, the coordinates the run's views carried (picklable)."""
+
+    domain: Domain
+    seed: int
+    dtype: torch.dtype
+    device: torch.device
+
+    def __call__(self, start: int, stop: int) -> list[torch.Tensor]:
+        from ._sample import sample_box
+
+        cols = sample_box(self.domain, self.seed, start, stop, dtype=self.dtype, device=self.device)
+        return [c.to(torch.float64) for c in cols]
 
 
 @dataclass(frozen=True)
@@ -61,7 +84,8 @@ class ChunkView:
     ``ratio[q]`` is ``error / tolerance`` (0 where both are 0) at every point where the quantity
     is defined (elsewhere its value is unspecified: test ``values`` and ``exact``), and
     ``ratio_max[q]`` is at least its largest value over those points (equal when every point is
-    defined): a chunk whose ``ratio_max`` is at most 1 has no failing point. The pipeline has
+    defined): a chunk whose ``ratio_max`` is at most 1 has no failing point. ``undefined[q]``
+    counts the points where the quantity is undefined. The pipeline has
     both at hand (it judged the chunk with them), so a sink reads them for free; a view built
     without them computes them.
 
@@ -77,12 +101,15 @@ class ChunkView:
     reference: Sequence[torch.Tensor]
     ratio: Sequence[torch.Tensor] = ()
     ratio_max: Sequence[float] = ()
+    undefined: Sequence[int] = ()
 
     def __post_init__(self) -> None:
         if self.values and not (self.ratio and self.ratio_max):  # (a view built by hand)
             ratio, ratio_max = ratios_of(self.error, self.tolerance)
             object.__setattr__(self, "ratio", ratio)
             object.__setattr__(self, "ratio_max", ratio_max)
+        if self.values and not self.undefined:
+            object.__setattr__(self, "undefined", undefined_counts(self.values, self.exact))
 
     def __len__(self) -> int:
         return int(self.points[0].numel()) if self.points else 0
@@ -103,9 +130,22 @@ def ratios_of(
 ) -> tuple[list[torch.Tensor], list[float]]:
     """``ratio`` and ``ratio_max`` of a :class:`ChunkView`, for a pipeline that has not
     computed them."""
-    ratio = [torch.div(e, t).nan_to_num_(nan=0.0) for e, t in zip(error, tolerance, strict=True)]
+    # A tolerance that overflows allows nothing (as in the verdict); 0/0 is no error.
+    ratio = [
+        torch.div(e, torch.where(torch.isfinite(t), t, 0.0)).nan_to_num_(nan=0.0)
+        for e, t in zip(error, tolerance, strict=True)
+    ]
     tops = torch.stack([r.amax() for r in ratio]).tolist() if ratio else []
     return ratio, tops
+
+
+def undefined_counts(values: Sequence[torch.Tensor], exact: Sequence[torch.Tensor]) -> list[int]:
+    """Per quantity, the points where its value or exact value is not finite."""
+    counts = [
+        torch.count_nonzero(~(torch.isfinite(v) & torch.isfinite(e)))
+        for v, e in zip(values, exact, strict=True)
+    ]
+    return [int(c) for c in torch.stack(counts).tolist()] if counts else []
 
 
 def start_all(sinks: Sequence[PointSink], layout: Layout) -> None:
@@ -119,4 +159,13 @@ def feed(sinks: Sequence[PointSink], view: ChunkView) -> None:
         s.merge(s.partial(view))
 
 
-__all__ = ["ChunkView", "Layout", "PointSink", "feed", "ratios_of", "start_all"]
+__all__ = [
+    "ChunkView",
+    "Layout",
+    "PointSink",
+    "Resampler",
+    "feed",
+    "ratios_of",
+    "start_all",
+    "undefined_counts",
+]

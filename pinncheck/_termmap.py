@@ -70,15 +70,22 @@ def marks_for(encoding: str | None) -> Marks:
     return UNICODE
 
 
-def sinks_for(table_output: bool, variables: Sequence[str], plot: bool = False) -> list[ErrorMaps]:
+def sinks_for(
+    table_output: bool, variables: Sequence[str], plot: bool = False, solves: bool = True
+) -> list[ErrorMaps]:
     """The CLI's sinks: an :class:`ErrorMaps` when a map could be shown, else none. It keeps
     the counts only (what the map needs, at a fraction of the cost), or, when ``--plot``
-    reuses it (``plot``), the largest ratios too and the three worst points a plot marks."""
+    reuses it (``plot``), the largest ratios too and the three worst points a plot marks.
+    ``solves``: the run tests whether its candidate solves the PDEs (see ErrorMaps)."""
     if not table_output or not 1 <= len(variables) <= MAX_VARIABLES:
         return []
     return [
         ErrorMaps(
-            profile_bins=PROFILE_BINS, pair_bins=PAIR_BINS, worst=3 if plot else 0, largest=plot
+            profile_bins=PROFILE_BINS,
+            pair_bins=PAIR_BINS,
+            worst=3 if plot else 0,
+            largest=plot,
+            solves=solves,
         )
     ]
 
@@ -90,6 +97,8 @@ def attach(report: Any, sinks: Sequence[ErrorMaps], command: str, subject: str) 
     o = report.options
     info = RunInfo(command, subject, o.dtype_name, o.n, o.seed, report.status)
     statuses = {q.name: q.status for q in _quantities(report)}
+    if not sinks[0].largest and not any(st in SHOWN for st in statuses.values()):
+        return  # no map to show: the counts-only sink's skipped chunks stay uncounted
     report.maps = sinks[0].result(info, statuses)
 
 
@@ -109,7 +118,8 @@ def run_with_maps(
     point dump) see the points too."""
     system = getattr(job, "system", None)
     domain = job.domain if system is None else system.domain
-    sinks = sinks_for(table_output, domain.names, plot=plot is not None)
+    solves = command == "residual" and not getattr(job, "any_residual", False)
+    sinks = sinks_for(table_output, domain.names, plot=plot is not None, solves=solves)
     every = plot.sinks_with(sinks) if plot is not None else list(sinks)
     report = job.run(progress, sinks=[*every, *extra])
     attach(report, sinks, command, subject)

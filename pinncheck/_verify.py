@@ -47,7 +47,7 @@ from ._explain import (
 )
 from ._options import RunOptions, run_options
 from ._pde import Assignments, PDESystem
-from ._pointwise import ChunkView, Layout, PointSink, feed, ratios_of, start_all
+from ._pointwise import ChunkView, Layout, PointSink, Resampler, feed, ratios_of, start_all
 from ._residual import (
     EquationResult,
     build_system,
@@ -466,7 +466,15 @@ class _Run(Diagnosis):
         names = tuple(f"eq{i + 1}" for i in range(self.k))
         start_all(
             self.sinks,
-            Layout(names, ("equation",) * self.k, dom.names, dom.lows, dom.highs, opts.n),
+            Layout(
+                names,
+                ("equation",) * self.k,
+                dom.names,
+                dom.lows,
+                dom.highs,
+                opts.n,
+                Resampler(dom, opts.seed, opts.dtype, opts.device),
+            ),
         )
         for start, stop in spans:
             pts = [points[start:stop, j] for j in range(len(dom))]

@@ -458,3 +458,35 @@ def test_the_cli_sink_keeps_counts_unless_a_plot_reuses_it(tmp_path: Path) -> No
     a, b = counts.result(), full.result()
     assert render_map(a, a.quantities[0]).plain == render_map(b, b.quantities[0]).plain
     assert len(b.quantities[0].worst) == 3 and a.quantities[0].worst == ()
+
+
+def test_counts_only_sinks_skip_quiet_chunks_and_count_them_when_a_map_is_asked(
+    tmp_path: Path,
+) -> None:
+    # Chunks of 16 points: most hold no point with x > 0.97, so a counts-only sink skips
+    # them while they stream; the map then counts their points again from the seed, and the
+    # counts equal those of a sink that binned every chunk.
+    target = _buggy(tmp_path, "X > 0.97")
+    runs = []
+    for largest in (False, True):
+        job = prepare_verify(target, n=800, base_dir=tmp_path, chunk_size=16, **HEAT)
+        sink = ErrorMaps(worst=0, largest=largest, solves=False)  # (as verify's CLI builds it)
+        report = job.run(sinks=[sink])
+        skipped = len(sink._skipped)
+        runs.append((report, sink.result(), skipped))
+    (report, quick, skipped), (_, full, none_skipped) = runs
+    assert report.status == "fail" and skipped > 10 and none_skipped == 0
+    for a, b in zip(quick.quantities, full.quantities, strict=True):
+        for ga, gb in zip(a.profiles, b.profiles, strict=True):
+            assert torch.equal(ga.count, gb.count) and int(ga.count.sum()) == 800
+            assert torch.equal(ga.failing, gb.failing) and torch.equal(ga.undefined, gb.undefined)
+    assert quick.quantities[0].failing > 0
+
+
+def test_a_passing_run_leaves_every_chunk_to_the_counts_only_sink() -> None:
+    job = prepare_check("sin(x)*exp(y)", ["x=0:1", "y=0:1"], n=4000, chunk_size=500)
+    sink = ErrorMaps(worst=0, largest=False)
+    report = job.run(sinks=[sink])
+    assert report.status == "pass"
+    assert sink._skipped == [(a, a + 500) for a in range(0, 4000, 500)]
+    assert int(sink.result().quantities[0].profiles[0].count.sum()) == 4000
