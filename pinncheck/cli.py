@@ -819,6 +819,15 @@ def run_cmd(
         str | None,
         typer.Option("--junit-xml", metavar="PATH", help="Also write the results as JUnit XML."),
     ] = None,
+    html: Annotated[
+        str | None,
+        typer.Option(
+            "--html",
+            metavar="PATH",
+            help="Also write a self-contained HTML report (summary, each check's details and "
+            "plots) to PATH.",
+        ),
+    ] = None,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Print only failures and the final line.")
     ] = False,
@@ -863,6 +872,7 @@ def run_cmd(
         if jobs < 1:
             raise OptionError(f"-j/--jobs must be at least 1, got {jobs}.")
         _check_timeout(timeout)
+        html_run = _html_run(html)
         if jobs > 1:  # the workers' template imports torch while this process reads the files
             from ._workers import prestart
 
@@ -871,11 +881,17 @@ def run_cmd(
         try:
             suite = load_suite(files, keyword=keyword, shard_spec=shard, config=config)
         except CheckFileError as exc:
-            _report_problems(exc, fmt, junit_xml)
+            _report_problems(exc, fmt, junit_xml, html_run)
             raise
         if verbose:
             _say_collected(suite)
-        report = run_entries(suite.entries, exitfirst=exitfirst, jobs=jobs, timeout=timeout)
+        report = run_entries(
+            suite.entries,
+            exitfirst=exitfirst,
+            jobs=jobs,
+            timeout=timeout,
+            sinks=html_run.sinks if html_run else None,
+        )
         if fmt is RunFormat.json:
             _emit_json(report.to_dict())
         else:
@@ -887,7 +903,18 @@ def run_cmd(
                     sys.stdout.write(line + "\n")
                 sys.stdout.flush()
         _write_ci_files(report, suite, junit_xml)
+        if html_run:
+            html_run.write(report, suite)
     raise typer.Exit(report.exit_code)
+
+
+def _html_run(path: str | None) -> Any:
+    """``--html PATH``: checked now, before the run (exit 2 if it cannot be written)."""
+    if path is None:
+        return None
+    from ._html import HtmlRun
+
+    return HtmlRun(path)
 
 
 def _say_collected(suite: Any) -> None:
@@ -902,8 +929,9 @@ def _say_collected(suite: Any) -> None:
         err.print(Text(f"skipped {f}: {why}"))
 
 
-def _report_problems(exc: Any, fmt: RunFormat, junit_xml: str | None) -> None:
-    """The problems of a suite's files, also as annotations, JUnit errors and a summary."""
+def _report_problems(exc: Any, fmt: RunFormat, junit_xml: str | None, html_run: Any = None) -> None:
+    """The problems of a suite's files, also as annotations, JUnit errors, an HTML page and a
+    summary."""
     from ._ci import problem_annotations, problems_markdown
 
     problems = exc.problems
@@ -916,6 +944,11 @@ def _report_problems(exc: Any, fmt: RunFormat, junit_xml: str | None) -> None:
         except PinncheckError as write_error:  # the problems matter more: say both
             _warn([str(write_error)])
     messages = [q.message for q in problems] or [str(exc)]
+    if html_run:
+        try:
+            html_run.write_problems(messages)
+        except PinncheckError as write_error:
+            _warn([str(write_error)])
     _append_summary(problems_markdown(messages))
 
 
@@ -980,15 +1013,7 @@ def _print_run(report: Any, suite: Any, quiet: bool) -> None:
                 )
         else:
             out.print(Text(f"error: {printable_lines(r.error)}", style="bold red"))
-    c = report.counts
-    text = f"{c['met']} of {c['total']} checks met their expectation"
-    if c["errors"]:
-        text += f"; {c['errors']} could not run (exit code 2)"
-    if report.not_run:
-        text += f"; stopped after the first miss (-x), {len(report.not_run)} not run"
-    if suite.describe():
-        text += f" ({printable(suite.describe())})"
-    summary_line(out, report.status, text)
+    summary_line(out, report.status, report.verdict(printable(suite.describe())))
 
 
 # verify and probe: the user's own code ------------------------------------------------------
