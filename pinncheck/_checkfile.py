@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import pickle
 import re
 import time
 from collections.abc import Callable, Generator, Sequence
@@ -710,9 +711,19 @@ def run_entries(
 
 
 def _run_job(job: Job, sinks: Sequence[Any] = ()) -> tuple[Any, list[Any]]:
-    """Run a job (in this process or a worker): its report, and its sinks, filled."""
+    """Run a job: its report, and its sinks, filled."""
     run: Any = job.run  # probe's job takes no sinks: it gets none
     return (run(sinks=sinks) if sinks else run()), list(sinks)
+
+
+def _run_job_in_worker(job: Job, sinks: Sequence[Any] = ()) -> bytes:
+    """:func:`_run_job` in a worker process, its result pickled there by value.
+
+    multiprocessing's own pickler would send a tensor (a sink's bins, a report's matrix) as
+    shared memory that the worker must still be alive to hand over, and a worker that ran
+    user code exits as soon as it has answered.
+    """
+    return pickle.dumps(_run_job(job, sinks), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _results(
@@ -730,7 +741,7 @@ def _results(
 
     def task(e: Entry) -> Task:
         return Task(
-            _run_job,
+            _run_job_in_worker,
             (e.job, sinks_of(e)),
             timeout=(e.timeout if e.timeout is not None else limit) if e.user_code else None,
             user_code=e.user_code,
@@ -759,7 +770,7 @@ def _from_outcome(e: Entry, outcome: Any) -> EntryResult:
 
     relay_output(outcome.output)
     if outcome.ok:
-        report, sinks = outcome.value
+        report, sinks = pickle.loads(outcome.value)  # from our worker: see _run_job_in_worker
         return EntryResult(e, report, outcome.seconds, sinks=sinks)
     return EntryResult(
         e,

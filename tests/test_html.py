@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 from helpers import run_cli
 from pinncheck._html import PLOTS_HINT, check_writable, esc, html_report
@@ -407,17 +408,20 @@ class CountingSink:
         self.names: tuple[str, ...] = ()
         self.points = 0
         self.failing = 0
+        self.largest = torch.zeros(0, dtype=torch.float64)  # a tensor, as real sinks keep
 
     def start(self, layout: Any) -> None:
         self.names = layout.names
+        self.largest = torch.zeros(len(layout.names), dtype=torch.float64)
 
-    def partial(self, view: Any) -> tuple[int, int]:
+    def partial(self, view: Any) -> tuple[int, int, torch.Tensor]:
         bad = sum(int((e > t).sum()) for e, t in zip(view.error, view.tolerance, strict=True))
-        return len(view), bad
+        return len(view), bad, torch.stack([e.max() for e in view.error])
 
-    def merge(self, partial: tuple[int, int]) -> None:
+    def merge(self, partial: tuple[int, int, torch.Tensor]) -> None:
         self.points += partial[0]
         self.failing += partial[1]
+        self.largest = torch.maximum(self.largest, partial[2])
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
@@ -434,6 +438,13 @@ def test_run_entries_feeds_sinks_in_process_and_in_workers(suite: Path, jobs: in
         assert isinstance(sink, CountingSink) and sink.points == 64
     assert check.sinks[0].names == tuple(d.name for d in check.report.derivatives)
     assert check.sinks[0].failing == 0
+    for r in (check, residual, verify):  # the tensors came back, from workers too
+        quantities = [*getattr(r.report, "derivatives", []), *getattr(r.report, "equations", [])]
+        largest = dict(zip(r.sinks[0].names, r.sinks[0].largest.tolist(), strict=True))
+        assert quantities and {q.name for q in quantities} <= set(largest)
+        for q in quantities:
+            slack = q.stats.max_reference_error  # refined points may move the report's figure
+            assert abs(largest[q.name] - q.stats.max_abs_error) <= slack, q.name
     # the swapped columns fail at the points the report counts, seen in the worker
     assert verify.sinks[0].failing == verify.report.equations[0].failing_points > 0
     assert crashed.report is None and crashed.sinks == []
