@@ -11,7 +11,7 @@ TORCH ?= torch==2.13.0
 install:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "$(TORCH)"
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints/dev.txt -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints/dev.txt -e ".[dev,plot]"
 	$(BIN)/pinncheck --version
 
 test:

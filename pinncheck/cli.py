@@ -274,6 +274,15 @@ FormatOpt = Annotated[
     ),
 ]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")]
+PlotOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--plot",
+        metavar="PATH",
+        help="Also draw where the error lives into PATH: .png, .svg or .pdf (needs matplotlib: "
+        'pip install "pinncheck[plot]"). See docs/pictures.md.',
+    ),
+]
 # The default of --timeout; equal to pinncheck._workers.DEFAULT_TIMEOUT (a test checks it),
 # written out here so that --help does not import the worker machinery.
 DEFAULT_TIMEOUT = 600.0
@@ -477,6 +486,21 @@ def _progress(fmt: Format, label: str) -> Iterator[Callable[[int, int], None]]:
         bar.close()
 
 
+def _plot_request(path: str | None, streams: bool = True) -> Any:
+    """``--plot PATH``, refused before the run when it cannot be honoured (pinncheck._plot)."""
+    from ._plot import PlotRequest
+
+    return PlotRequest(path, streams=streams)
+
+
+def _save_plot(plot: Any, report: Any) -> None:
+    from rich.text import Text
+
+    written = plot.save(report)
+    if written is not None:
+        _stderr().print(Text(f"plot: {printable(str(written))}", style="dim"))
+
+
 def _finish(status: str) -> NoReturn:
     """Exit 0 on pass, 2 when something could not run (``error``), else 1."""
     codes = {"pass": ExitCode.OK, "error": ExitCode.USAGE}
@@ -536,6 +560,7 @@ def check(
     atol: AtolOpt = None,
     chunk_size: ChunkOpt = None,
     where: WhereOpt = None,
+    plot: PlotOpt = None,
     fmt: FormatOpt = Format.table,
     debug: DebugOpt = False,
 ) -> None:
@@ -546,10 +571,11 @@ def check(
 
         # Refuse bad input before paying for the torch import (about 2 s).
         parse_expression(expr, shadowed=parse_domain(domain, shadow=True).names)
-        from ._check import check as run_check
+        plotting = _plot_request(plot)
+        from ._check import prepare_check
 
         with _progress(fmt, "check") as progress:
-            report = run_check(
+            report = prepare_check(
                 expr,
                 domain,
                 n=points,
@@ -561,8 +587,8 @@ def check(
                 atol=atol,
                 chunk_size=chunk_size,
                 where=where,
-                progress=progress,
-            )
+            ).run(progress, sinks=plotting.sinks)
+        _save_plot(plotting, report)
         _output(fmt, report)
     _finish(report.status)
 
@@ -733,15 +759,17 @@ def residual(
     atol: AtolOpt = None,
     chunk_size: ChunkOpt = None,
     where: WhereOpt = None,
+    plot: PlotOpt = None,
     fmt: FormatOpt = Format.table,
     debug: DebugOpt = False,
 ) -> None:
     """Check PDE residuals of a candidate solution: autograd against SymPy, and if it solves."""
     with _errors("residual", fmt, debug):
-        from ._residual import residual as run_residual
+        plotting = _plot_request(plot)
+        from ._residual import prepare_residual
 
         with _progress(fmt, "residual") as progress:
-            report = run_residual(
+            report = prepare_residual(
                 pde,
                 solution,
                 domain,
@@ -760,8 +788,8 @@ def residual(
                 forcing=forcing,
                 chunk_size=chunk_size,
                 where=where,
-                progress=progress,
-            )
+            ).run(progress, sinks=plotting.sinks)
+        _save_plot(plotting, report)
         _output(fmt, report)
     _finish(report.status)
 
@@ -1130,16 +1158,18 @@ def verify(
     definitions_only: DefinitionsOnlyOpt = False,
     where: WhereOpt = None,
     timeout: TimeoutOpt = DEFAULT_TIMEOUT,
+    plot: PlotOpt = None,
     fmt: FormatOpt = Format.table,
     debug: DebugOpt = False,
 ) -> None:
     with _errors("verify", fmt, debug):
-        from ._verify import verify as run_verify
+        plotting = _plot_request(plot)
+        from ._verify import prepare_verify
 
         _notice_to_stderr()
 
         with _user_code("verify", fmt, timeout), _progress(fmt, "verify") as progress:
-            report = run_verify(
+            report = prepare_verify(
                 target,
                 pde,
                 solution,
@@ -1158,8 +1188,8 @@ def verify(
                 convention=convention,
                 definitions_only=definitions_only,
                 where=where,
-                progress=progress,
-            )
+            ).run(progress, sinks=plotting.sinks)
+        _save_plot(plotting, report)
         _output(fmt, report)
     _finish(report.status)
 
@@ -1228,10 +1258,12 @@ def probe(
     ] = None,
     definitions_only: DefinitionsOnlyOpt = False,
     timeout: TimeoutOpt = DEFAULT_TIMEOUT,
+    plot: PlotOpt = None,
     fmt: FormatOpt = Format.table,
     debug: DebugOpt = False,
 ) -> None:
     with _errors("probe", fmt, debug):
+        plotting = _plot_request(plot, streams=False)
         from ._probe import probe as run_probe
 
         _notice_to_stderr()
@@ -1248,6 +1280,7 @@ def probe(
                 state_dict=state_dict,
                 definitions_only=definitions_only,
             )
+        _save_plot(plotting, report)
         _output(fmt, report)
     _finish(report.status)
 
