@@ -600,16 +600,55 @@ def write_html(report: Any, path: str | Path, **kwargs: Any) -> None:
     write_text(html_report(report, **kwargs), path)
 
 
+MAPPED_KINDS = ("check", "residual", "verify")
+"""Kinds whose plots are drawn from error maps that see the run's points stream past."""
+
+
 def plots_available() -> bool:
     """Whether the page can have plots: matplotlib (the ``plot`` extra) is installed."""
     from importlib.util import find_spec
 
-    return find_spec("matplotlib") is not None and find_spec("pinncheck._plot") is not None
+    return find_spec("matplotlib") is not None
+
+
+def plot_figures(result: Any) -> Sequence[Figure] | str:
+    """The figure of one check (a :class:`~pinncheck._checkfile.EntryResult`), drawn by
+    :mod:`pinncheck._plot` from the error maps among its sinks (a probe's from its report),
+    as PNG; or why there is none."""
+    from ._maps import ErrorMaps
+    from ._plot import plot_png
+
+    report = result.report
+    maps = next((s for s in result.sinks if isinstance(s, ErrorMaps)), None)
+    if report.kind in MAPPED_KINDS and maps is None:
+        return ""
+    try:
+        png = plot_png(report, maps)
+    except OptionError as exc:  # nothing to draw (a probe without a Jacobian)
+        return f"no plot: {exc}"
+    if report.kind == "probe":
+        caption = (
+            f"{result.entry.name}: the Jacobian's coupling between the probe's points "
+            "(off-diagonal against diagonal, log scale)"
+        )
+    else:
+        caption = (
+            f"{result.entry.name}: |error| / tolerance over the domain, per derivative or "
+            "equation (at most 1 passes)"
+        )
+    return [Figure(png, "image/png", caption)]
 
 
 class HtmlRun:
     """``pinncheck run ... --html PATH``: the path is checked when this is made, before the
-    run starts; the page is written after it.
+    run starts; :meth:`sinks` gives each entry the error maps its plot is drawn from (only
+    when matplotlib is installed); :meth:`write` writes the page after the run.
+
+    Example:
+        >>> from pinncheck._checkfile import load_files, run_entries
+        >>> page = HtmlRun("/tmp/pinncheck-heat.html")
+        >>> run = run_entries(load_files(["samples/heat_1d.toml"]), sinks=page.sinks)
+        >>> page.write(run)
 
     Raises:
         OptionError: ``path`` cannot be written (see :func:`check_writable`).
@@ -620,17 +659,24 @@ class HtmlRun:
         self.plots = plots_available()
 
     def sinks(self, entry: Any) -> list[Any]:
-        """The point sinks an entry's run feeds for the page (none yet)."""
-        return []
+        """The point sinks an entry's run feeds for the page: error maps for its plot, when
+        plots can be drawn and the entry's kind streams points."""
+        if not self.plots or entry.kind not in MAPPED_KINDS:
+            return []
+        from ._plot import error_maps
 
-    def write(self, report: Any, suite: Any) -> None:
-        """Write the page of a run of ``suite`` (a :class:`~pinncheck._suite.Suite`)."""
-        shard = f" (shard {suite.shard[0]}/{suite.shard[1]})" if suite.shard else ""
+        return [error_maps()]
+
+    def write(self, report: Any, suite: Any = None) -> None:
+        """Write the page of a run (of ``suite``, a :class:`~pinncheck._suite.Suite`, whose
+        shard and selection the page names)."""
+        shard = f" (shard {suite.shard[0]}/{suite.shard[1]})" if suite and suite.shard else ""
         write_html(
             report,
             self.path,
             title="pinncheck run" + shard,
-            selection=suite.describe(),
+            selection=suite.describe() if suite else "",
+            figures=plot_figures if self.plots else None,
             figures_note="" if self.plots else PLOTS_HINT,
         )
 

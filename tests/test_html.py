@@ -3,12 +3,15 @@ a Chromium or Chrome is installed, as a browser renders it."""
 
 from __future__ import annotations
 
+import base64
+import io
 import os
 import shutil
 import struct
 import subprocess
 import zlib
 from html.parser import HTMLParser
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +52,15 @@ pde = "u_t - u_xx"
 solution = "u = sin(x)*exp(-t)"
 domain = ["x = 0:1", "t = 0:1"]
 points = 64
+
+[[probe]]
+name = "mlp"
+target = "model.py:mlp"
+domain = ["x = 0:1", "t = 0:1"]
+points = 16
 """
-STATES = ["passed", "failed", "passed", "error"]
+STATES = ["passed", "failed", "passed", "error", "passed"]
+CHECKS = len(STATES)
 SWAPPED = """import torch
 
 
@@ -62,6 +72,17 @@ def residual(x, u):
     return u_t - u_xx
 """
 CRASH = "def residual(x, u):\n    raise RuntimeError('<b>boom</b>')\n"
+MODEL = """import torch
+
+
+def mlp():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+"""
+needs_matplotlib = pytest.mark.skipif(
+    find_spec("matplotlib") is None,
+    reason='the plots need matplotlib: pip install "pinncheck[plot]" (make install does)',
+)
 VOID = {"meta", "br", "img", "hr", "input", "link", "col", "wbr", "source", "area", "base"}
 
 
@@ -133,6 +154,7 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (folder / "suite.toml").write_text(SUITE, encoding="utf-8")
     (folder / "swapped.py").write_text(SWAPPED)
     (folder / "crash.py").write_text(CRASH)
+    (folder / "model.py").write_text(MODEL)
     return folder
 
 
@@ -156,16 +178,16 @@ def test_report_structure_rows_and_sections(report: tuple[int, Path]) -> None:
     rows = summary_rows(page)
     assert [r["data-state"] for r in rows] == STATES
     sections = page.find("section", class_="check")
-    assert [s[1]["id"] for s in sections] == [f"check-{i}" for i in range(1, 5)]
+    assert [s[1]["id"] for s in sections] == [f"check-{i}" for i in range(1, CHECKS + 1)]
     links = [a[1]["href"] for a in page.find("a")]
-    assert links == [f"#check-{i}" for i in range(1, 5)]
+    assert links == [f"#check-{i}" for i in range(1, CHECKS + 1)]
     # each check's details: its quantity or equation tables, and its worst points
     details = page.find("table", class_="details")
-    assert len(details) >= 4
+    assert len(details) >= CHECKS
     assert len(page.find("table", class_="worst")) == 3  # not for the crashed entry
     # the summary's title line
     assert "ERROR" in "".join(page.find("h1")[0][2])
-    assert "2 of 4 checks met their expectation; 1 could not run" in page.all_text()
+    assert "3 of 5 checks met their expectation; 1 could not run" in page.all_text()
 
 
 def test_report_escapes_user_text(report: tuple[int, Path]) -> None:
@@ -205,9 +227,66 @@ def test_report_shows_the_failure_and_its_reason(report: tuple[int, Path]) -> No
     assert "diagnosis:" in swapped  # verify's diagnosis, from the worker process
 
 
-def test_report_says_how_to_get_plots_when_there_are_none(report: tuple[int, Path]) -> None:
+@needs_matplotlib
+def test_report_embeds_one_figure_per_check_that_ran(report: tuple[int, Path]) -> None:
+    from matplotlib.image import imread
+
     page = parse(report[1].read_text(encoding="utf-8"))
+    assert PLOTS_HINT not in page.all_text()
+    per_section = []
+    for i in range(1, CHECKS + 1):
+        start = page.elements.index(page.find("section", id=f"check-{i}")[0])
+        end = next(
+            (j for j, e in enumerate(page.elements) if j > start and e[0] == "section"),
+            len(page.elements),
+        )
+        images = [e for e in page.elements[start:end] if e[0] == "img"]
+        per_section.append(images)
+    assert [len(images) for images in per_section] == [1, 1, 1, 0, 1]  # not the crashed one
+    for images in per_section:
+        for _, attrs, _ in images:
+            src = attrs["src"]
+            assert src.startswith("data:image/png;base64,")
+            data = base64.b64decode(src.split(",", 1)[1], validate=True)
+            pixels = imread(io.BytesIO(data), format="png")[:, :, :3]
+            assert pixels.shape[0] > 200 and pixels.shape[1] > 300
+            assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 20  # drawn, not blank
+            assert attrs["alt"]
+    assert len(page.find("figcaption")) == 4
+
+
+def test_report_without_matplotlib_is_complete_and_says_how_to_get_plots(
+    suite: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pinncheck._html
+
+    monkeypatch.setattr(pinncheck._html, "plots_available", lambda: False)
+    out = suite / "no-plots.html"
+    r = run_cli("run", str(suite / "suite.toml"), "-k", "not crashes", "--html", str(out))
+    assert r.exit_code == 1
+    page = parse(out.read_text(encoding="utf-8"))
     assert PLOTS_HINT in page.all_text()
+    assert not page.find("img") and not page.find("figure")
+    assert len(summary_rows(page)) == CHECKS - 1
+    assert len(page.find("table", class_="worst")) == 3
+
+
+@needs_matplotlib
+def test_a_plot_that_fails_leaves_a_note_and_the_run_alone(
+    suite: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pinncheck._plot
+
+    def broken(report: Any, maps: Any = None) -> bytes:
+        raise RuntimeError("no <canvas>")
+
+    monkeypatch.setattr(pinncheck._plot, "plot_png", broken)
+    out = suite / "broken-plots.html"
+    r = run_cli("run", str(suite / "suite.toml"), "-k", "script", "--html", str(out))
+    assert r.exit_code == 0
+    page = parse(out.read_text(encoding="utf-8"))
+    assert "the plot could not be drawn (RuntimeError: no <canvas>)" in page.all_text()
+    assert not page.find("canvas") and not page.find("img")
 
 
 def test_html_keeps_the_exit_code_of_a_failing_and_a_passing_run(suite: Path) -> None:
@@ -221,7 +300,7 @@ def test_html_keeps_the_exit_code_of_a_failing_and_a_passing_run(suite: Path) ->
     assert r.exit_code == 0
     page = parse(out.read_text(encoding="utf-8"))
     assert [row["data-state"] for row in summary_rows(page)] == ["passed"]
-    assert "1 deselected" not in page.all_text() and "3 deselected by -k" in page.all_text()
+    assert f"{CHECKS - 1} deselected by -k" in page.all_text()
 
 
 @pytest.mark.parametrize("where", ["missing/report.html", "."])
@@ -259,7 +338,7 @@ def test_check_files_that_do_not_validate_get_a_page(tmp_path: Path) -> None:
 def test_page_of_a_run_from_the_python_api(suite: Path) -> None:
     from pinncheck._checkfile import load_files, run_entries
 
-    entries = [e for e in load_files([suite / "suite.toml"]) if e.kind != "verify"]
+    entries = [e for e in load_files([suite / "suite.toml"]) if e.kind in ("check", "residual")]
     text = html_report(run_entries(entries), title="my <suite>")
     page = parse(text)
     assert "my <suite>: FAIL" in "".join(page.find("title")[0][2])
@@ -385,8 +464,10 @@ def test_report_renders_in_a_headless_browser(report: tuple[int, Path], tmp_path
     assert dom.returncode == 0, dom.stderr[-2000:]
     page = parse(dom.stdout)
     assert [r["data-state"] for r in summary_rows(page)] == STATES
-    assert len(page.find("section", class_="check")) == 4
+    assert len(page.find("section", class_="check")) == CHECKS
     assert len(page.find("table", class_="worst")) == 3
+    if find_spec("matplotlib") is not None:
+        assert len(page.find("img")) == 4
     assert NAME in page.all_text() and not page.find("script")
     shot = tmp_path / "report.png"
     r = browser(f"--screenshot={shot}", f"--window-size={WIDTH},{HEIGHT}", url)
@@ -428,7 +509,7 @@ class CountingSink:
 def test_run_entries_feeds_sinks_in_process_and_in_workers(suite: Path, jobs: int) -> None:
     from pinncheck._checkfile import load_files, run_entries
 
-    entries = load_files([suite / "suite.toml"])
+    entries = [e for e in load_files([suite / "suite.toml"]) if e.kind != "probe"]
     report = run_entries(
         entries, jobs=jobs, sinks=lambda e: [CountingSink()] if e.name != "crashes" else []
     )
