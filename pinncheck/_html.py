@@ -165,7 +165,21 @@ def _style_classes(style: Any) -> str:
     return " ".join(classes)
 
 
-def _styled_runs(text: Any, console: Any) -> list[tuple[str, str]]:
+def _style(style: Any) -> Any:
+    """A rich style (or its definition, such as ``"bold red"``) as a Style; a theme's named
+    style (which needs a console to look up) as no style."""
+    from rich.errors import StyleSyntaxError
+    from rich.style import Style
+
+    if not isinstance(style, str):
+        return style
+    try:
+        return Style.parse(style)
+    except StyleSyntaxError:
+        return Style()
+
+
+def _styled_runs(text: Any) -> list[tuple[str, str]]:
     """A rich Text as (escaped text, CSS classes) runs: its own style and its spans'."""
     from rich.style import Style
 
@@ -176,29 +190,29 @@ def _styled_runs(text: Any, console: Any) -> list[tuple[str, str]]:
         if a >= b:
             continue
         styles = [text.style] + [s.style for s in text.spans if s.start <= a and b <= s.end]
-        style = Style.combine(
-            console.get_style(s, default="") if isinstance(s, str) else s for s in styles
-        )
+        style = Style.combine(_style(s) for s in styles)
         runs.append((esc_lines(plain[a:b]), _style_classes(style)))
     return runs
+
+
+def _plain_console() -> Any:
+    from rich.console import Console
+
+    return Console(file=io.StringIO(), width=120, no_color=True, color_system=None, highlight=False)
 
 
 def _rich_html(item: Any, inline: bool = False) -> str:
     """A recorded rich object as HTML: a Text as text with its colours, a Table as a table,
     anything else as its plain-text rendering."""
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    console = Console(
-        file=io.StringIO(), width=120, no_color=True, color_system=None, highlight=False
-    )
     if isinstance(item, str):
         item = Text(item)
     if isinstance(item, Text):
         body = "".join(
             f'<span class="{classes}">{text}</span>' if classes else text
-            for text, classes in _styled_runs(item, console)
+            for text, classes in _styled_runs(item)
         )
         if inline:
             return body
@@ -208,8 +222,9 @@ def _rich_html(item: Any, inline: bool = False) -> str:
     if isinstance(item, _Warnings):
         lines = "".join(f"<li>warning: {esc(w)}</li>" for w in item.lines)
         return f'<ul class="warnings">{lines}</ul>' if item.lines else ""
+    console = _plain_console()
     console.print(item)
-    return f"<pre>{esc_lines(console.file.getvalue().rstrip())}</pre>"  # type: ignore[attr-defined]
+    return f"<pre>{esc_lines(console.file.getvalue().rstrip())}</pre>"
 
 
 def _table_html(table: Any) -> str:

@@ -303,6 +303,29 @@ def test_html_keeps_the_exit_code_of_a_failing_and_a_passing_run(suite: Path) ->
     assert f"{CHECKS - 1} deselected by -k" in page.all_text()
 
 
+def test_checks_not_run_after_x_are_listed_as_not_run(suite: Path) -> None:
+    out = suite / "exitfirst.html"
+    r = run_cli("run", str(suite / "suite.toml"), "-x", "--html", str(out))
+    assert r.exit_code == 1
+    page = parse(out.read_text(encoding="utf-8"))
+    assert [row["data-state"] for row in summary_rows(page)] == ["passed", "failed"] + [
+        "skipped"
+    ] * (CHECKS - 2)
+    assert len(page.find("section", class_="skipped")) == CHECKS - 2
+    assert "not run: -x stopped the run" in page.all_text()
+
+
+def test_output_pinncheck_prints_as_something_else_becomes_preformatted_text() -> None:
+    from rich.panel import Panel
+
+    from pinncheck._html import _rich_html
+
+    html = _rich_html(Panel("a <map> of failures\n##  ##"))
+    page = parse(html)
+    assert [e[0] for e in page.elements] == ["pre"]
+    assert "a <map> of failures" in page.all_text() and "##  ##" in page.all_text()
+
+
 @pytest.mark.parametrize("where", ["missing/report.html", "."])
 def test_unwritable_html_path_exits_2_before_running(suite: Path, where: str) -> None:
     target = suite / where
