@@ -206,7 +206,7 @@ def plot_data(report: Any, maps: Any = None) -> Any:
         if maps is None:
             raise OptionError(
                 f"Plotting a {report.kind} report needs the ErrorMaps sink that saw its run: "
-                "pass pinncheck.plot.error_maps() to the job's run(sinks=[...])."
+                "pass pinncheck._plot.error_maps() to the job's run(sinks=[...])."
             )
         return _maps_data(report, _result(report, maps))
     raise OptionError(f"pinncheck cannot plot a {report.kind!r} report.")
@@ -620,10 +620,13 @@ def _draw_grid(ax: Any, panel: Panel, data: MapsData, norm: Any, cmap: Any) -> N
 
     ex, ey = panel.edges
     ax.set_facecolor(EMPTY)
-    ax.pcolormesh(ex, ey, _log_ratio(panel.ratio, data).T, cmap=cmap, norm=norm)
+    # Rasterized: SVG and PDF embed each grid as one image, not a path per cell.
+    ax.pcolormesh(ex, ey, _log_ratio(panel.ratio, data).T, cmap=cmap, norm=norm, rasterized=True)
     if panel.undefined.any():
         undefined = np.ma.masked_where(~panel.undefined.T, np.ones(panel.undefined.T.shape))
-        ax.pcolormesh(ex, ey, undefined, cmap=colors.ListedColormap([UNDEFINED]))
+        ax.pcolormesh(
+            ex, ey, undefined, cmap=colors.ListedColormap([UNDEFINED]), rasterized=True
+        )
     for s in panel.singular:
         if s.g is not None and len(s.levels):
             g = np.ma.masked_invalid(s.g.T)
