@@ -306,9 +306,12 @@ def _maps_data(report: Any, result: Any) -> MapsData:
 
         cols = min(MAX_PROJECTIONS, d * (d - 1) // 2)
         for q in series:
-            for a, b in ranked_pairs(q)[:cols]:
+            for k, (a, b) in enumerate(ranked_pairs(q)[:cols]):
                 grid = q.pair(result.variables[a], result.variables[b])
-                panels.append(_panel(q, grid, statuses, sets, result.variables))
+                panel = _panel(q, grid, statuses, sets, result.variables)
+                if k:  # the row's first panel has the full title
+                    panel.title = f"{q.name}, projected on ({', '.join(grid.variables)})"
+                panels.append(panel)
         rows = len(series)
     values = np.concatenate([p.ratio.ravel() for p in panels]) if panels else np.zeros(0)
     positive = values[np.isfinite(values) & (values > 0)]
@@ -520,7 +523,7 @@ def _draw_probe(data: ProbeData) -> Figure:
     right.set_title("each point's coupling to the others (bottom: exactly 0)", fontsize=9)
     right.legend(loc="upper right", fontsize=8)
     fig.suptitle(_wrapped(data.title, fig), fontsize=10)
-    fig.text(0.5, -0.01, data.caption, ha="center", va="top", fontsize=9, wrap=True)
+    fig.supxlabel(_wrapped(data.caption, fig), fontsize=9)
     return fig
 
 
@@ -624,9 +627,7 @@ def _draw_grid(ax: Any, panel: Panel, data: MapsData, norm: Any, cmap: Any) -> N
     ax.pcolormesh(ex, ey, _log_ratio(panel.ratio, data).T, cmap=cmap, norm=norm, rasterized=True)
     if panel.undefined.any():
         undefined = np.ma.masked_where(~panel.undefined.T, np.ones(panel.undefined.T.shape))
-        ax.pcolormesh(
-            ex, ey, undefined, cmap=colors.ListedColormap([UNDEFINED]), rasterized=True
-        )
+        ax.pcolormesh(ex, ey, undefined, cmap=colors.ListedColormap([UNDEFINED]), rasterized=True)
     for s in panel.singular:
         if s.g is not None and len(s.levels):
             g = np.ma.masked_invalid(s.g.T)

@@ -434,6 +434,22 @@ def test_probe_matrix_is_diagonal_for_a_pointwise_model_and_not_for_batchnorm() 
     assert "FAIL" in bad.title and "float32" in bad.title and "n = 64" in bad.title
 
 
+@needs_matplotlib
+def test_the_probe_figure_draws_its_caption_and_the_matrix() -> None:
+    import numpy as np
+
+    from pinncheck import probe
+    from pinncheck._plot import figure, plot_data
+
+    r = probe("models.py:batchnorm_mlp", ["x = 0:1", "t = 0:1"], base_dir=SAMPLES)
+    fig = figure(r)
+    assert "Culprit layers: BatchNorm1d" in fig.get_supxlabel()
+    image = fig.axes[0].images[0].get_array()
+    relative = plot_data(r).relative
+    off = ~np.eye(len(relative), dtype=bool)
+    assert np.array_equal(np.asarray(image)[off], relative[off])
+
+
 def test_probe_keeps_its_coupling_matrix_out_of_the_json() -> None:
     from pinncheck import probe
 
@@ -479,3 +495,16 @@ def test_plot_format_and_request() -> None:
         plot_format("a.jpeg")
     nothing = PlotRequest(None)
     assert nothing.sinks == [] and nothing.save(object()) is None
+
+
+def test_the_documented_pictures_exist_and_are_small() -> None:
+    import re
+
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    shown = re.findall(r"!\[[^]]*\]\((pictures/[^)]+\.png)\)", (docs / "pictures.md").read_text())
+    from bench.pictures import PICTURES
+
+    assert sorted(Path(p).name for p in shown) == sorted(PICTURES)
+    for p in shown:
+        data = (docs / p).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) < 200_000, p
