@@ -727,6 +727,20 @@ class PlotRequest:
             self._maps = error_maps()
         return [self._maps]
 
+    def sinks_with(self, others: list[Any]) -> list[Any]:
+        """The run's sinks: ``others`` (such as the terminal map's), plus the plot's own
+        ErrorMaps unless ``others`` has one, which the plot then reuses (one pass of the
+        binning serves both)."""
+        from ._maps import ErrorMaps
+
+        if self.path is None or not self.streams:
+            return list(others)
+        shared = next((s for s in others if isinstance(s, ErrorMaps)), None)
+        if shared is None:
+            return [*others, *self.sinks]
+        self._maps = shared
+        return list(others)
+
     def save(self, report: Any) -> Path | None:
         """Write the plot of ``report`` (the run that fed :attr:`sinks`); None when none was
         asked for."""
