@@ -71,10 +71,11 @@ def marks_for(encoding: str | None) -> Marks:
 
 
 def sinks_for(table_output: bool, variables: Sequence[str]) -> list[ErrorMaps]:
-    """The CLI's sinks: an :class:`ErrorMaps` when a map could be shown, else none."""
+    """The CLI's sinks: an :class:`ErrorMaps` when a map could be shown, else none. It keeps
+    the three worst points that ``--plot`` marks, since a plot reuses it."""
     if not table_output or not 1 <= len(variables) <= MAX_VARIABLES:
         return []
-    return [ErrorMaps(profile_bins=PROFILE_BINS, pair_bins=PAIR_BINS, worst=1)]
+    return [ErrorMaps(profile_bins=PROFILE_BINS, pair_bins=PAIR_BINS, worst=3)]
 
 
 def attach(report: Any, sinks: Sequence[ErrorMaps], command: str, subject: str) -> None:
