@@ -46,6 +46,8 @@ class CheckReport:
     timings: dict[str, float] = field(default_factory=dict)
     chunk_size: int = 0
     kind: str = "check"
+    maps: Any = field(default=None, repr=False, compare=False)
+    """The error maps the CLI gathered (an :class:`~pinncheck._maps.ErrorMapsResult`), or None."""
 
     @property
     def status(self) -> str:

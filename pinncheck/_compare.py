@@ -193,7 +193,7 @@ class ErrorStats:
         autograd: torch.Tensor,
         exact: torch.Tensor,
         tolerance: torch.Tensor,
-        reference: torch.Tensor,
+        reference: torch.Tensor | float,
         points: list[torch.Tensor],
         offset: int,
         *,
@@ -201,73 +201,81 @@ class ErrorStats:
         size: torch.Tensor | None = None,
         err: torch.Tensor | None = None,
         magnitude: torch.Tensor | None = None,
+        ratio: torch.Tensor | None = None,
+        ratio_max: float | None = None,
     ) -> None:
         """Fold in one chunk: values at the points ``offset .. offset+len-1``, with each
-        point's ``tolerance`` and the bound on the ``reference`` (exact side)'s own error.
+        point's ``tolerance`` and the bound on the ``reference`` (exact side)'s own error; a
+        float ``reference`` means that bound is that multiple of the tolerance at every point
+        (the rounding model's common case, which saves materializing it).
         ``override``: the tolerance does not come from the rounding model (undecided points
         must then be looked for at any ratio). ``size``: a residual's size at each point (the
         sum of its terms' magnitudes), against which its tolerance must be small for a pass
-        to mean that no term is missing. ``err`` and ``magnitude``: ``|autograd - exact|`` and
-        ``|exact|``, when the caller has them already."""
+        to mean that no term is missing. ``err``, ``magnitude``, ``ratio`` and ``ratio_max``:
+        ``|autograd - exact|``, ``|exact|``, ``err / tolerance`` (0 where both are 0) and its
+        largest value, when the caller has them already."""
         e = exact
         if err is None:
             err = torch.sub(autograd, e).abs_()  # float64 (a float32 autograd widens exactly)
         n = e.numel()
         self.count += n
-        ok = None
         ae = e.abs() if magnitude is None else magnitude
-        row = [
-            torch.dot(err, err),
-            err.amax(),
-            ae.amax(),
-            reference.amax(),
-            tolerance.amax(),
-        ]
+        scaled = isinstance(reference, float)
+        row = [torch.dot(err, err), err.amax(), ae.amax(), tolerance.amax()]
+        if not isinstance(reference, float):
+            row.append(reference.amax())
         if size is not None:
             row.append(torch.count_nonzero(tolerance > VAGUE_FRACTION * size))
         if self.track_autograd:
             row.append(autograd.abs().amax().to(torch.float64))
         flat = torch.stack([x.to(torch.float64) for x in row]).tolist()
         # The common case, every error and tolerance finite, costs no extra pass.
-        if not math.isfinite(flat[0] + flat[4]):
-            ok = torch.isfinite(autograd) & torch.isfinite(e)
-            n_ok = int(ok.sum())
-            if n_ok < n:
-                self.nonfinite += n - n_ok
-                if self.first_nonfinite_index is None:
-                    i = int((~ok).nonzero()[0, 0])
-                    self.first_nonfinite_index = offset + i
-                    self.first_nonfinite_point = [float(p[i]) for p in points]
-                    self.first_nonfinite_values = (float(autograd[i]), float(e[i]))
-            if n_ok == 0:
-                return
-            zero = torch.zeros((), dtype=err.dtype, device=err.device)
-            err = torch.where(ok, err, zero)
-            e = torch.where(ok, e, zero)
-            # A tolerance that overflows allows nothing: such a point never passes silently.
-            tolerance = torch.where(ok & torch.isfinite(tolerance), tolerance, zero)
-            reference = torch.where(ok, reference, zero).nan_to_num_(posinf=0.0)
-            autograd = torch.where(ok, autograd, zero.to(autograd.dtype))
-            if size is not None:
-                size = torch.where(ok, size, zero)
-            ae = e.abs()
+        if math.isfinite(flat[0] + flat[3]):
+            ref_max = reference * flat[3] if isinstance(reference, float) else flat.pop(4)
+            del flat[3]
+            flat.insert(3, ref_max)
             return self._update(
-                autograd, e, ae, err, tolerance, reference, points, offset, override, size, n_ok, ok
+                autograd,
+                e,
+                ae,
+                err,
+                tolerance,
+                reference,
+                points,
+                offset,
+                override,
+                size,
+                n,
+                None,
+                flat,
+                ratio,
             )
+        if scaled:
+            reference = tolerance * reference
+        assert not isinstance(reference, float)
+        ok = torch.isfinite(autograd) & torch.isfinite(e)
+        n_ok = int(ok.sum())
+        if n_ok < n:
+            self.nonfinite += n - n_ok
+            if self.first_nonfinite_index is None:
+                i = int((~ok).nonzero()[0, 0])
+                self.first_nonfinite_index = offset + i
+                self.first_nonfinite_point = [float(p[i]) for p in points]
+                self.first_nonfinite_values = (float(autograd[i]), float(e[i]))
+        if n_ok == 0:
+            return
+        zero = torch.zeros((), dtype=err.dtype, device=err.device)
+        err = torch.where(ok, err, zero)
+        e = torch.where(ok, e, zero)
+        # A tolerance that overflows allows nothing: such a point never passes silently.
+        tolerance = torch.where(ok & torch.isfinite(tolerance), tolerance, zero)
+        reference = torch.where(ok, reference, zero).nan_to_num_(posinf=0.0)
+        autograd = torch.where(ok, autograd, zero.to(autograd.dtype))
+        if size is not None:
+            size = torch.where(ok, size, zero)
+        ae = e.abs()
         return self._update(
-            autograd,
-            e,
-            ae,
-            err,
-            tolerance,
-            reference,
-            points,
-            offset,
-            override,
-            size,
-            n,
-            None,
-            flat,
+            autograd, e, ae, err, tolerance, reference, points, offset, override, size, n_ok, ok
         )
 
     def _update(
@@ -277,7 +285,7 @@ class ErrorStats:
         ae: torch.Tensor,
         err: torch.Tensor,
         tolerance: torch.Tensor,
-        reference: torch.Tensor,
+        reference: torch.Tensor | float,
         points: list[torch.Tensor],
         offset: int,
         override: bool,
@@ -285,21 +293,27 @@ class ErrorStats:
         n_ok: int,
         ok: torch.Tensor | None,
         flat: list[float] | None = None,
+        ratio: torch.Tensor | None = None,
+        ratio_max: float | None = None,
     ) -> None:
         self.finite += n_ok
         if flat is None:
-            row = [torch.dot(err, err), err.amax(), ae.amax(), reference.amax(), tolerance.amax()]
+            assert not isinstance(reference, float)
+            row = [torch.dot(err, err), err.amax(), ae.amax(), reference.amax()]
             if size is not None:
                 row.append(torch.count_nonzero(tolerance > VAGUE_FRACTION * size))
             if self.track_autograd:
                 row.append(autograd.abs().amax().to(torch.float64))
             flat = torch.stack([x.to(torch.float64) for x in row]).tolist()
-        sum_sq, err_max, e_max, ref_max, _tol_max, *rest = flat
+        sum_sq, err_max, e_max, ref_max, *rest = flat
         if size is not None:
             self.vague += int(rest.pop(0))
         a_max = rest
-        ratio = torch.div(err, tolerance).nan_to_num_(nan=0.0)  # 0/0: no error, no tolerance
-        ratio_max = float(ratio.amax())
+        if ratio is None:
+            ratio = torch.div(err, tolerance).nan_to_num_(nan=0.0)  # 0/0: no error, no tolerance
+            ratio_max = None
+        if ratio_max is None:
+            ratio_max = float(ratio.amax())
         if needs_scaling(sum_sq, err_max):  # squares overflow or underflow, the errors do not
             self.add_sum_sq(float(((err / err_max) ** 2).sum()), err_max)
         else:  # (an error that itself overflows makes the RMS infinite, as it is)
@@ -309,13 +323,10 @@ class ErrorStats:
             self.max_abs_autograd = max(self.max_abs_autograd, a_max[0])
 
         def probe(j: int) -> Probe:
+            tol = float(tolerance[j])
+            ref = reference * tol if isinstance(reference, float) else float(reference[j])
             return Probe(
-                offset + j,
-                [float(p[j]) for p in points],
-                float(autograd[j]),
-                float(e[j]),
-                float(tolerance[j]),
-                float(reference[j]),
+                offset + j, [float(p[j]) for p in points], float(autograd[j]), float(e[j]), tol, ref
             )
 
         # A point is looked for only where it can beat the earlier chunks' (``beat``).
@@ -328,11 +339,15 @@ class ErrorStats:
             self.largest = probe(_argmax(err))
         if (ref_max > self.max_reference_error or self.unsure is None) and ref_max > b_ref:
             self.max_reference_error = ref_max
-            self.unsure = probe(_argmax(reference))
+            self.unsure = probe(_argmax(tolerance if isinstance(reference, float) else reference))
         if ratio_max > 0.5 or override:
             # Points the reference's own error could move across the tolerance.
-            low = err - reference > tolerance
-            high = err + reference > tolerance
+            if isinstance(reference, float):  # |a - e| -+ c*tol > tol
+                low = ratio > 1.0 + reference
+                high = ratio > 1.0 - reference
+            else:
+                low = err - reference > tolerance
+                high = err + reference > tolerance
             certain = int(low.sum())
             self.certain_failures += certain
             undecided = high & ~low

@@ -412,33 +412,35 @@ def _run_chunk(
     # Each quantity's size at each point: |value|, or for a residual the sum of its terms'.
     sums = [None] * len(progs.terms) + list(part_sums)
     sizes = [e.abs() if p is None else p for e, p in zip(ex, sums, strict=True)]
-    tol_ref = _bounded_side(progs, pts64, ex, ag + ag_derived, sizes, tols, u, start, n_total)
+    judged = _bounded_side(progs, pts64, ex, ag + ag_derived, sizes, tols, u, start, n_total)
     _sync(device)
     t3 = time.perf_counter()
     stats = _new_stats(len(tols), len(progs.terms))
     for st, b in zip(stats, beat, strict=False):
         st.beat = b
     scales = []
-    for i, (st, a, e, tol, (allowed, ref, err)) in enumerate(
-        zip(stats, ag + ag_derived, ex, tols, tol_ref, strict=True)
+    for i, (st, a, e, tol, j) in enumerate(
+        zip(stats, ag + ag_derived, ex, tols, judged, strict=True)
     ):
         k = i - len(progs.terms)
         size = part_sums[k] if k >= 0 else None
         st.update(
             a,
             e,
-            allowed,
-            ref,
+            j.allowed,
+            j.reference,
             pts64,
             start,
             override=tol.override,
             size=size,
-            err=err,
+            err=j.error,
             magnitude=sizes[i] if k < 0 else None,
+            ratio=j.ratio,
+            ratio_max=j.ratio_max,
         )
         if k >= 0:
             scales.append(math.nan if size is None else float(size.max()))
-            st.extra_max("exact_over_reference", torch.div(e.abs(), ref))
+            st.extra_max("exact_over_reference", torch.div(e.abs(), j.reference_tensor()))
     partials: list[object] = []
     if sinks:
         view = ChunkView(
@@ -446,9 +448,9 @@ def _run_chunk(
             pts64,
             [a.to(torch.float64) for a in ag + ag_derived],
             ex,
-            [err for _, _, err in tol_ref],
-            [allowed for allowed, _, _ in tol_ref],
-            [ref for _, ref, _ in tol_ref],
+            [j.error for j in judged],
+            [j.allowed for j in judged],
+            [j.reference_tensor() for j in judged],
         )
         partials = [s.partial(view) for s in sinks]
     t4 = time.perf_counter()
@@ -475,9 +477,9 @@ def _bounded_side(
     u: float,
     start: int,
     n_total: int,
-) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Each quantity's tolerance, reference error bound and error |autograd - exact| at every
-    point of the chunk.
+) -> list[_Judged]:
+    """Each quantity's tolerance, reference error bound and error ``|autograd - exact|`` at
+    every point of the chunk, and (where it comes cheaply) the ratio of the two.
 
     The running bound B of a value v is at least ``u*|v|`` (its last rounding; for a residual,
     ``u*sum|term|``), so ``K*u*|v|`` is a lower bound of the model's tolerance ``K*B``. A point
@@ -485,47 +487,114 @@ def _bounded_side(
     no bound. The full bound (several times the cost of the exact values) is computed only at
     the other points, and at every :data:`BOUND_STRIDE`-th point (all points of small runs,
     coarse dtypes and tolerance overrides), from which the reference error and the
-    ill-conditioning reported are taken. Elsewhere the lower bounds stand in.
+    ill-conditioning reported are taken. Elsewhere the lower bounds stand in. The model's
+    reference bound is then ``REFERENCE_SAFETY*u64/(K*u)`` times the tolerance at every point,
+    returned as that number rather than as a tensor.
     """
     to_ref = REFERENCE_SAFETY * UNIT_ROUNDOFF["float64"] / u
+    errs = [torch.sub(a, e).abs_() for a, e in zip(ag, ex, strict=True)]
     full = (
         n_total <= ALL_BOUNDS_UP_TO or u > UNIT_ROUNDOFF["float32"] or any(t.override for t in tols)
     )
-    low = [size * u for size in sizes]
-    errs = [torch.sub(a, e).abs_() for a, e in zip(ag, ex, strict=True)]
     if full:
-        idx = None
-    else:
-        m = pts64[0].numel()
-        first = (-start) % BOUND_STRIDE
-        mask = torch.zeros(m, dtype=torch.bool, device=pts64[0].device)
-        mask[first::BOUND_STRIDE] = True
-        n_terms = len(progs.terms)
-        for i, (err, e, lo, tol) in enumerate(zip(errs, ex, low, tols, strict=True)):
-            mask |= err > lo * (0.5 * tol.factor)
-            if i >= n_terms:  # the exact residual: within its reference bound?
-                mask |= e.abs() > lo * to_ref
-        idx = torch.nonzero(mask).flatten()
-    in_pts = pts64 if idx is None else [p[idx] for p in pts64]
-    in_bounds: list[torch.Tensor | None] = [x.abs().mul_(u) for x in in_pts]
-    _, bounds = run_bounded(progs.exact, in_pts, in_bounds, u)
-    if progs.derived is not None:
-        sub_ex = ex[: len(progs.terms)] if idx is None else [e[idx] for e in ex[: len(progs.terms)]]
-        _, db = run_bounded(progs.derived, in_pts + sub_ex, in_bounds + list(bounds), u)
-        bounds = bounds + db
-    out = []
-    for err, lo, b, tol, size in zip(errs, low, bounds, tols, sizes, strict=True):
-        b = (
-            torch.maximum(b, lo)
-            if idx is None
-            else lo.index_put_((idx,), torch.maximum(b, lo[idx]))
-        )
-        if tol.override:
-            allowed = size.mul(tol.rtol or 0.0).add_(tol.atol or 0.0)
-        else:
-            allowed = b * tol.factor
-        out.append((allowed, b.mul_(to_ref), err))
-    return out
+        in_bounds: list[torch.Tensor | None] = [x.abs().mul_(u) for x in pts64]
+        bounds = _bounds_at(progs, pts64, in_bounds, ex[: len(progs.terms)], u)
+        out: list[_Judged] = []
+        for err, b, tol, size in zip(errs, bounds, tols, sizes, strict=True):
+            b = torch.maximum(b, size * u)
+            if tol.override:
+                allowed = size.mul(tol.rtol or 0.0).add_(tol.atol or 0.0)
+            else:
+                allowed = b * tol.factor
+            out.append(_Judged(allowed, b.mul_(to_ref), err, None))
+        return out
+    # The tolerances' lower bounds, and the errors' ratios to them, at every point; the full
+    # bound at every BOUND_STRIDE-th point, then wherever a ratio to the lower bound exceeds
+    # 1/2 (the patched ratios are the true ones and no larger: where none exceeds 1/2, no
+    # point needs more).
+    allowed_all = [size * (u * tol.factor) for size, tol in zip(sizes, tols, strict=True)]
+    ratios = [
+        torch.div(err, t).nan_to_num_(nan=0.0) for err, t in zip(errs, allowed_all, strict=True)
+    ]
+    n_terms = len(progs.terms)
+    m = pts64[0].numel()
+    first = (-start) % BOUND_STRIDE
+    strided = slice(first, m, BOUND_STRIDE)
+    _patch(progs, pts64, ex, errs, sizes, tols, u, strided, allowed_all, ratios)
+    tops = torch.stack([r.amax() for r in ratios]).tolist()
+    extra: torch.Tensor | None = None
+    for i, (ratio, top) in enumerate(zip(ratios, tops, strict=True)):
+        need = ratio > 0.5 if top > 0.5 else None
+        if i >= n_terms:  # the exact residual: within its reference bound?
+            off = ex[i].abs() > sizes[i] * (u * to_ref)
+            need = off if need is None else need.logical_or_(off)
+        if need is not None:
+            extra = need if extra is None else extra.logical_or_(need)
+    if extra is not None:
+        extra[strided] = False
+        at_idx = torch.nonzero(extra).flatten()
+        if at_idx.numel():
+            _patch(progs, pts64, ex, errs, sizes, tols, u, at_idx, allowed_all, ratios)
+            tops = torch.stack([r.amax() for r in ratios]).tolist()
+    return [
+        _Judged(allowed, to_ref / tol.factor, err, ratio, top)
+        for allowed, tol, err, ratio, top in zip(allowed_all, tols, errs, ratios, tops, strict=True)
+    ]
+
+
+def _patch(
+    progs: Programs,
+    pts64: list[torch.Tensor],
+    ex: list[torch.Tensor],
+    errs: list[torch.Tensor],
+    sizes: Sequence[torch.Tensor],
+    tols: list[Tolerance],
+    u: float,
+    at: slice | torch.Tensor,
+    allowed: list[torch.Tensor],
+    ratios: list[torch.Tensor],
+) -> None:
+    """Replace the lower-bound tolerances (and ratios) at the points ``at`` by the model's,
+    from the full running bound there."""
+    in_pts = [p[at] for p in pts64]
+    sub_ex = [e[at] for e in ex[: len(progs.terms)]]
+    bounds = _bounds_at(progs, in_pts, [x.abs().mul_(u) for x in in_pts], sub_ex, u)
+    for b, tol, size, err, allowed_i, ratio_i in zip(
+        bounds, tols, sizes, errs, allowed, ratios, strict=True
+    ):
+        full = torch.maximum(b, size[at] * u).mul_(tol.factor)
+        allowed_i[at] = full
+        ratio_i[at] = torch.div(err[at], full).nan_to_num_(nan=0.0)
+
+
+@dataclass
+class _Judged:
+    """One quantity's verdict inputs on a chunk (see :func:`_bounded_side`)."""
+
+    allowed: torch.Tensor  # the tolerance at each point
+    reference: torch.Tensor | float  # the reference's error bound, or that multiple of allowed
+    error: torch.Tensor  # |autograd - exact|
+    ratio: torch.Tensor | None  # error / allowed (0 where both are 0), when computed
+    ratio_max: float | None = None  # and its largest value
+
+    def reference_tensor(self) -> torch.Tensor:
+        ref = self.reference
+        return self.allowed * ref if isinstance(ref, float) else ref
+
+
+def _bounds_at(
+    progs: Programs,
+    pts: list[torch.Tensor],
+    in_bounds: list[torch.Tensor | None],
+    term_values: list[torch.Tensor],
+    u: float,
+) -> list[torch.Tensor]:
+    """The running error bounds of the terms, then of the derived quantities, at ``pts``."""
+    _, bounds = run_bounded(progs.exact, pts, in_bounds, u)
+    if progs.derived is None:
+        return list(bounds)
+    _, db = run_bounded(progs.derived, pts + term_values, in_bounds + list(bounds), u)
+    return list(bounds) + list(db)
 
 
 def _new_stats(count: int, n_terms: int) -> list[ErrorStats]:

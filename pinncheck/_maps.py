@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -200,6 +200,35 @@ class _Binned:
         return math.prod(self.shape)
 
 
+EMPTY_SHARE = 1 / 8
+"""While more of the filter's cells than this share hold an empty bin, chunks are filtered at
+their merge (with the bins as they are then) instead of in their worker."""
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """What a chunk's points are filtered with (see :meth:`ErrorMaps.partial`)."""
+
+    filter: torch.Tensor  # (series, coarse cells): a lower bound of the bins' largest ratios
+    floor: torch.Tensor  # (series, 1): the smallest bound over the cells without empty bins
+    empty: torch.Tensor  # (coarse cells,) bool: a bin of the cell is empty for some series
+    empty_share: float
+    any_empty: bool
+    worst: torch.Tensor  # (series, 1): the ratio a point must beat to be among the worst
+
+    @staticmethod
+    def empty_for(series: int, cells: int) -> _Snapshot:
+        inf = torch.full((series, 1), -math.inf, dtype=torch.float64)
+        return _Snapshot(
+            torch.full((series, cells), -math.inf, dtype=torch.float64),
+            inf,
+            torch.ones(cells, dtype=torch.bool),
+            1.0,
+            True,
+            inf.clone(),
+        )
+
+
 class ErrorMaps:
     """A :class:`~pinncheck._pointwise.PointSink` that bins each quantity's ratio over the
     domain (see the module's docstring); pass it to a job's ``run(progress, sinks=[maps])``,
@@ -232,12 +261,9 @@ class ErrorMaps:
         self._grids: list[_Binned] = []
         self._bins: list[int] = []  # per variable
         self._coarse: list[int] = []  # per variable, the filter's cells
-        self._filter = torch.empty(0)
-        self._empty_share = 1.0  # the share of the filter's cells that no point has reached
         self._worst: list[list[_Worst]] = []
-        # Read by partials, so replaced (never changed in place) by merge, as the grids'
-        # largest ratios are: per series, the ratio a point must beat to be among the worst.
-        self._worst_floor = torch.empty(0)
+        # What partials read (in worker threads): replaced, never changed, by merge.
+        self._snapshot = _Snapshot.empty_for(0, 0)
 
     # -- the PointSink protocol ------------------------------------------------------------
 
@@ -274,10 +300,8 @@ class ErrorMaps:
                     torch.zeros((s, cells), dtype=torch.int64),
                 )
             )
-        self._filter = torch.full((s, math.prod(self._coarse)), -math.inf, dtype=torch.float64)
-        self._empty_share = 1.0
         self._worst = [[] for _ in series]
-        self._worst_floor = torch.full((s, 1), -math.inf, dtype=torch.float64)
+        self._snapshot = _Snapshot.empty_for(s, math.prod(self._coarse))
 
     def partial(self, view: ChunkView) -> Any:
         layout = self._layout()
@@ -289,71 +313,73 @@ class ErrorMaps:
             self._bin_index(view.points[j], layout.lows[j], layout.highs[j], b)
             for j, b in enumerate(self._bins)
         ]
+        cells = [self._cells(g, fine) for g in self._grids]
         fs, fp = _positions(ratios > 1) if max(top) > 1 else (None, None)
         us, up = _positions(undefined) if undefined is not None else (None, None)
-        # Only a point above the smallest largest ratio of the (merged) bins it lies in can
-        # raise one: the filter holds, per cell of a coarse grid over all the variables, a
-        # lower bound of those (once the bins fill, few points pass it).
-        coarse: torch.Tensor | None = None
-        for f, b, c in zip(fine, self._bins, self._coarse, strict=True):
-            ci = f if c == b else torch.div(f * c, b, rounding_mode="floor")
-            coarse = ci.clone() if coarse is None else coarse.mul_(c).add_(ci)
-        assert coarse is not None
-        held = torch.gather(self._filter, 1, coarse.expand(n_series, -1))
-        # Early chunks (empty bins): scatter every point rather than pick most of them.
-        everything = self._empty_share > 1 / 8
-        if not everything:
-            cs, cp = _positions(ratios > held)
-            cr = ratios.view(-1).index_select(0, cs * ratios.shape[1] + cp)
-        out = []
-        for g in self._grids:
-            idx = fine[g.axes[0]]
-            if len(g.axes) == 2:
-                idx = idx * g.shape[1] + fine[g.axes[1]]
-            size = n_series * g.cells
 
-            def per_bin(s: torch.Tensor | None, p: torch.Tensor | None) -> torch.Tensor | None:
-                if s is None or p is None or s.numel() == 0:
-                    return None
-                flat = s * g.cells + idx.index_select(0, p)  # noqa: B023 (used at once)
-                return torch.bincount(flat, minlength=size).view(n_series, g.cells)  # noqa: B023
+        def per_bin(
+            g: _Binned, cell: torch.Tensor, s: torch.Tensor | None, p: torch.Tensor | None
+        ) -> torch.Tensor | None:
+            if s is None or p is None or s.numel() == 0:
+                return None
+            flat = s * g.cells + cell.index_select(0, p)
+            return torch.bincount(flat, minlength=n_series * g.cells).view(n_series, g.cells)
 
-            mx = torch.full((n_series, g.cells), -math.inf, dtype=torch.float64)
-            if everything:
-                mx.scatter_reduce_(1, idx.expand(n_series, -1), ratios, reduce="amax")
-            else:
-                flat = cs * g.cells + idx.index_select(0, cp)
-                mx.view(-1).scatter_reduce_(0, flat, cr, reduce="amax")
-            out.append(
-                (
-                    mx,
-                    torch.bincount(idx, minlength=g.cells),
-                    per_bin(fs, fp),
-                    per_bin(us, up),
-                )
+        counts = [
+            (
+                torch.bincount(cell, minlength=g.cells),
+                per_bin(g, cell, fs, fp),
+                per_bin(g, cell, us, up),
             )
-        return out, self._chunk_worst(view, ratios, top)
+            for g, cell in zip(self._grids, cells, strict=True)
+        ]
+        snap = self._snapshot
+        if snap.empty_share > EMPTY_SHARE:
+            # Early chunks: most bins are still empty here, and perhaps not when this chunk is
+            # merged: the merge picks the points that raise a bin with the bins it finds then.
+            return counts, (view, ratios, top, fine, cells)
+        picked, first = self._candidates(snap, ratios, fine, cells)
+        # The worst points' floor is above the filter's (but in the first chunks): the points
+        # that can be among the worst passed the filter's first step.
+        covered = bool((snap.worst >= snap.floor).all()) and not snap.any_empty
+        worst = self._chunk_worst(view, ratios, top, snap.worst, first if covered else None)
+        return counts, (picked, worst)
 
     def merge(self, partial: Any) -> None:
         if partial is None:
             return
-        grids, worst = partial
-        for g, (mx, count, failing, undefined) in zip(self._grids, grids, strict=True):
-            g.max_ratio = torch.maximum(g.max_ratio, mx)  # a new tensor: partials read the old
+        counts, rest = partial
+        for g, (count, failing, undefined) in zip(self._grids, counts, strict=True):
             g.count += count
             if failing is not None:
                 g.failing += failing
             if undefined is not None:
                 g.undefined += undefined
-        self._filter = self._lower_bounds()
-        self._empty_share = float((self._filter == -math.inf).sum()) / self._filter.numel()
+        if len(rest) == 2:
+            (cs, cp, cr, *cell_of), worst = rest
+            for g, cell in zip(self._grids, cell_of, strict=True):
+                g.max_ratio.view(-1).scatter_reduce_(0, cs * g.cells + cell, cr, reduce="amax")
+        else:
+            view, ratios, top, fine, cells = rest
+            snap = self._snapshot
+            if snap.empty_share > EMPTY_SHARE:  # every point
+                n_series = ratios.shape[0]
+                for g, cell in zip(self._grids, cells, strict=True):
+                    index = cell.expand(n_series, -1)
+                    g.max_ratio.scatter_reduce_(1, index, ratios, reduce="amax")
+            else:
+                (cs, cp, cr, *cell_of), _ = self._candidates(snap, ratios, fine, cells)
+                for g, cell in zip(self._grids, cell_of, strict=True):
+                    flat = cs * g.cells + cell
+                    g.max_ratio.view(-1).scatter_reduce_(0, flat, cr, reduce="amax")
+            worst = self._chunk_worst(view, ratios, top, snap.worst)
         floors = []
         for kept, new in zip(self._worst, worst, strict=True):
             kept.extend(new)
             kept.sort(key=lambda w: (-w[0], w[1]))
             del kept[self.worst :]
             floors.append(kept[-1][0] if len(kept) == self.worst and kept else -math.inf)
-        self._worst_floor = torch.tensor(floors, dtype=torch.float64)[:, None]
+        self._snapshot = self._snap(torch.tensor(floors, dtype=torch.float64)[:, None])
 
     # -- the result ------------------------------------------------------------------------
 
@@ -408,7 +434,8 @@ class ErrorMaps:
 
     def nbytes(self) -> int:
         """The bytes of the tensors the sink keeps between chunks (they do not grow with n)."""
-        tensors = [self._worst_floor, self._filter]
+        snap = self._snapshot
+        tensors = [snap.filter, snap.floor, snap.empty, snap.worst]
         for g in self._grids:
             tensors += [g.max_ratio, g.count, g.failing, g.undefined]
         return sum(t.element_size() * t.numel() for t in tensors)
@@ -438,6 +465,54 @@ class ErrorMaps:
             undefined=g.undefined[s].clone().view(g.shape),
         )
 
+    def _cells(self, g: _Binned, fine: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Each point's cell in ``g`` (row-major over its axes)."""
+        idx = fine[g.axes[0]]
+        if len(g.axes) == 2:
+            idx = idx * g.shape[1] + fine[g.axes[1]]
+        return idx
+
+    def _coarse_index(self, fine: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Each point's cell of the filter's coarse grid, from its bins."""
+        coarse: torch.Tensor | None = None
+        for f, b, c in zip(fine, self._bins, self._coarse, strict=True):
+            ci = f if c == b else torch.div(f * c, b, rounding_mode="floor")
+            coarse = ci.clone() if coarse is None else coarse.mul_(c).add_(ci)
+        assert coarse is not None
+        return coarse
+
+    def _candidates(
+        self,
+        snap: _Snapshot,
+        ratios: torch.Tensor,
+        fine: Sequence[torch.Tensor],
+        cells: Sequence[torch.Tensor],
+    ) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """The (series, point, ratio) of the points that can raise a bin's largest ratio, with
+        their cell in each grid: first those above the series' smallest bound (or in a cell
+        with an empty bin), then those above their own cell's bound. Also returns the first
+        set (series, point, ratio)."""
+        m = ratios.shape[1]
+        mask = ratios > snap.floor
+        if snap.any_empty:
+            mask |= snap.empty.index_select(0, self._coarse_index(fine))
+        cs, cp = _positions(mask)
+        cr = ratios.view(-1).index_select(0, cs * m + cp)
+        coarse = self._coarse_index([f.index_select(0, cp) for f in fine])
+        held = snap.filter.view(-1).index_select(0, cs * snap.filter.shape[1] + coarse)
+        keep = torch.nonzero(cr > held).squeeze(1)
+        ks, kp, kr = cs.index_select(0, keep), cp.index_select(0, keep), cr.index_select(0, keep)
+        return (ks, kp, kr, *[c.index_select(0, kp) for c in cells]), (cs, cp, cr)
+
+    def _snap(self, worst: torch.Tensor) -> _Snapshot:
+        """The filter of the grids as merged so far, and the worst points' floor."""
+        bounds = self._lower_bounds()
+        empty = (bounds == -math.inf).any(0)
+        floor = torch.where(empty, math.inf, bounds).amin(1, keepdim=True)
+        floor = torch.where(torch.isinf(floor), -math.inf, floor)
+        share = float(empty.sum()) / max(1, empty.numel())
+        return _Snapshot(bounds, floor, empty, share, bool(empty.any()), worst)
+
     @staticmethod
     def _bin_index(x: torch.Tensor, lo: float, hi: float, bins: int) -> torch.Tensor:
         """Each coordinate's bin of ``bins`` equal bins over ``[lo, hi]`` (the upper end and
@@ -449,8 +524,8 @@ class ErrorMaps:
         """Per series and coarse cell, the smallest largest ratio of the bins a point of the
         cell lies in (the filter of :meth:`partial`)."""
         d, n_series = len(self._bins), len(self._series)
-        if d <= 2:
-            return self._grids[0].max_ratio
+        if d <= 2:  # a copy: merge changes the grid in place
+            return self._grids[0].max_ratio.clone()
         joint = torch.full((n_series, *self._coarse), math.inf, dtype=torch.float64)
         for g in self._grids:
             i, j = g.axes
@@ -470,15 +545,19 @@ class ErrorMaps:
         (None when it is defined everywhere), and each series' largest ratio."""
         m = len(view)
         ratios = torch.empty((len(self._series), m), dtype=torch.float64)
+        dens = []
         for s, (q, measure) in enumerate(self._series):
             if measure == "error":
-                torch.div(view.error[q], view.tolerance[q], out=ratios[s])
+                dens.append(view.tolerance[q])
+                torch.div(view.error[q], dens[-1], out=ratios[s])
             else:
-                torch.div(view.exact[q].abs(), view.reference[q], out=ratios[s])
-        # A finite maximum shows cheaply that every value, tolerance and ratio is finite: a
-        # value or exact value that is not makes its error, and so its ratio, NaN or inf.
+                dens.append(view.reference[q])
+                torch.div(view.exact[q].abs(), dens[-1], out=ratios[s])
+        # Finite maxima of the ratios and tolerances show cheaply that every value is finite:
+        # a value or exact value that is not makes its error, and so its ratio, NaN or inf.
         top = ratios.amax(1).tolist()
-        bad = [s for s, r in enumerate(top) if not math.isfinite(r)]
+        den_top = torch.stack([d.amax() for d in dens]).tolist()
+        bad = [s for s, r in enumerate(top) if not math.isfinite(r + den_top[s])]
         if not bad:
             return ratios, None, top
         undefined = torch.zeros((len(self._series), m), dtype=torch.bool)
@@ -493,25 +572,36 @@ class ErrorMaps:
                 num, den = e.abs(), view.reference[q]
             # A tolerance that overflows allows nothing (as in the verdict); 0/0 is no error.
             den = torch.where(torch.isfinite(den), den, torch.zeros_like(den))
-            r = torch.div(num, den).nan_to_num_(nan=0.0)
+            r = torch.div(num, den).nan_to_num_(nan=0.0, posinf=math.inf)
             ratios[s] = torch.where(ok, r, torch.full_like(r, -math.inf))
             undefined[s] = ~ok
             top[s] = float(ratios[s].amax())
         return ratios, undefined, top
 
     def _chunk_worst(
-        self, view: ChunkView, ratios: torch.Tensor, top: list[float]
+        self,
+        view: ChunkView,
+        ratios: torch.Tensor,
+        top: list[float],
+        floor: torch.Tensor,
+        among: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     ) -> list[list[_Worst]]:
         """Each series' points of the chunk that can be among the run's worst: at most
         ``worst`` of them, largest ratio first, ties to the lowest index, so that merging the
-        chunks in order keeps the run's."""
+        chunks in order keeps the run's. ``among``: (series, point, ratio) of a set of the
+        chunk's points that holds every point above ``floor``."""
         out: list[list[_Worst]] = [[] for _ in self._series]
         # Earlier chunks' points have lower indices: a tie with their k-th point loses.
-        floor = self._worst_floor
         rows = [s for s, r in enumerate(top) if r > float(floor[s])]
         k = min(self.worst, ratios.shape[1])
         if k == 0 or not rows:
             return out
+        if among is not None:
+            cs, cp, cr = among
+            keep = torch.nonzero(cr > floor.view(-1).index_select(0, cs)).squeeze(1)
+            cs, cp, cr = cs.index_select(0, keep), cp.index_select(0, keep), cr[keep]
+            if cs.numel() <= 4 * k * len(rows):
+                return self._worst_rows(view, cs, cp, cr)
         sub = ratios[rows] if len(rows) < len(top) else ratios
         above = sub > floor[rows]
         if int(above.sum()) > 4 * k * len(rows):  # early chunks: the chunk's k-th
@@ -525,6 +615,13 @@ class ErrorMaps:
         cs, cp = _positions(above)
         cr = sub.view(-1).index_select(0, cs * sub.shape[1] + cp)
         cs = torch.tensor(rows, dtype=torch.int64)[cs]
+        return self._worst_rows(view, cs, cp, cr)
+
+    def _worst_rows(
+        self, view: ChunkView, cs: torch.Tensor, cp: torch.Tensor, cr: torch.Tensor
+    ) -> list[list[_Worst]]:
+        """The worst ``worst`` of the candidates (series, point, ratio), per series."""
+        out: list[list[_Worst]] = [[] for _ in self._series]
         # Order by series, then by ratio (largest first); a stable sort keeps ties by index.
         order = torch.sort(cr, descending=True, stable=True)[1]
         order = order[torch.sort(cs[order], stable=True)[1]]
@@ -555,7 +652,7 @@ def _reduce_to(g: Grid, axis_var: int) -> Grid:
     """A pair's grid reduced to the profile of one of its variables (position ``axis_var``)."""
     a = g.axes.index(axis_var)
     other = 1 - a
-    mx = g.max_ratio.nan_to_num(nan=-math.inf).amax(other)
+    mx = g.max_ratio.nan_to_num(nan=-math.inf, posinf=math.inf).amax(other)
     mx[mx == -math.inf] = math.nan
     return Grid(
         variables=(g.variables[a],),

@@ -113,6 +113,9 @@ MARKED_WORST = 3
 """How many of each map's worst points are marked on its panels."""
 MAX_PROJECTIONS = 3
 """Panels per quantity for three or more variables: its most structured pairs."""
+LOWEST, HIGHEST = 1e-12, 1e20
+"""The colour scale's widest range of ratios; ratios beyond it take its end colours (the
+colour bar shows an arrow at the clipped end)."""
 MIN_PER_CELL = 4
 """A 2-D panel merges blocks of bins until it has a cell per this many points or fewer."""
 MIN_BINS = 8
@@ -197,8 +200,7 @@ def plot_data(report: Any, maps: Any = None) -> Any:
     For a ``probe`` report, a :class:`ProbeData` (``maps`` is not used). For ``check``,
     ``residual`` and ``verify``, a :class:`MapsData` built from ``maps``: the
     :class:`~pinncheck._maps.ErrorMaps` sink that saw the run (or its
-    :class:`~pinncheck._maps.ErrorMapsResult`). Raises :class:`OptionError` when there is
-    nothing to draw.
+    :class:`~pinncheck._maps.ErrorMapsResult`); without them, :class:`OptionError`.
     """
     if report.kind == "probe":
         return _probe_data(report)
@@ -206,7 +208,7 @@ def plot_data(report: Any, maps: Any = None) -> Any:
         if maps is None:
             raise OptionError(
                 f"Plotting a {report.kind} report needs the ErrorMaps sink that saw its run: "
-                "pass pinncheck.plot.error_maps() to the job's run(sinks=[...])."
+                "pass pinncheck._plot.error_maps() to the job's run(sinks=[...])."
             )
         return _maps_data(report, _result(report, maps))
     raise OptionError(f"pinncheck cannot plot a {report.kind!r} report.")
@@ -306,15 +308,18 @@ def _maps_data(report: Any, result: Any) -> MapsData:
 
         cols = min(MAX_PROJECTIONS, d * (d - 1) // 2)
         for q in series:
-            for a, b in ranked_pairs(q)[:cols]:
+            for k, (a, b) in enumerate(ranked_pairs(q)[:cols]):
                 grid = q.pair(result.variables[a], result.variables[b])
-                panels.append(_panel(q, grid, statuses, sets, result.variables))
+                panel = _panel(q, grid, statuses, sets, result.variables)
+                if k:  # the row's first panel has the full title
+                    panel.title = f"{q.name}, projected on ({', '.join(grid.variables)})"
+                panels.append(panel)
         rows = len(series)
     values = np.concatenate([p.ratio.ravel() for p in panels]) if panels else np.zeros(0)
     positive = values[np.isfinite(values) & (values > 0)]
     lo = min(1e-2, float(positive.min())) if positive.size else 1e-2
     hi = max(1e2, float(positive.max())) if positive.size else 1e2
-    return MapsData(_title(report), panels, rows, cols, max(lo, 1e-30), hi, d)
+    return MapsData(_title(report), panels, rows, cols, max(lo, LOWEST), min(hi, HIGHEST), d)
 
 
 def _panel(
@@ -411,10 +416,10 @@ def _probe_data(report: Any) -> ProbeData:
 
     from ._probe import _tolerance
 
-    if report.coupling is None:
-        why = report.jacobian_note or "the model's output has no gradient with respect to its input"
-        raise OptionError(f"--plot: the probe measured no Jacobian to draw ({why}).")
-    c = report.coupling.to("cpu").double().numpy()
+    if report.coupling is None:  # the figure says why there is no matrix
+        c = np.zeros((0, 0))
+    else:
+        c = report.coupling.to("cpu").double().numpy()
     diag = np.diag(c).copy()
     with np.errstate(divide="ignore", invalid="ignore"):
         relative = c / diag[:, None]
@@ -430,13 +435,17 @@ def _probe_data(report: Any) -> ProbeData:
 
 
 def _probe_title(r: Any) -> str:
+    measured = "no Jacobian" if r.coupling is None else f"Jacobian on {len(r.coupling)} points"
     return (
         f"pinncheck probe {r.target} ({r.model_type}): {r.status.upper()}\n"
-        f"{r.dtype}, n = {r.n}, seed = {r.seed}, Jacobian on {len(r.coupling)} points"
+        f"{r.dtype}, n = {r.n}, seed = {r.seed}, {measured}"
     )
 
 
 def _probe_caption(r: Any) -> str:
+    if r.coupling is None:
+        why = r.jacobian_note or "the model's output has no gradient with respect to its input"
+        return f"The Jacobian was not measured: {why}."
     if r.jacobian_coupled:
         found = f"batch-coupled: off-diagonal mass {r.offdiag_ratio:.3g} of the diagonal"
     elif r.perturbation_coupled:
@@ -488,6 +497,11 @@ def _draw_probe(data: ProbeData) -> Figure:
     from matplotlib import colors
 
     b = len(data.relative)
+    if b == 0:
+        fig = _figure(7.0, 2.0)
+        fig.suptitle(_wrapped(data.title, fig), fontsize=10)
+        fig.supxlabel(_wrapped(data.caption, fig), fontsize=9)
+        return fig
     fig = _figure(10.5, 4.6)
     left, right = fig.subplots(1, 2, width_ratios=[1.2, 1.0])
     off_mask = ~np.eye(b, dtype=bool)
@@ -520,11 +534,12 @@ def _draw_probe(data: ProbeData) -> Figure:
     right.set_title("each point's coupling to the others (bottom: exactly 0)", fontsize=9)
     right.legend(loc="upper right", fontsize=8)
     fig.suptitle(_wrapped(data.title, fig), fontsize=10)
-    fig.text(0.5, -0.01, data.caption, ha="center", va="top", fontsize=9, wrap=True)
+    fig.supxlabel(_wrapped(data.caption, fig), fontsize=9)
     return fig
 
 
 def _draw_maps(data: MapsData) -> Figure:
+    import numpy as np
     from matplotlib import cm, colors
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
@@ -543,7 +558,17 @@ def _draw_maps(data: MapsData) -> Figure:
             _draw_grid(ax, panel, data, norm, cmap)
     for ax in list(axs.flat)[len(data.panels) :]:
         ax.set_visible(False)
-    bar = fig.colorbar(cm.ScalarMappable(norm=norm, cmap=cmap), ax=axs, shrink=0.85, pad=0.02)
+    values = np.concatenate([p.ratio.ravel() for p in data.panels])
+    low_end = bool(((values > 0) & (values < data.lo)).any())  # exact zeros are no clipping
+    high_end = bool((values > data.hi).any())
+    extend = {(0, 0): "neither", (1, 0): "min", (0, 1): "max", (1, 1): "both"}
+    bar = fig.colorbar(
+        cm.ScalarMappable(norm=norm, cmap=cmap),
+        ax=axs,
+        shrink=0.85,
+        pad=0.02,
+        extend=extend[(int(low_end), int(high_end))],
+    )
     ticks = [0, *_decades(high), *(-t for t in _decades(-low))]
     bar.set_ticks(ticks, labels=[f"$10^{{{t}}}$" if t else "1 = tolerance" for t in ticks])
     bar.ax.axhline(0.0, color="black", lw=2)
@@ -620,10 +645,11 @@ def _draw_grid(ax: Any, panel: Panel, data: MapsData, norm: Any, cmap: Any) -> N
 
     ex, ey = panel.edges
     ax.set_facecolor(EMPTY)
-    ax.pcolormesh(ex, ey, _log_ratio(panel.ratio, data).T, cmap=cmap, norm=norm)
+    # Rasterized: SVG and PDF embed each grid as one image, not a path per cell.
+    ax.pcolormesh(ex, ey, _log_ratio(panel.ratio, data).T, cmap=cmap, norm=norm, rasterized=True)
     if panel.undefined.any():
         undefined = np.ma.masked_where(~panel.undefined.T, np.ones(panel.undefined.T.shape))
-        ax.pcolormesh(ex, ey, undefined, cmap=colors.ListedColormap([UNDEFINED]))
+        ax.pcolormesh(ex, ey, undefined, cmap=colors.ListedColormap([UNDEFINED]), rasterized=True)
     for s in panel.singular:
         if s.g is not None and len(s.levels):
             g = np.ma.masked_invalid(s.g.T)
@@ -722,6 +748,20 @@ class PlotRequest:
         if self._maps is None:
             self._maps = error_maps()
         return [self._maps]
+
+    def sinks_with(self, others: list[Any]) -> list[Any]:
+        """The run's sinks: ``others`` (such as the terminal map's), plus the plot's own
+        ErrorMaps unless ``others`` has one, which the plot then reuses (one pass of the
+        binning serves both)."""
+        from ._maps import ErrorMaps
+
+        if self.path is None or not self.streams:
+            return list(others)
+        shared = next((s for s in others if isinstance(s, ErrorMaps)), None)
+        if shared is None:
+            return [*others, *self.sinks]
+        self._maps = shared
+        return list(others)
 
     def save(self, report: Any) -> Path | None:
         """Write the plot of ``report`` (the run that fed :attr:`sinks`); None when none was

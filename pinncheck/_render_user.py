@@ -67,6 +67,10 @@ def print_verify(console: Console, report: Any, warn: Warn) -> None:
     )
     header(console, f"pinncheck verify  {report.target}", fields)
     print_table(console, verify_table(report))
+    if getattr(report, "maps", None) is not None:
+        from ._termmap import print_failure_maps
+
+        print_failure_maps(console, report)
     _diagnosis(console, report.diagnosis)
     warn(report.warnings)
     eqs = report.equations

@@ -121,6 +121,8 @@ class ResidualReport:
     timings: dict[str, float] = field(default_factory=dict)
     chunk_size: int = 0
     kind: str = "residual"
+    maps: Any = field(default=None, repr=False, compare=False)
+    """The error maps the CLI gathered (an :class:`~pinncheck._maps.ErrorMapsResult`), or None."""
     symbolic_timeout: float = DEFAULT_TIMEOUT
 
     @property

@@ -164,6 +164,8 @@ class VerifyReport:
     grad_calls: int = 0
     timings: dict[str, float] = field(default_factory=dict)
     kind: str = "verify"
+    maps: Any = field(default=None, repr=False, compare=False)
+    """The error maps the CLI gathered (an :class:`~pinncheck._maps.ErrorMapsResult`), or None."""
 
     @property
     def status(self) -> str:

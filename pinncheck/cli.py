@@ -573,9 +573,10 @@ def check(
         parse_expression(expr, shadowed=parse_domain(domain, shadow=True).names)
         plotting = _plot_request(plot)
         from ._check import prepare_check
+        from ._termmap import run_with_maps
 
         with _progress(fmt, "check") as progress:
-            report = prepare_check(
+            job = prepare_check(
                 expr,
                 domain,
                 n=points,
@@ -587,7 +588,8 @@ def check(
                 atol=atol,
                 chunk_size=chunk_size,
                 where=where,
-            ).run(progress, sinks=plotting.sinks)
+            )
+            report = run_with_maps(job, progress, fmt is Format.table, "check", expr, plotting)
         _save_plot(plotting, report)
         _output(fmt, report)
     _finish(report.status)
@@ -610,6 +612,7 @@ def _print_check(out: Console, report: Any, warn: Warn = _warn) -> None:
         },
     )
     print_table(out, quantity_table("", [(d.name, d.exact, d) for d in report.derivatives]))
+    _print_maps(out, report)
     warn(report.warnings)
     summary_line(out, report.status, describe_failures(report.derivatives))
 
@@ -643,6 +646,7 @@ def _print_residual(out: Console, report: Any, warn: Warn = _warn) -> None:
         quantity_table("derivative terms", [(d.name, d.exact, d) for d in report.derivatives]),
     )
     print_table(out, equation_table(report.equations))
+    _print_maps(out, report)
     for e in report.equations:
         if e.forcing is not None:
             out.print(Text(printable(f"forcing {e.name}: f = {e.forcing}")))
@@ -656,6 +660,14 @@ def _print_residual(out: Console, report: Any, warn: Warn = _warn) -> None:
                 )
     warn(report.warnings)
     residual_summary(out, report)
+
+
+def _print_maps(out: Console, report: Any) -> None:
+    """Under a report's tables, where its failing quantities fail (see docs/pictures.md)."""
+    if getattr(report, "maps", None) is not None:
+        from ._termmap import print_failure_maps
+
+        print_failure_maps(out, report)
 
 
 def _print_verify(out: Console, report: Any, warn: Warn = _warn) -> None:
@@ -767,9 +779,10 @@ def residual(
     with _errors("residual", fmt, debug):
         plotting = _plot_request(plot)
         from ._residual import prepare_residual
+        from ._termmap import run_with_maps
 
         with _progress(fmt, "residual") as progress:
-            report = prepare_residual(
+            job = prepare_residual(
                 pde,
                 solution,
                 domain,
@@ -788,7 +801,10 @@ def residual(
                 forcing=forcing,
                 chunk_size=chunk_size,
                 where=where,
-            ).run(progress, sinks=plotting.sinks)
+            )
+            subject = "; ".join(job.system.equations)
+            table = fmt is Format.table
+            report = run_with_maps(job, progress, table, "residual", subject, plotting)
         _save_plot(plotting, report)
         _output(fmt, report)
     _finish(report.status)
@@ -1164,12 +1180,13 @@ def verify(
 ) -> None:
     with _errors("verify", fmt, debug):
         plotting = _plot_request(plot)
+        from ._termmap import run_with_maps
         from ._verify import prepare_verify
 
         _notice_to_stderr()
 
         with _user_code("verify", fmt, timeout), _progress(fmt, "verify") as progress:
-            report = prepare_verify(
+            job = prepare_verify(
                 target,
                 pde,
                 solution,
@@ -1188,7 +1205,9 @@ def verify(
                 convention=convention,
                 definitions_only=definitions_only,
                 where=where,
-            ).run(progress, sinks=plotting.sinks)
+            )
+            table = fmt is Format.table
+            report = run_with_maps(job, progress, table, "verify", target, plotting)
         _save_plot(plotting, report)
         _output(fmt, report)
     _finish(report.status)

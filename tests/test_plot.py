@@ -220,7 +220,7 @@ def test_without_matplotlib_plot_exits_2_with_the_install_command(
 def test_help_and_plain_checks_do_not_import_matplotlib(argv: list[str]) -> None:
     p = _fresh(
         argv,
-        after="print('LOADED', [m for m in ('matplotlib', 'pinncheck._maps') if m in sys.modules])",
+        after="print('LOADED', [m for m in sys.modules if m.split('.')[0] == 'matplotlib'])",
     )
     assert "CODE 0" in p.stdout and "LOADED []" in p.stdout, p.stdout + p.stderr
 
@@ -434,6 +434,22 @@ def test_probe_matrix_is_diagonal_for_a_pointwise_model_and_not_for_batchnorm() 
     assert "FAIL" in bad.title and "float32" in bad.title and "n = 64" in bad.title
 
 
+@needs_matplotlib
+def test_the_probe_figure_draws_its_caption_and_the_matrix() -> None:
+    import numpy as np
+
+    from pinncheck import probe
+    from pinncheck._plot import figure, plot_data
+
+    r = probe("models.py:batchnorm_mlp", ["x = 0:1", "t = 0:1"], base_dir=SAMPLES)
+    fig = figure(r)
+    assert "Culprit layers: BatchNorm1d" in fig.get_supxlabel()
+    image = fig.axes[0].images[0].get_array()
+    relative = plot_data(r).relative
+    off = ~np.eye(len(relative), dtype=bool)
+    assert np.array_equal(np.asarray(image)[off], relative[off])
+
+
 def test_probe_keeps_its_coupling_matrix_out_of_the_json() -> None:
     from pinncheck import probe
 
@@ -443,16 +459,23 @@ def test_probe_keeps_its_coupling_matrix_out_of_the_json() -> None:
     assert "coupling" not in r.to_dict()
 
 
-def test_a_probe_without_a_jacobian_cannot_be_plotted(tmp_path: Path) -> None:
+def test_a_probe_without_a_jacobian_says_why_in_its_plot(tmp_path: Path) -> None:
     (tmp_path / "m.py").write_text(
         "import torch\n\ndef model(x):\n    return torch.full_like(x[:, :1], float('nan'))\n",
         encoding="utf-8",
     )
-    r = run_cli(
-        "probe", f"{tmp_path / 'm.py'}:model", "-d", "x=0:1", "--plot", str(tmp_path / "p.png")
-    )
-    assert r.exit_code == ExitCode.USAGE, r.stdout + r.stderr
-    assert "measured no Jacobian" in r.stderr and not (tmp_path / "p.png").exists()
+    path = tmp_path / "p.png"
+    r = run_cli("probe", f"{tmp_path / 'm.py'}:model", "-d", "x=0:1", "--plot", str(path))
+    assert r.exit_code == ExitCode.FAILED, r.stdout + r.stderr  # the run's own verdict
+    from pinncheck import probe
+    from pinncheck._plot import plot_data
+
+    data = plot_data(probe("m.py:model", ["x=0:1"], base_dir=tmp_path))
+    assert data.relative.shape == (0, 0)
+    assert data.caption.startswith("The Jacobian was not measured: not evaluated")
+    assert "no Jacobian" in data.title
+    if find_spec("matplotlib") is not None:
+        assert path.read_bytes()[:4] == b"\x89PNG"
 
 
 # The Python API ------------------------------------------------------------------------------
@@ -479,3 +502,43 @@ def test_plot_format_and_request() -> None:
         plot_format("a.jpeg")
     nothing = PlotRequest(None)
     assert nothing.sinks == [] and nothing.save(object()) is None
+
+
+def test_the_documented_pictures_exist_and_are_small() -> None:
+    import re
+
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    shown = re.findall(r"!\[[^]]*\]\((pictures/[^)]+\.png)\)", (docs / "pictures.md").read_text())
+    from bench.pictures import PICTURES
+
+    assert sorted(Path(p).name for p in shown) == sorted(PICTURES)
+    for p in shown:
+        data = (docs / p).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) < 200_000, p
+
+
+@needs_matplotlib
+def test_one_error_maps_sink_serves_the_terminal_map_and_the_plot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pinncheck._maps import ErrorMaps
+
+    started: list[ErrorMaps] = []
+    original = ErrorMaps.start
+
+    def start(self: ErrorMaps, layout: Any) -> None:
+        started.append(self)
+        original(self, layout)
+
+    monkeypatch.setattr(ErrorMaps, "start", start)
+    path = tmp_path / "p.png"
+    r = run_cli(*COMMANDS["verify"], "--plot", str(path))
+    assert r.exit_code == 1 and "└────" in r.stdout  # the terminal map is shown
+    assert len(started) == 1 and started[0].worst >= 3
+    assert_png(path.read_bytes())
+    for extra in (["-f", "json", "--plot", str(path)], []):  # plot alone; the map alone
+        started.clear()
+        r = run_cli(*COMMANDS["verify"], *extra)
+        assert r.exit_code == 1 and len(started) == 1, extra
+    started.clear()
+    assert run_cli(*COMMANDS["verify"], "-f", "json").exit_code == 1 and not started

@@ -1,0 +1,393 @@
+"""Error maps: binned ratios located from the data behind the map, streamed in bounded memory,
+independent of the chunk size; and the terminal failure map under a failing table."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from helpers import HEAT, HEAT_ARGS, run_cli
+from pinncheck._check import prepare_check
+from pinncheck._maps import ErrorMaps, ErrorMapsResult, Grid, QuantityMap, ranked_pairs
+from pinncheck._pointwise import ChunkView, Layout
+from pinncheck._residual import prepare_residual
+from pinncheck._termmap import ASCII, UNICODE, map_cells, marks_for, render_map
+from pinncheck._verify import prepare_verify
+
+# A residual of the heat equation that drops the diffusion term where the condition holds.
+BUGGY = """
+import torch
+
+
+def gradient(y, x):
+    return torch.autograd.grad(y, x, grad_outputs=torch.ones_like(y), create_graph=True)[0]
+
+
+def residual(x, u):
+    u = u[:, 0:1]
+    du = gradient(u, x)
+    u_x, u_t = du[:, 0:1], du[:, 1:2]
+    u_xx = gradient(u_x, x)[:, 0:1]
+    X, T = x[:, 0:1], x[:, 1:2]
+    nu = torch.where({condition}, torch.zeros_like(u_xx), 0.1 * torch.ones_like(u_xx))
+    return u_t - nu * u_xx
+"""
+
+
+def _buggy(tmp_path: Path, condition: str, name: str = "buggy") -> str:
+    (tmp_path / f"{name}.py").write_text(BUGGY.format(condition=condition))
+    return f"{name}.py:residual"
+
+
+def _verify_maps(tmp_path: Path, condition: str, n: int = 2000, **kw: object) -> tuple:
+    target = _buggy(tmp_path, condition)
+    job = prepare_verify(target, n=n, base_dir=tmp_path, **HEAT, **kw)
+    sink = ErrorMaps()
+    report = job.run(sinks=[sink])
+    return report, sink.result()
+
+
+def _lower(grid: Grid, axis: int = 0) -> torch.Tensor:
+    return grid.edges[axis][:-1]
+
+
+def _upper(grid: Grid, axis: int = 0) -> torch.Tensor:
+    return grid.edges[axis][1:]
+
+
+def test_a_bug_where_x_exceeds_0_9_is_located_by_the_map(tmp_path: Path) -> None:
+    report, maps = _verify_maps(tmp_path, "X > 0.9")
+    eq = report.equations[0]
+    assert report.status == "fail" and eq.failing_points > 50
+    qmap = maps.quantity("eq1")
+    assert qmap.failing == eq.failing_points and qmap.count == 2000
+    for prof in (qmap.profile("x"), qmap.pair("x", "t")):
+        x_prof = prof if len(prof.shape) == 1 else None
+        if x_prof is None:  # the pair, reduced by hand along t
+            failing = prof.failing.sum(1)
+            top = prof.max_ratio.nan_to_num(nan=0.0).amax(1)
+        else:
+            failing, top = prof.failing, prof.max_ratio
+        # Every failing bin reaches past x = 0.9; every bin below 0.85 passes everywhere.
+        assert bool((_upper(prof)[failing > 0] > 0.9).all())
+        below = _upper(prof) <= 0.85
+        assert bool((top[below] <= 1).all()) and int(failing[below].sum()) == 0
+        assert int(failing[_lower(prof) >= 0.9].sum()) > 0
+    # The largest ratio of the passing region is the rounding's: far below the bug's.
+    assert qmap.max_ratio > 1e6
+    assert qmap.worst[0].point[0] > 0.9 and qmap.worst[0].ratio == qmap.max_ratio
+    # t plays no part: the failures spread over t.
+    assert int((qmap.profile("t").failing > 0).sum()) > qmap.profile("t").shape[0] // 2
+
+
+def test_a_bug_in_a_corner_is_located_in_two_dimensions(tmp_path: Path) -> None:
+    report, maps = _verify_maps(tmp_path, "(X > 0.8) & (T > 0.7)", n=3000)
+    grid = maps.quantity("eq1").pair("x", "t")
+    assert grid.variables == ("x", "t") and grid.shape == (64, 64)
+    fx, ft = torch.nonzero(grid.failing, as_tuple=True)
+    assert fx.numel() > 20
+    assert bool((_upper(grid, 0)[fx] > 0.8).all()) and bool((_upper(grid, 1)[ft] > 0.7).all())
+    top = grid.max_ratio.nan_to_num(nan=0.0)
+    outside = (_upper(grid, 0)[:, None] <= 0.78) | (_upper(grid, 1)[None, :] <= 0.68)
+    assert bool((top[outside] <= 1).all())
+    inside = (_lower(grid, 0)[:, None] >= 0.8) & (_lower(grid, 1)[None, :] >= 0.7)
+    assert int(grid.failing[inside].sum()) == report.equations[0].failing_points - int(
+        grid.failing[~inside].sum()
+    )
+    assert int(grid.failing[~inside].sum()) <= int(grid.failing.sum()) // 4
+
+
+def test_a_candidate_that_is_not_a_solution_near_x_1_has_a_solves_map() -> None:
+    job = prepare_residual(
+        "u_t - u_xx",
+        "u = exp(-t)*sin(x) + 1e-6*exp(-t)*exp(500*(x - 1))",
+        ["x=0:1", "t=0:1"],
+        n=2000,
+    )
+    sink = ErrorMaps()
+    report = job.run(sinks=[sink])
+    maps = sink.result()
+    eq = report.equations[0]
+    assert eq.solves == "fail" and eq.agreement == "pass"
+    qmap = maps.quantity(eq.name)
+    assert qmap.kind == "equation" and qmap.failing == 0  # autograd agrees
+    solves = qmap.solves
+    assert solves is not None and solves.measure == "solves" and solves.failing > 0
+    prof = solves.profile("x")
+    assert bool((_upper(prof)[prof.failing > 0] > 0.9).all())
+    assert bool((prof.max_ratio[_upper(prof) <= 0.85] <= 1).all())
+    # The derivative terms have no solves map.
+    assert all(q.solves is None for q in maps.quantities if q.kind == "derivative")
+
+
+def test_undefined_points_are_counted_apart_never_as_passing() -> None:
+    job = prepare_check("log(x)", ["x=-1:1"], n=1000, order=1)
+    sink = ErrorMaps()
+    report = job.run(sinks=[sink])
+    d = report.derivatives[0]
+    qmap = sink.result().quantity(d.name)
+    prof = qmap.profile("x")
+    assert prof.shape == (200,)
+    assert qmap.undefined == d.stats.nonfinite > 400 and qmap.failing == 0
+    neg, pos = _upper(prof) <= 0, _lower(prof) >= 0
+    assert bool((prof.undefined[neg] == prof.count[neg]).all())
+    assert bool(torch.isnan(prof.max_ratio[neg & (prof.count > 0)]).all())
+    assert int(prof.undefined[pos].sum()) == 0 and int(prof.count[pos].sum()) > 400
+    assert all(w.point[0] > 0 for w in qmap.worst)  # undefined points are never the worst
+
+
+def _data(n: int, d: int) -> tuple[list[torch.Tensor], ...]:
+    """Known values: ties at ratio 0, failures, NaN values, overflowing tolerances."""
+    g = torch.Generator().manual_seed(0)
+    pts = [torch.rand(n, generator=g, dtype=torch.float64) * 2 - 1 for _ in range(d)]
+    values = [torch.randn(n, generator=g, dtype=torch.float64) for _ in range(2)]
+    exact = [v + torch.randn(n, generator=g, dtype=torch.float64) * 1e-3 for v in values]
+    exact[0][::7] = values[0][::7]
+    values[1][::13] = math.nan
+    t1 = (torch.rand(n, generator=g) * 1e-3).to(torch.float64)
+    t1[::17] = math.inf
+    tol = [torch.full((n,), 2e-3, dtype=torch.float64), t1]
+    ref = [torch.full((n,), 1e-3, dtype=torch.float64) for _ in range(2)]
+    return pts, values, exact, tol, ref
+
+
+def _synthetic(n: int, chunk: int, d: int) -> ErrorMapsResult:
+    """:func:`_data` fed to a sink in chunks of ``chunk`` points."""
+    pts, values, exact, tol, ref = _data(n, d)
+    names = tuple(f"v{j}" for j in range(d))
+    layout = Layout(("a", "b"), ("derivative", "equation"), names, (-1.0,) * d, (1.0,) * d, n)
+    sink = ErrorMaps(worst=5)
+    sink.start(layout)
+    for s in range(0, n, chunk):
+        sl = slice(s, s + chunk)
+        err = [(v[sl] - e[sl]).abs() for v, e in zip(values, exact, strict=True)]
+        view = ChunkView(
+            s,
+            [p[sl] for p in pts],
+            [v[sl] for v in values],
+            [e[sl] for e in exact],
+            err,
+            [t[sl] for t in tol],
+            [r[sl] for r in ref],
+        )
+        sink.merge(sink.partial(view))
+    return sink.result()
+
+
+def _same(a: ErrorMapsResult, b: ErrorMapsResult) -> None:
+    for qa, qb in zip(a.quantities, b.quantities, strict=True):
+        pairs = [(qa, qb)]
+        if qa.solves is not None:
+            assert qb.solves is not None
+            pairs.append((qa.solves, qb.solves))
+        for x, y in pairs:
+            assert x.worst == y.worst
+            assert (x.count, x.failing, x.undefined) == (y.count, y.failing, y.undefined)
+            for ga, gb in zip(x.profiles + x.pairs, y.profiles + y.pairs, strict=True):
+                assert torch.equal(ga.max_ratio.nan_to_num(-1.0), gb.max_ratio.nan_to_num(-1.0))
+                for key in ("count", "failing", "undefined"):
+                    assert torch.equal(getattr(ga, key), getattr(gb, key)), key
+
+
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_bins_equal_a_brute_force_count_whatever_the_chunk(d: int) -> None:
+    n = 6000
+    whole = _synthetic(n, n, d)
+    _same(whole, _synthetic(n, 777, d))
+    _same(_synthetic(300, 300, d), _synthetic(300, 1, d))
+    pts, values, exact, tol, _ = _data(n, d)
+    for q, qmap in enumerate(whole.quantities):
+        defined = torch.isfinite(values[q]) & torch.isfinite(exact[q])
+        den = torch.where(torch.isfinite(tol[q]), tol[q], torch.zeros_like(tol[q]))
+        ratio = ((values[q] - exact[q]).abs() / den).nan_to_num(nan=0.0, posinf=math.inf)
+        grids = qmap.pairs if d >= 2 else qmap.profiles
+        for grid in grids:
+            cell = torch.zeros(n, dtype=torch.int64)
+            for a, bins in zip(grid.axes, grid.shape, strict=True):
+                b = ((pts[a] + 1) / 2 * bins).floor().clamp(0, bins - 1).long()
+                cell = cell * bins + b
+            flat_max = grid.max_ratio.flatten()
+            for c in torch.unique(cell).tolist()[:200]:
+                here = cell == c
+                ok = here & defined
+                expect = float(ratio[ok].max()) if bool(ok.any()) else math.nan
+                got = float(flat_max[c])
+                assert got == expect or (math.isnan(got) and math.isnan(expect))
+                assert int(grid.count.flatten()[c]) == int(here.sum())
+                assert int(grid.undefined.flatten()[c]) == int((here & ~defined).sum())
+                assert int(grid.failing.flatten()[c]) == int((ok & (ratio > 1)).sum())
+        assert qmap.undefined == int((~defined).sum()) and qmap.count == n
+        # The worst points: largest ratio first, ties to the lowest index.
+        key = torch.where(defined, ratio, torch.full_like(ratio, -math.inf))
+        order = sorted(range(n), key=lambda i: (-float(key[i]), i))[:5]
+        assert [w.index for w in qmap.worst] == order
+        assert [w.ratio for w in qmap.worst] == [float(key[i]) for i in order]
+
+
+def test_results_do_not_depend_on_the_chunk_size(tmp_path: Path) -> None:
+    results = []
+    for chunk in (2000, 97):
+        _, maps = _verify_maps(tmp_path, "X > 0.9", chunk_size=chunk)
+        results.append(maps)
+    _same(*results)
+    three = []
+    for chunk in (20000, 1500):
+        job = prepare_check(
+            "exp(-t)*sin(pi*x)*cos(pi*y)", ["x=0:1", "y=0:1", "t=0:1"], n=20000, chunk_size=chunk
+        )
+        sink = ErrorMaps()
+        job.run(sinks=[sink])
+        three.append(sink.result())
+    _same(*three)
+
+
+def test_memory_does_not_grow_with_n() -> None:
+    sizes, pickled = [], []
+    for n in (10_000, 1_000_000):
+        job = prepare_check("sin(x)*y", ["x=0:1", "y=0:1"], n=n, order=1)
+        sink = ErrorMaps()
+        job.run(sinks=[sink])
+        result = sink.result()
+        assert result.quantities[0].count == n
+        sizes.append(sink.nbytes())
+        pickled.append(len(pickle.dumps(result)))
+    assert sizes[0] == sizes[1] and sizes[0] < 2_000_000
+    assert abs(pickled[0] - pickled[1]) < 2_000  # the same tensors; only numbers differ
+
+
+def test_the_result_pickles_and_reads_as_plain_numbers(tmp_path: Path) -> None:
+    _, maps = _verify_maps(tmp_path, "X > 0.9", n=500)
+    back = pickle.loads(pickle.dumps(maps))
+    _same(maps, back)
+    q = back.quantity("eq1")
+    assert isinstance(q, QuantityMap) and back.variables == ("x", "t")
+    grid = q.pair("t", "x")
+    assert grid.variables == ("x", "t")  # the domain's order, whichever way asked
+    assert len(grid.edges[0]) == grid.shape[0] + 1 and float(grid.edges[0][-1]) == 1.0
+    assert grid.max_ratio.dtype == torch.float64 and grid.count.dtype == torch.int64
+    assert float(grid.centers(1)[0]) == pytest.approx(0.5 / grid.shape[1])
+    assert int(grid.count.sum()) == 500 and grid.max_ratio.tolist()
+
+
+def test_ranked_pairs_put_the_localizing_variables_first() -> None:
+    # Three variables; the error lives near y = 1 and t = 0 whatever x.
+    n, d = 20000, 3
+    g = torch.Generator().manual_seed(1)
+    pts = [torch.rand(n, generator=g, dtype=torch.float64) for _ in range(d)]
+    err = torch.exp(-40 * ((pts[1] - 1) ** 2 + pts[2] ** 2)) + 1e-3
+    layout = Layout(("f",), ("derivative",), ("x", "y", "t"), (0.0,) * 3, (1.0,) * 3, n)
+    sink = ErrorMaps()
+    sink.start(layout)
+    one = torch.ones(n, dtype=torch.float64)
+    sink.merge(sink.partial(ChunkView(0, pts, [err], [0 * one], [err], [one], [one])))
+    qmap = sink.result().quantities[0]
+    ranked = ranked_pairs(qmap)
+    assert ranked[0] == (1, 2) and sorted(ranked) == [(0, 1), (0, 2), (1, 2)]
+    assert ranked_pairs(_verify_maps_for_profile_only()) == []
+
+
+def _verify_maps_for_profile_only() -> QuantityMap:
+    job = prepare_check("sin(x)", ["x=0:1"], n=100, order=1)
+    sink = ErrorMaps()
+    job.run(sinks=[sink])
+    return sink.result().quantities[0]
+
+
+def test_cells_of_a_map_gather_whole_bins() -> None:
+    job = prepare_check("sin(x)*y", ["x=0:1", "y=0:1"], n=3000, order=1)
+    sink = ErrorMaps(pair_bins=(80, 48))
+    job.run(sinks=[sink])
+    grid = sink.result().quantities[0].pairs[0]
+    cells = map_cells(grid)
+    assert cells["count"].shape == (40, 12) and int(cells["count"].sum()) == 3000
+    # Cell (0, 0) holds exactly the 2 x 4 bins of x < 1/40, y < 1/12.
+    assert int(cells["count"][0, 0]) == int(grid.count[:2, :4].sum())
+
+
+# -- the terminal map ----------------------------------------------------------------------
+
+
+def test_a_failing_verify_prints_a_map_of_where_it_fails(tmp_path: Path) -> None:
+    target = _buggy(tmp_path, "X > 0.9")
+    res = run_cli("verify", str(tmp_path / target), *HEAT_ARGS)
+    assert res.exit_code == 1
+    out = res.stdout
+    assert "eq1 fails at" in out and "where, over x, t:" in out
+    lines = out.splitlines()
+    top = next(i for i, line in enumerate(lines) if line.lstrip().startswith("┌"))
+    rows = lines[top + 1 : top + 13]
+    assert len(rows) == 12 and all(r.count("│") == 2 for r in rows)
+    # The columns of x > 0.9 (the last 4 of 40) hold every failing cell.
+    cols = [r[r.index("│") + 1 : r.rindex("│")] for r in rows]
+    assert all(len(c) == 40 for c in cols)
+    failing = {j for c in cols for j, ch in enumerate(c) if ch in "░▒▓█"}
+    assert failing and min(failing) >= 35
+    assert "█" in "".join(c[36:] for c in cols)
+    assert "·" in "".join(c[:34] for c in cols)
+    # The map sits under the table, above the diagnosis and the final line.
+    assert out.index("┌") > out.index("equations") and out.index("┌") < out.index("diagnosis")
+
+
+def test_a_1d_failure_map_is_a_strip_with_the_variable_range() -> None:
+    res = run_cli("check", "log(x)", "-d", "x=-1:3", "--order", "1")
+    assert res.exit_code == 1
+    out = res.stdout
+    assert "d/dx is undefined (NaN or inf) at" in out and "where, along x:" in out
+    lines = out.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.endswith("where, along x:"))
+    top, strip, bottom, axis = lines[head + 1 : head + 5]
+    assert top == "┌" + "─" * 40 + "┐" and bottom == "└" + "─" * 40 + "┘"
+    inner = strip[1:-1]
+    assert len(inner) == 40 and set(inner[:10]) == {"?"} and set(inner[10:]) == {"·"}
+    assert axis.startswith("-1") and axis.endswith("3") and " x " in axis
+
+
+def test_no_map_for_json_passing_checks_or_three_variables(tmp_path: Path) -> None:
+    target = str(tmp_path / _buggy(tmp_path, "X > 0.9"))
+    res = run_cli("verify", target, *HEAT_ARGS, "-f", "json")
+    assert res.exit_code == 1
+    doc = json.loads(res.stdout)
+    assert doc["status"] == "fail" and "where, over" not in res.stdout + res.stderr
+    ok = run_cli("check", "x1**2*sin(x2)", "-d", "x1=0:1", "-d", "x2=0:1")
+    assert ok.exit_code == 0 and "where, " not in ok.stdout and "┌" not in ok.stdout
+    three = run_cli("check", "log(x)*y*z", "-d", "x=-1:1,y=0:1,z=0:1", "--order", "1")
+    assert three.exit_code == 1 and "where, " not in three.stdout
+
+
+def test_an_ascii_stream_gets_an_ascii_map(tmp_path: Path) -> None:
+    target = str(tmp_path / _buggy(tmp_path, "X > 0.9"))
+    script = Path(sys.executable).with_name("pinncheck")
+    p = subprocess.run(
+        [str(script), "verify", target, *HEAT_ARGS],
+        capture_output=True,
+        timeout=180,
+        env={**os.environ, "PYTHONIOENCODING": "ascii", "NO_COLOR": "1"},
+    )
+    assert p.returncode == 1
+    out = p.stdout.decode("ascii")  # raises on any non-ASCII byte
+    assert "where, over x, t:" in out and "\\u" not in out
+    rows = [line for line in out.splitlines() if line.rstrip().endswith("|") and "#" in line]
+    assert len(rows) >= 6
+    assert all(row[row.index("|") + 1 :].index("#") >= 35 for row in rows)
+
+
+def test_marks_follow_the_encoding() -> None:
+    assert marks_for("utf-8") is UNICODE and marks_for("ascii") is ASCII
+    assert marks_for("cp1252") is ASCII and marks_for(None) is ASCII
+    for marks in (UNICODE, ASCII):
+        assert len({marks.passing, marks.undefined, marks.empty, *marks.shades}) == 7
+    job = prepare_check("log(x)", ["x=-1:1"], n=300, order=1)
+    sink = ErrorMaps()
+    job.run(sinks=[sink])
+    maps = sink.result()
+    text = render_map(maps, maps.quantities[0], ASCII).plain
+    text.encode("ascii")
+    assert "?" in text and "-1" in text
