@@ -66,7 +66,7 @@ tbody tr:nth-child(even) td { background: #fbfcfd; }
 tr.missed td { background: #fff1f0; }
 code, pre, .mono { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; }
 pre { background: #f6f8fa; border: 1px solid #d1d9e0; padding: .6em .8em; overflow-x: auto;
-  white-space: pre-wrap; }
+  white-space: pre-wrap; line-height: 1.2; }
 .status { font-weight: 700; padding: 0 .35em; border-radius: 3px; }
 .status.pass, .status.met { color: #fff; background: #1a7f37; }
 .status.fail, .status.missed, .status.error { color: #fff; background: #cf222e; }
@@ -674,18 +674,31 @@ class HtmlRun:
         self.plots = plots_available()
 
     def sinks(self, entry: Any) -> list[Any]:
-        """The point sinks an entry's run feeds for the page: error maps for its plot, when
-        plots can be drawn and the entry's kind streams points."""
-        if not self.plots or entry.kind not in MAPPED_KINDS:
+        """The point sinks an entry's run feeds for the page, when its kind streams points:
+        the error maps its plot is drawn from; without matplotlib, those of the terminal's
+        block-character map of where it fails (one or two variables only)."""
+        if entry.kind not in MAPPED_KINDS:
             return []
-        from ._plot import error_maps
+        if self.plots:
+            from ._plot import error_maps
 
-        return [error_maps()]
+            return [error_maps()]
+        from ._termmap import sinks_for
+
+        system = getattr(entry.job, "system", None)
+        domain = entry.job.domain if system is None else system.domain
+        return list(sinks_for(True, domain.names))
 
     def write(self, report: Any, suite: Any = None) -> None:
         """Write the page of a run (of ``suite``, a :class:`~pinncheck._suite.Suite`, whose
         shard and selection the page names)."""
         shard = f" (shard {suite.shard[0]}/{suite.shard[1]})" if suite and suite.shard else ""
+        if not self.plots:  # the terminal's maps then show where each check fails
+            from ._termmap import attach
+
+            for r in report.results:
+                if r.report is not None and r.sinks:
+                    attach(r.report, r.sinks, r.entry.kind, r.entry.name)
         write_html(
             report,
             self.path,

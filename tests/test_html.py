@@ -269,6 +269,13 @@ def test_report_without_matplotlib_is_complete_and_says_how_to_get_plots(
     assert not page.find("img") and not page.find("figure")
     assert len(summary_rows(page)) == CHECKS - 1
     assert len(page.find("table", class_="worst")) == 3
+    # the terminal's block-character maps show where the two failing checks fail
+    maps = ["".join(e[2]) for e in page.find("pre") if "; where, over x, t:" in "".join(e[2])]
+    assert len(maps) == 2
+    assert maps[0].startswith("eq1 is not a solution") and "█" in maps[0]
+    assert maps[1].startswith("eq1 fails at 64 of 64 points")
+    section = "".join(page.find("section", id="check-2")[0][2])
+    assert maps[0] in section
 
 
 @needs_matplotlib
