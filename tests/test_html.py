@@ -567,3 +567,16 @@ def test_run_entries_without_sinks_gives_none(suite: Path) -> None:
     entries = [e for e in load_files([suite / "suite.toml"]) if e.kind == "check"]
     (result,) = run_entries(entries).results
     assert result.sinks == []
+
+
+def test_a_shard_s_page_names_its_shard(tmp_path: Path) -> None:
+    from pinncheck._checkfile import RunReport
+    from pinncheck._html import HtmlRun
+    from pinncheck._suite import Suite
+
+    page = HtmlRun(tmp_path / "shard.html")
+    page.write(RunReport(), Suite([], total=3, shard=(2, 3)))
+    parsed = parse((tmp_path / "shard.html").read_text(encoding="utf-8"))
+    assert "".join(parsed.find("h1")[0][2]) == "pinncheck run (shard 2/3): PASS"
+    assert "0 of 0 checks met their expectation (shard 2/3 of 3 checks)" in parsed.all_text()
+    assert summary_rows(parsed) == []
