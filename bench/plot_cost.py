@@ -4,9 +4,10 @@ Two measurements, each repeated with the runs alternating, medians reported:
 
 * **streaming**: the CPU time of ``job.run()`` in one process with and without the
   :class:`~pinncheck._maps.ErrorMaps` sink (what grows with ``n``);
-* **whole command**: ``pinncheck check ... [--plot PATH]`` as a user runs it: wall and CPU time
-  and peak memory (RSS) of the process, which adds the fixed costs of importing matplotlib and
-  drawing the figure.
+* **whole command**: ``pinncheck check ... [--plot PATH]`` as a user runs it, with table output
+  (where the terminal failure map's ErrorMaps sink runs anyway and the plot reuses it) and with
+  JSON output (where the plot brings the sink): wall and CPU time and peak memory (RSS) of the
+  process, which adds the fixed costs of importing matplotlib and drawing the figure.
 
 CPU time (user + system) is quoted next to wall time because it is steadier on a shared
 machine.
@@ -43,9 +44,10 @@ def streaming(n: int, rounds: int) -> dict[str, float]:
     return {k: statistics.median(v) for k, v in cpu.items()}
 
 
-def command(n: int, rounds: int, folder: Path) -> dict[str, dict[str, float]]:
+def command(n: int, rounds: int, folder: Path, fmt: str) -> dict[str, dict[str, float]]:
     exe = Path(sys.executable).with_name("pinncheck")
     base = [str(exe), "check", EXPR, *(a for d in DOMAIN for a in ("-d", d)), "-n", str(n)]
+    base += ["-f", fmt]
     runs: dict[str, list[tuple[float, float, float]]] = {"plain": [], "plot": []}
     for _ in range(rounds):
         for mode in runs:
@@ -87,15 +89,16 @@ def main(argv: list[str] | None = None) -> int:
                 f"n={n:.0e} streaming: run {s['plain']:.2f} s CPU, with ErrorMaps "
                 f"{s['maps']:.2f} s (+{100 * extra:.0f}%)"
             )
-            c = command(n, args.rounds, Path(tmp))
-            p, q = c["plain"], c["plot"]
-            print(
-                f"n={n:.0e} command: wall {p['wall_s']:.2f} -> {q['wall_s']:.2f} s, CPU "
-                f"{p['cpu_s']:.2f} -> {q['cpu_s']:.2f} s "
-                f"(+{100 * (q['cpu_s'] / p['cpu_s'] - 1):.0f}%), peak RSS "
-                f"{p['rss_mb']:.0f} -> {q['rss_mb']:.0f} MB",
-                flush=True,
-            )
+            for fmt in ("table", "json"):
+                c = command(n, args.rounds, Path(tmp), fmt)
+                p, q = c["plain"], c["plot"]
+                print(
+                    f"n={n:.0e} command -f {fmt}: wall {p['wall_s']:.2f} -> {q['wall_s']:.2f} s, "
+                    f"CPU {p['cpu_s']:.2f} -> {q['cpu_s']:.2f} s "
+                    f"(+{100 * (q['cpu_s'] / p['cpu_s'] - 1):.0f}%), peak RSS "
+                    f"{p['rss_mb']:.0f} -> {q['rss_mb']:.0f} MB",
+                    flush=True,
+                )
     return 0
 
 

@@ -216,10 +216,15 @@ def plot_data(report: Any, maps: Any = None) -> Any:
 
 def error_maps() -> Any:
     """A new :class:`~pinncheck._maps.ErrorMaps` sink with the bins plots use. Pass it to a
-    job's ``run(progress, sinks=[...])``, then give it with the report to :func:`save_plot`."""
-    from ._maps import ErrorMaps
+    job's ``run(progress, sinks=[...])``, then give it with the report to :func:`save_plot`.
 
-    return ErrorMaps()
+    Its bins are those of the terminal failure map (:mod:`pinncheck._termmap`), whose sink a
+    plot reuses when the CLI prints one, so that a plot looks the same whatever the output
+    format."""
+    from ._maps import ErrorMaps
+    from ._termmap import PAIR_BINS, PROFILE_BINS
+
+    return ErrorMaps(profile_bins=PROFILE_BINS, pair_bins=PAIR_BINS, worst=MARKED_WORST)
 
 
 def _quantities(report: Any) -> list[Any]:
@@ -419,7 +424,7 @@ def _probe_data(report: Any) -> ProbeData:
     if report.coupling is None:  # the figure says why there is no matrix
         c = np.zeros((0, 0))
     else:
-        c = report.coupling.to("cpu").double().numpy()
+        c = np.array(report.coupling, dtype=np.float64)
     diag = np.diag(c).copy()
     with np.errstate(divide="ignore", invalid="ignore"):
         relative = c / diag[:, None]
