@@ -235,6 +235,11 @@ def _result(report: Any, maps: Any) -> Any:
     """The :class:`ErrorMapsResult` of ``maps`` (a sink or a result), titled by ``report``."""
     if hasattr(maps, "quantities"):
         return maps
+    if not getattr(maps, "largest", True):
+        raise OptionError(
+            "These error maps keep counts only (ErrorMaps(largest=False), the terminal map's): "
+            "a plot needs the largest ratios; use pinncheck._plot.error_maps()."
+        )
     from ._maps import RunInfo
 
     o = report.options

@@ -403,12 +403,17 @@ def test_small_runs_get_coarser_cells_not_an_empty_grid() -> None:
         assert panel.empty.mean() <= most_empty, (n, panel.empty.mean())
 
 
-def test_plot_data_of_a_check_needs_its_maps() -> None:
-    from pinncheck._check import check
+def test_plot_data_of_a_check_needs_its_full_maps() -> None:
+    from pinncheck._check import check, prepare_check
+    from pinncheck._maps import ErrorMaps
     from pinncheck._plot import plot_data
 
     with pytest.raises(OptionError, match="ErrorMaps"):
         plot_data(check("x", ["x=0:1"], n=10, order=1))
+    counts = ErrorMaps(largest=False)
+    report = prepare_check("x", ["x=0:1"], n=10, order=1).run(sinks=[counts])
+    with pytest.raises(OptionError, match="counts only"):
+        plot_data(report, counts)
 
 
 # probe ---------------------------------------------------------------------------------------
