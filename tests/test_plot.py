@@ -559,3 +559,17 @@ def test_one_error_maps_sink_serves_the_terminal_map_and_the_plot(
         assert r.exit_code == 1 and len(started) == 1, extra
     started.clear()
     assert run_cli(*COMMANDS["verify"], "-f", "json").exit_code == 1 and not started
+
+
+def test_the_plots_sink_keeps_the_same_memory_whatever_n() -> None:
+    from pinncheck._check import prepare_check
+    from pinncheck._plot import error_maps
+
+    kept = []
+    for n in (1_000, 300_000):
+        maps = error_maps()
+        prepare_check("x1**2*sin(x2)", ["x1=0:1", "x2=0:1"], n=n, chunk_size=50_000).run(
+            sinks=[maps]
+        )
+        kept.append((maps.nbytes(), [len(q.worst) for q in maps.result().quantities]))
+    assert kept[0] == kept[1] and kept[0][0] < 2_000_000, kept
