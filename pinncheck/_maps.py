@@ -210,22 +210,15 @@ class _Snapshot:
     """What a chunk's points are filtered with (see :meth:`ErrorMaps.partial`)."""
 
     filter: torch.Tensor  # (series, coarse cells): a lower bound of the bins' largest ratios
-    floor: torch.Tensor  # (series, 1): the smallest bound over the cells without empty bins
-    empty: torch.Tensor  # (coarse cells,) bool: a bin of the cell is empty for some series
-    empty_share: float
-    any_empty: bool
+    empty_share: float  # the share of the coarse cells with an empty bin (for some series)
     worst: torch.Tensor  # (series, 1): the ratio a point must beat to be among the worst
 
     @staticmethod
     def empty_for(series: int, cells: int) -> _Snapshot:
-        inf = torch.full((series, 1), -math.inf, dtype=torch.float64)
         return _Snapshot(
             torch.full((series, cells), -math.inf, dtype=torch.float64),
-            inf,
-            torch.ones(cells, dtype=torch.bool),
             1.0,
-            True,
-            inf.clone(),
+            torch.full((series, 1), -math.inf, dtype=torch.float64),
         )
 
 
@@ -239,10 +232,16 @@ class ErrorMaps:
     pairs and quantities would exceed :data:`MAX_PAIR_CELLS`); with two variables or more,
     each variable's profile is its first pair's grid reduced along the other variable, so it
     has that pair's bins. ``worst``: how many of the points of largest ratio each map keeps.
+    ``largest=False`` keeps the counts only (points, failing and undefined points per bin)
+    and, for a quantity with failing points, its largest ratio: no largest ratio per bin
+    (NaN) and no worst points, at a fraction of the cost (what the terminal map needs).
 
-    The sink streams: per chunk, each ratio is computed once; a point touches a bin's largest
-    ratio only when it beats what the bin held when the chunk started (records are few once
-    the bins have filled), and the counts come from one ``bincount`` per grid.
+    The sink streams. Per chunk, each ratio is computed once; the counts come from one
+    ``bincount`` per grid; a point reaches the grids' largest ratios only when it is above a
+    lower bound of the largest ratios of the bins it lies in (kept per cell of a coarse grid
+    over all the variables, from the chunks merged before): once the bins have filled, few
+    points are. Chunks that start while many bins are still empty are filtered at their merge
+    instead, with the bins as they are then; the first is binned whole.
     """
 
     def __init__(
@@ -250,9 +249,12 @@ class ErrorMaps:
         profile_bins: int = DEFAULT_PROFILE_BINS,
         pair_bins: tuple[int, int] = DEFAULT_PAIR_BINS,
         worst: int = DEFAULT_WORST,
+        largest: bool = True,
     ) -> None:
         if profile_bins < 1 or min(pair_bins) < 1 or worst < 0:
             raise ValueError("bins must be positive and worst not negative")
+        self.largest = largest
+        self._top: list[float] = []  # without largest: per series, the largest failing ratio
         self.profile_bins = profile_bins
         self.pair_bins = (int(pair_bins[0]), int(pair_bins[1]))
         self.worst = worst
@@ -301,12 +303,15 @@ class ErrorMaps:
                 )
             )
         self._worst = [[] for _ in series]
+        self._top = [-math.inf] * s
         self._snapshot = _Snapshot.empty_for(s, math.prod(self._coarse))
 
     def partial(self, view: ChunkView) -> Any:
         layout = self._layout()
         if len(view) == 0 or not self._series:
             return None
+        if not self.largest:
+            return self._partial_counts(view)
         ratios, undefined, top = self._ratios(view)
         n_series = len(self._series)
         fine = [
@@ -338,12 +343,8 @@ class ErrorMaps:
             # Early chunks: most bins are still empty here, and perhaps not when this chunk is
             # merged: the merge picks the points that raise a bin with the bins it finds then.
             return counts, (view, ratios, top, fine, cells)
-        picked, first = self._candidates(snap, ratios, fine, cells)
-        # The worst points' floor is above the filter's (but in the first chunks): the points
-        # that can be among the worst passed the filter's first step.
-        covered = bool((snap.worst >= snap.floor).all()) and not snap.any_empty
-        worst = self._chunk_worst(view, ratios, top, snap.worst, first if covered else None)
-        return counts, (picked, worst)
+        picked = self._candidates(snap, ratios, fine, cells)
+        return counts, (picked, self._chunk_worst(view, ratios, top, snap.worst))
 
     def merge(self, partial: Any) -> None:
         if partial is None:
@@ -355,6 +356,9 @@ class ErrorMaps:
                 g.failing += failing
             if undefined is not None:
                 g.undefined += undefined
+        if not self.largest:
+            self._top = [max(a, b) for a, b in zip(self._top, rest, strict=True)]
+            return
         if len(rest) == 2:
             (cs, cp, cr, *cell_of), worst = rest
             for g, cell in zip(self._grids, cell_of, strict=True):
@@ -368,7 +372,7 @@ class ErrorMaps:
                     index = cell.expand(n_series, -1)
                     g.max_ratio.scatter_reduce_(1, index, ratios, reduce="amax")
             else:
-                (cs, cp, cr, *cell_of), _ = self._candidates(snap, ratios, fine, cells)
+                cs, cp, cr, *cell_of = self._candidates(snap, ratios, fine, cells)
                 for g, cell in zip(self._grids, cell_of, strict=True):
                     flat = cs * g.cells + cell
                     g.max_ratio.view(-1).scatter_reduce_(0, flat, cr, reduce="amax")
@@ -414,7 +418,11 @@ class ErrorMaps:
                 count=int(first.count.sum()),
                 failing=int(first.failing.sum()),
                 undefined=int(first.undefined.sum()),
-                max_ratio=float(defined.max()) if defined.numel() else math.nan,
+                max_ratio=(
+                    (float(defined.max()) if defined.numel() else math.nan)
+                    if self.largest
+                    else (self._top[s] if self._top[s] > -math.inf else math.nan)
+                ),
                 status=statuses.get(name, "") if measure == "error" else "",
             )
         quantities = []
@@ -435,7 +443,7 @@ class ErrorMaps:
     def nbytes(self) -> int:
         """The bytes of the tensors the sink keeps between chunks (they do not grow with n)."""
         snap = self._snapshot
-        tensors = [snap.filter, snap.floor, snap.empty, snap.worst]
+        tensors = [snap.filter, snap.worst]
         for g in self._grids:
             tensors += [g.max_ratio, g.count, g.failing, g.undefined]
         return sum(t.element_size() * t.numel() for t in tensors)
@@ -476,7 +484,12 @@ class ErrorMaps:
         """Each point's cell of the filter's coarse grid, from its bins."""
         coarse: torch.Tensor | None = None
         for f, b, c in zip(fine, self._bins, self._coarse, strict=True):
-            ci = f if c == b else torch.div(f * c, b, rounding_mode="floor")
+            if c == b:
+                ci = f
+            elif b % c == 0 and (b // c).bit_count() == 1:  # a power of two: a shift
+                ci = torch.bitwise_right_shift(f, (b // c).bit_length() - 1)
+            else:
+                ci = torch.div(f * c, b, rounding_mode="floor")
             coarse = ci.clone() if coarse is None else coarse.mul_(c).add_(ci)
         assert coarse is not None
         return coarse
@@ -487,31 +500,20 @@ class ErrorMaps:
         ratios: torch.Tensor,
         fine: Sequence[torch.Tensor],
         cells: Sequence[torch.Tensor],
-    ) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """The (series, point, ratio) of the points that can raise a bin's largest ratio, with
-        their cell in each grid: first those above the series' smallest bound (or in a cell
-        with an empty bin), then those above their own cell's bound. Also returns the first
-        set (series, point, ratio)."""
-        m = ratios.shape[1]
-        mask = ratios > snap.floor
-        if snap.any_empty:
-            mask |= snap.empty.index_select(0, self._coarse_index(fine))
-        cs, cp = _positions(mask)
+    ) -> tuple[torch.Tensor, ...]:
+        """The (series, point, ratio) of the points above their coarse cell's bound (so that
+        may raise a bin's largest ratio), and their cell in each grid."""
+        m, n_series = ratios.shape[1], ratios.shape[0]
+        held = torch.gather(snap.filter, 1, self._coarse_index(fine).expand(n_series, -1))
+        cs, cp = _positions(ratios > held)
         cr = ratios.view(-1).index_select(0, cs * m + cp)
-        coarse = self._coarse_index([f.index_select(0, cp) for f in fine])
-        held = snap.filter.view(-1).index_select(0, cs * snap.filter.shape[1] + coarse)
-        keep = torch.nonzero(cr > held).squeeze(1)
-        ks, kp, kr = cs.index_select(0, keep), cp.index_select(0, keep), cr.index_select(0, keep)
-        return (ks, kp, kr, *[c.index_select(0, kp) for c in cells]), (cs, cp, cr)
+        return (cs, cp, cr, *[c.index_select(0, cp) for c in cells])
 
     def _snap(self, worst: torch.Tensor) -> _Snapshot:
         """The filter of the grids as merged so far, and the worst points' floor."""
         bounds = self._lower_bounds()
         empty = (bounds == -math.inf).any(0)
-        floor = torch.where(empty, math.inf, bounds).amin(1, keepdim=True)
-        floor = torch.where(torch.isinf(floor), -math.inf, floor)
-        share = float(empty.sum()) / max(1, empty.numel())
-        return _Snapshot(bounds, floor, empty, share, bool(empty.any()), worst)
+        return _Snapshot(bounds, float(empty.sum()) / max(1, empty.numel()), worst)
 
     @staticmethod
     def _bin_index(x: torch.Tensor, lo: float, hi: float, bins: int) -> torch.Tensor:
@@ -540,6 +542,74 @@ class ErrorMaps:
             joint = torch.minimum(joint, low.view(shape))
         return joint.view(n_series, -1)
 
+    def _partial_counts(self, view: ChunkView) -> Any:
+        """A chunk's counts per bin, and each series' largest ratio where a point fails."""
+        layout = self._layout()
+        n_series, m = len(self._series), len(view)
+        fine = [
+            self._bin_index(view.points[j], layout.lows[j], layout.highs[j], b)
+            for j, b in enumerate(self._bins)
+        ]
+        cells = [self._cells(g, fine) for g in self._grids]
+        fails: list[torch.Tensor] = []
+        undefined: list[torch.Tensor] = []
+        top = [-math.inf] * n_series
+        for s, (q, measure) in enumerate(self._series):
+            if measure == "error":
+                num, den = view.error[q], view.tolerance[q]
+            else:
+                num, den = view.exact[q].abs(), view.reference[q]
+            # Finite maxima: every value and tolerance finite, and the comparison is the test.
+            edge = torch.stack([num.amax(), den.amax()]).sum()
+            if math.isfinite(float(edge)):
+                over = num > den
+                if not bool(over.any()):
+                    continue
+                bad = torch.nonzero(over).squeeze(1)
+                if bad.numel():
+                    top[s] = float((num.index_select(0, bad) / den.index_select(0, bad)).amax())
+                fails.append(bad + s * m)
+                continue
+            ratio = self._ratio_row(view, q, measure)
+            ok = ratio > -math.inf
+            bad = torch.nonzero(ratio > 1).squeeze(1)
+            if bad.numel():
+                top[s] = float(ratio.index_select(0, bad).amax())
+            fails.append(bad + s * m)
+            undefined.append(torch.nonzero(~ok).squeeze(1) + s * m)
+
+        def per_bin(g: _Binned, cell: torch.Tensor, flat: list[torch.Tensor]) -> Any:
+            at = torch.cat(flat) if flat else torch.empty(0, dtype=torch.int64)
+            if at.numel() == 0:
+                return None
+            series = torch.div(at, m, rounding_mode="floor")
+            where = series * g.cells + cell.index_select(0, at - series * m)
+            return torch.bincount(where, minlength=n_series * g.cells).view(n_series, g.cells)
+
+        counts = [
+            (
+                torch.bincount(cell, minlength=g.cells),
+                per_bin(g, cell, fails),
+                per_bin(g, cell, undefined),
+            )
+            for g, cell in zip(self._grids, cells, strict=True)
+        ]
+        return counts, top
+
+    def _ratio_row(self, view: ChunkView, q: int, measure: str) -> torch.Tensor:
+        """One series' ratio at each point, -inf where it is undefined (the careful way)."""
+        e = view.exact[q]
+        ok = torch.isfinite(e)
+        if measure == "error":
+            ok &= torch.isfinite(view.values[q])
+            num, den = view.error[q], view.tolerance[q]
+        else:
+            num, den = e.abs(), view.reference[q]
+        # A tolerance that overflows allows nothing (as in the verdict); 0/0 is no error.
+        den = torch.where(torch.isfinite(den), den, torch.zeros_like(den))
+        r = torch.div(num, den).nan_to_num_(nan=0.0, posinf=math.inf)
+        return torch.where(ok, r, torch.full_like(r, -math.inf))
+
     def _ratios(self, view: ChunkView) -> tuple[torch.Tensor, torch.Tensor | None, list[float]]:
         """Each series' ratio at each point (-inf where undefined), where it is undefined
         (None when it is defined everywhere), and each series' largest ratio."""
@@ -562,19 +632,8 @@ class ErrorMaps:
             return ratios, None, top
         undefined = torch.zeros((len(self._series), m), dtype=torch.bool)
         for s in bad:
-            q, measure = self._series[s]
-            e = view.exact[q]
-            ok = torch.isfinite(e)
-            if measure == "error":
-                ok &= torch.isfinite(view.values[q])
-                num, den = view.error[q], view.tolerance[q]
-            else:
-                num, den = e.abs(), view.reference[q]
-            # A tolerance that overflows allows nothing (as in the verdict); 0/0 is no error.
-            den = torch.where(torch.isfinite(den), den, torch.zeros_like(den))
-            r = torch.div(num, den).nan_to_num_(nan=0.0, posinf=math.inf)
-            ratios[s] = torch.where(ok, r, torch.full_like(r, -math.inf))
-            undefined[s] = ~ok
+            ratios[s] = self._ratio_row(view, *self._series[s])
+            undefined[s] = ratios[s] == -math.inf
             top[s] = float(ratios[s].amax())
         return ratios, undefined, top
 
@@ -584,37 +643,42 @@ class ErrorMaps:
         ratios: torch.Tensor,
         top: list[float],
         floor: torch.Tensor,
-        among: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     ) -> list[list[_Worst]]:
         """Each series' points of the chunk that can be among the run's worst: at most
         ``worst`` of them, largest ratio first, ties to the lowest index, so that merging the
-        chunks in order keeps the run's. ``among``: (series, point, ratio) of a set of the
-        chunk's points that holds every point above ``floor``."""
+        chunks in order keeps the run's."""
         out: list[list[_Worst]] = [[] for _ in self._series]
         # Earlier chunks' points have lower indices: a tie with their k-th point loses.
-        rows = [s for s, r in enumerate(top) if r > float(floor[s])]
+        bars = floor.view(-1).tolist()
         k = min(self.worst, ratios.shape[1])
-        if k == 0 or not rows:
+        if k == 0 or all(t <= b for t, b in zip(top, bars, strict=True)):
             return out
-        if among is not None:
-            cs, cp, cr = among
-            keep = torch.nonzero(cr > floor.view(-1).index_select(0, cs)).squeeze(1)
-            cs, cp, cr = cs.index_select(0, keep), cp.index_select(0, keep), cr[keep]
-            if cs.numel() <= 4 * k * len(rows):
-                return self._worst_rows(view, cs, cp, cr)
-        sub = ratios[rows] if len(rows) < len(top) else ratios
-        above = sub > floor[rows]
-        if int(above.sum()) > 4 * k * len(rows):  # early chunks: the chunk's k-th
-            kth = torch.topk(sub, k, dim=1).values[:, -1:]
-            above &= sub >= kth
-            for s in torch.nonzero(above.sum(1) > k).flatten().tolist():
-                # Ties at the k-th ratio: the first ones by index.
-                ties = torch.nonzero(above[s] & (sub[s] == kth[s])).flatten()
-                greater = int(above[s].sum()) - ties.numel()
-                above[s, ties[k - greater :]] = False
+        m = ratios.shape[1]
+        above = ratios > floor
         cs, cp = _positions(above)
-        cr = sub.view(-1).index_select(0, cs * sub.shape[1] + cp)
-        cs = torch.tensor(rows, dtype=torch.int64)[cs]
+        if cs.numel() > 4 * k * len(top) and m >= k * POSITION_BLOCK:
+            # Early chunks: the k-th largest of the blocks' maxima is at most the k-th largest
+            # ratio, so every point of the k largest is at least that.
+            whole = m // POSITION_BLOCK * POSITION_BLOCK
+            blocks = ratios[:, :whole].reshape(len(top), -1, POSITION_BLOCK).amax(2)
+            above &= ratios >= torch.topk(blocks, k, dim=1).values[:, -1:]
+            cs, cp = _positions(above)
+        counts = torch.bincount(cs, minlength=len(top)).tolist()
+        heavy = [s for s, c in enumerate(counts) if c > 4 * k]
+        if heavy:  # many ties: the row's k largest, the first ties by index
+            light = ~torch.isin(cs, torch.tensor(heavy))
+            rows, points = [cs[light]], [cp[light]]
+            for s in heavy:
+                bar, row = bars[s], ratios[s]
+                t = float(torch.topk(row, k).values[-1])
+                first = torch.nonzero(row > max(bar, t)).squeeze(1)
+                if t > bar:
+                    ties = torch.nonzero(row == t).squeeze(1)[: k - first.numel()]
+                    first = torch.sort(torch.cat([first, ties])).values
+                rows.append(torch.full_like(first, s))
+                points.append(first)
+            cs, cp = torch.cat(rows), torch.cat(points)
+        cr = ratios.view(-1).index_select(0, cs * m + cp)
         return self._worst_rows(view, cs, cp, cr)
 
     def _worst_rows(
@@ -641,11 +705,31 @@ class ErrorMaps:
         return out
 
 
+POSITION_BLOCK = 1024
+
+
 def _positions(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The (series, point) positions where a (series, points) mask is true, in order."""
-    flat = torch.nonzero(mask.view(-1)).squeeze(1)
-    series = torch.div(flat, mask.shape[1], rounding_mode="floor")
-    return series, flat - series * mask.shape[1]
+    """The (series, point) positions where a (series, points) mask is true, in order.
+
+    A mask that is mostly false is searched block by block: one reduction finds the blocks
+    that hold a true entry, and only those are searched."""
+    m = mask.shape[1]
+    flat = mask.view(-1)
+    whole = flat.numel() // POSITION_BLOCK * POSITION_BLOCK
+    found = None
+    if whole and flat.is_contiguous():
+        blocks = flat[:whole].view(-1, POSITION_BLOCK)
+        # A block's bytes read as 64-bit words: 8 flags a word, so the test is cheap.
+        hit = torch.nonzero(blocks.view(torch.int64).any(1)).squeeze(1)
+        if hit.numel() <= blocks.shape[0] // 8:
+            inner = torch.nonzero(blocks.index_select(0, hit))
+            head = hit.index_select(0, inner[:, 0]) * POSITION_BLOCK + inner[:, 1]
+            tail = torch.nonzero(flat[whole:]).squeeze(1) + whole
+            found = torch.cat([head, tail])
+    if found is None:
+        found = torch.nonzero(flat).squeeze(1)
+    series = torch.div(found, m, rounding_mode="floor")
+    return series, found - series * m
 
 
 def _reduce_to(g: Grid, axis_var: int) -> Grid:

@@ -235,6 +235,11 @@ def _result(report: Any, maps: Any) -> Any:
     """The :class:`ErrorMapsResult` of ``maps`` (a sink or a result), titled by ``report``."""
     if hasattr(maps, "quantities"):
         return maps
+    if not getattr(maps, "largest", True):
+        raise OptionError(
+            "These error maps keep counts only (ErrorMaps(largest=False), the terminal map's): "
+            "a plot needs the largest ratios; use pinncheck._plot.error_maps()."
+        )
     from ._maps import RunInfo
 
     o = report.options
@@ -746,9 +751,14 @@ class PlotRequest:
             check_target(path)
 
     @property
+    def wants_maps(self) -> bool:
+        """Whether the plot needs the run's points (an error map, not a probe)."""
+        return self.path is not None and self.streams
+
+    @property
     def sinks(self) -> list[Any]:
         """What the run must feed: the error maps, when a plot of them is asked for."""
-        if self.path is None or not self.streams:
+        if not self.wants_maps:
             return []
         if self._maps is None:
             self._maps = error_maps()
@@ -760,7 +770,7 @@ class PlotRequest:
         binning serves both)."""
         from ._maps import ErrorMaps
 
-        if self.path is None or not self.streams:
+        if not self.wants_maps:
             return list(others)
         shared = next((s for s in others if isinstance(s, ErrorMaps)), None)
         if shared is None:

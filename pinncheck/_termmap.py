@@ -70,12 +70,17 @@ def marks_for(encoding: str | None) -> Marks:
     return UNICODE
 
 
-def sinks_for(table_output: bool, variables: Sequence[str]) -> list[ErrorMaps]:
+def sinks_for(table_output: bool, variables: Sequence[str], plot: bool = False) -> list[ErrorMaps]:
     """The CLI's sinks: an :class:`ErrorMaps` when a map could be shown, else none. It keeps
-    the three worst points that ``--plot`` marks, since a plot reuses it."""
+    the counts only (what the map needs, at a fraction of the cost), or, when ``--plot``
+    reuses it (``plot``), the largest ratios too and the three worst points a plot marks."""
     if not table_output or not 1 <= len(variables) <= MAX_VARIABLES:
         return []
-    return [ErrorMaps(profile_bins=PROFILE_BINS, pair_bins=PAIR_BINS, worst=3)]
+    return [
+        ErrorMaps(
+            profile_bins=PROFILE_BINS, pair_bins=PAIR_BINS, worst=3 if plot else 0, largest=plot
+        )
+    ]
 
 
 def attach(report: Any, sinks: Sequence[ErrorMaps], command: str, subject: str) -> None:
@@ -97,7 +102,8 @@ def run_with_maps(
     own, so that the points stream through one ErrorMaps sink at most."""
     system = getattr(job, "system", None)
     domain = job.domain if system is None else system.domain
-    sinks = sinks_for(table_output, domain.names)
+    wants = plot is not None and plot.wants_maps
+    sinks = sinks_for(table_output, domain.names, plot=wants)
     report = job.run(progress, sinks=plot.sinks_with(sinks) if plot is not None else sinks)
     attach(report, sinks, command, subject)
     return report

@@ -159,12 +159,12 @@ def _data(n: int, d: int) -> tuple[list[torch.Tensor], ...]:
     return pts, values, exact, tol, ref
 
 
-def _synthetic(n: int, chunk: int, d: int) -> ErrorMapsResult:
+def _synthetic(n: int, chunk: int, d: int, largest: bool = True) -> ErrorMapsResult:
     """:func:`_data` fed to a sink in chunks of ``chunk`` points."""
     pts, values, exact, tol, ref = _data(n, d)
     names = tuple(f"v{j}" for j in range(d))
     layout = Layout(("a", "b"), ("derivative", "equation"), names, (-1.0,) * d, (1.0,) * d, n)
-    sink = ErrorMaps(worst=5)
+    sink = ErrorMaps(worst=5, largest=largest)
     sink.start(layout)
     for s in range(0, n, chunk):
         sl = slice(s, s + chunk)
@@ -230,6 +230,56 @@ def test_bins_equal_a_brute_force_count_whatever_the_chunk(d: int) -> None:
         order = sorted(range(n), key=lambda i: (-float(key[i]), i))[:5]
         assert [w.index for w in qmap.worst] == order
         assert [w.ratio for w in qmap.worst] == [float(key[i]) for i in order]
+
+
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_counts_only_maps_count_the_same_for_less(d: int) -> None:
+    full = _synthetic(6000, 6000, d)
+    for chunk in (6000, 777):
+        counts = _synthetic(6000, chunk, d, largest=False)
+        for a, b in zip(full.quantities, counts.quantities, strict=True):
+            for x, y in ((a, b), (a.solves, b.solves)):
+                if x is None or y is None:
+                    assert x is None and y is None
+                    continue
+                assert (x.count, x.failing, x.undefined) == (y.count, y.failing, y.undefined)
+                assert x.failing > 0 and y.max_ratio == x.max_ratio  # the largest, failing
+                assert y.worst == ()
+                for ga, gb in zip(x.profiles + x.pairs, y.profiles + y.pairs, strict=True):
+                    assert bool(torch.isnan(gb.max_ratio).all())
+                    for key in ("count", "failing", "undefined"):
+                        assert torch.equal(getattr(ga, key), getattr(gb, key)), key
+
+
+@pytest.mark.parametrize("chunk", [50_000, 3000, 7])
+def test_worst_points_break_ties_by_index_whatever_the_chunk(chunk: int) -> None:
+    # Every ratio of "flat" is 0.5 and of "zero" 0: the worst are the first points; "step"
+    # has its largest ratio at a few late points, tied, and 0.25 elsewhere.
+    n = 50_000 if chunk != 7 else 700
+    pts = [torch.linspace(0, 1, n, dtype=torch.float64), torch.rand(n, dtype=torch.float64)]
+    one = torch.ones(n, dtype=torch.float64)
+    step = torch.full((n,), 0.25, dtype=torch.float64)
+    late = [n - 300, n - 200, n - 100, n - 5]
+    step[late] = 3.0
+    errs = [0.5 * one, 0 * one, step]
+    layout = Layout(
+        ("flat", "zero", "step"), ("derivative",) * 3, ("x", "y"), (0.0, 0.0), (1.0, 1.0), n
+    )
+    sink = ErrorMaps(worst=6)
+    sink.start(layout)
+    for s in range(0, n, chunk):
+        sl = slice(s, s + chunk)
+        e = [x[sl] for x in errs]
+        view = ChunkView(
+            s, [p[sl] for p in pts], e, [0 * x for x in e], e, [one[sl]] * 3, [one[sl]] * 3
+        )
+        sink.merge(sink.partial(view))
+    result = sink.result()
+    assert [w.index for w in result.quantity("flat").worst] == list(range(6))
+    assert [w.index for w in result.quantity("zero").worst] == list(range(6))
+    assert [w.index for w in result.quantity("step").worst] == [*late, 0, 1]
+    assert [w.ratio for w in result.quantity("step").worst] == [3.0] * 4 + [0.25] * 2
+    assert result.quantity("step").failing == 4
 
 
 def test_results_do_not_depend_on_the_chunk_size(tmp_path: Path) -> None:
@@ -391,3 +441,20 @@ def test_marks_follow_the_encoding() -> None:
     text = render_map(maps, maps.quantities[0], ASCII).plain
     text.encode("ascii")
     assert "?" in text and "-1" in text
+
+
+def test_the_cli_sink_keeps_counts_unless_a_plot_reuses_it(tmp_path: Path) -> None:
+    from pinncheck._termmap import sinks_for
+
+    assert sinks_for(False, ["x"]) == [] and sinks_for(True, ["x", "y", "z"]) == []
+    (counts,) = sinks_for(True, ["x", "t"])
+    (full,) = sinks_for(True, ["x", "t"], plot=True)
+    assert not counts.largest and counts.worst == 0
+    assert full.largest and full.worst == 3
+    # Both draw the same map.
+    target = _buggy(tmp_path, "X > 0.9")
+    job = prepare_verify(target, n=1500, base_dir=tmp_path, **HEAT)
+    job.run(sinks=[counts, full])
+    a, b = counts.result(), full.result()
+    assert render_map(a, a.quantities[0]).plain == render_map(b, b.quantities[0]).plain
+    assert len(b.quantities[0].worst) == 3 and a.quantities[0].worst == ()

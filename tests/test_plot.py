@@ -403,12 +403,17 @@ def test_small_runs_get_coarser_cells_not_an_empty_grid() -> None:
         assert panel.empty.mean() <= most_empty, (n, panel.empty.mean())
 
 
-def test_plot_data_of_a_check_needs_its_maps() -> None:
-    from pinncheck._check import check
+def test_plot_data_of_a_check_needs_its_full_maps() -> None:
+    from pinncheck._check import check, prepare_check
+    from pinncheck._maps import ErrorMaps
     from pinncheck._plot import plot_data
 
     with pytest.raises(OptionError, match="ErrorMaps"):
         plot_data(check("x", ["x=0:1"], n=10, order=1))
+    counts = ErrorMaps(largest=False)
+    report = prepare_check("x", ["x=0:1"], n=10, order=1).run(sinks=[counts])
+    with pytest.raises(OptionError, match="counts only"):
+        plot_data(report, counts)
 
 
 # probe ---------------------------------------------------------------------------------------
@@ -554,3 +559,17 @@ def test_one_error_maps_sink_serves_the_terminal_map_and_the_plot(
         assert r.exit_code == 1 and len(started) == 1, extra
     started.clear()
     assert run_cli(*COMMANDS["verify"], "-f", "json").exit_code == 1 and not started
+
+
+def test_the_plots_sink_keeps_the_same_memory_whatever_n() -> None:
+    from pinncheck._check import prepare_check
+    from pinncheck._plot import error_maps
+
+    kept = []
+    for n in (1_000, 300_000):
+        maps = error_maps()
+        prepare_check("x1**2*sin(x2)", ["x1=0:1", "x2=0:1"], n=n, chunk_size=50_000).run(
+            sinks=[maps]
+        )
+        kept.append((maps.nbytes(), [len(q.worst) for q in maps.result().quantities]))
+    assert kept[0] == kept[1] and kept[0][0] < 2_000_000, kept
