@@ -6,12 +6,12 @@ BIN := $(VENV)/bin
 # build, e.g. `make install TORCH="torch==2.14.1"`. The package itself accepts any torch>=2.1.
 TORCH ?= torch==2.13.0
 
-.PHONY: install test lint demo bench calibrate clean
+.PHONY: install test lint demo bench calibrate pictures clean
 
 install:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "$(TORCH)"
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints/dev.txt -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints/dev.txt -e ".[dev,plot]"
 	$(BIN)/pinncheck --version
 
 test:
@@ -33,3 +33,7 @@ clean:
 
 calibrate:
 	$(BIN)/python -m bench.calibrate --markdown docs/calibration.md
+
+# The pictures of docs/pictures.md (fixed seeds; each PNG under 200 kB).
+pictures:
+	$(BIN)/python -m bench.pictures docs/pictures

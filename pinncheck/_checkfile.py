@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import pickle
 import re
 import time
 from collections.abc import Callable, Generator, Sequence
@@ -182,6 +183,8 @@ class EntryResult:
     error: str | None = None
     exit_code: int = 0
     """For an error: 2 for bad input or the user's code (a crash, a timeout), 3 for a bug."""
+    sinks: list[Any] = field(default_factory=list)
+    """The point sinks that saw this entry's points (see ``run_entries(sinks=...)``)."""
 
     @property
     def status(self) -> str:
@@ -612,6 +615,18 @@ class RunReport:
             "errors": errors,
         }
 
+    def verdict(self, selection: str = "") -> str:
+        """The run's final line without its status: how many checks met their expectation,
+        how many could not run or were not run, and ``selection`` (what ``-k`` and
+        ``--shard`` left out) in parentheses."""
+        c = self.counts
+        text = f"{c['met']} of {c['total']} checks met their expectation"
+        if c["errors"]:
+            text += f"; {c['errors']} could not run (exit code 2)"
+        if self.not_run:
+            text += f"; stopped after the first miss (-x), {len(self.not_run)} not run"
+        return text + (f" ({selection})" if selection else "")
+
     @property
     def exit_code(self) -> int:
         """0 all met; 1 a missed expectation; 2 an entry ended in an error (bad input, the
@@ -672,6 +687,7 @@ def run_entries(
     exitfirst: bool = False,
     jobs: int = 1,
     timeout: float | None = None,
+    sinks: Callable[[Entry], Sequence[Any]] | None = None,
 ) -> RunReport:
     """Run prepared entries; results come in the order of ``entries`` whatever ``jobs`` is.
 
@@ -689,9 +705,13 @@ def run_entries(
         jobs: how many worker processes may run at once.
         timeout: seconds a user-code entry may take, unless it sets its own ``timeout`` key
             (``None``: :data:`pinncheck._workers.DEFAULT_TIMEOUT`, 600 s; 0: no limit).
+        sinks: called with each entry before it runs; the point sinks it returns (see
+            :mod:`pinncheck._pointwise`) see that entry's points and come back, filled, in
+            :attr:`EntryResult.sinks`, also from a worker process (so they must pickle).
+            Return none for a kind that has no points to show (``probe``).
     """
     report = RunReport()
-    results = _results(entries, jobs, timeout)
+    results = _results(entries, jobs, timeout, sinks)
     for i, result in enumerate(results):
         report.results.append(result)
         if on_result is not None:
@@ -703,22 +723,39 @@ def run_entries(
     return report
 
 
-def _run_job(job: Job) -> Any:
-    # In a worker process.
-    return job.run()
+def _run_job(job: Job, sinks: Sequence[Any] = ()) -> tuple[Any, list[Any]]:
+    """Run a job: its report, and its sinks, filled."""
+    run: Any = job.run  # probe's job takes no sinks: it gets none
+    return (run(sinks=sinks) if sinks else run()), list(sinks)
+
+
+def _run_job_in_worker(job: Job, sinks: Sequence[Any] = ()) -> bytes:
+    """:func:`_run_job` in a worker process, its result pickled there by value.
+
+    multiprocessing's own pickler would send a tensor (a sink's bins, a report's matrix) as
+    shared memory that the worker must still be alive to hand over, and a worker that ran
+    user code exits as soon as it has answered.
+    """
+    return pickle.dumps(_run_job(job, sinks), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _results(
-    entries: Sequence[Entry], jobs: int, timeout: float | None
+    entries: Sequence[Entry],
+    jobs: int,
+    timeout: float | None,
+    sinks: Callable[[Entry], Sequence[Any]] | None = None,
 ) -> Generator[EntryResult, None, None]:
     from ._workers import DEFAULT_TIMEOUT, Task, prestart, run_tasks
 
     limit = DEFAULT_TIMEOUT if timeout is None else timeout
 
+    def sinks_of(e: Entry) -> list[Any]:
+        return list(sinks(e)) if sinks is not None else []
+
     def task(e: Entry) -> Task:
         return Task(
-            _run_job,
-            (e.job,),
+            _run_job_in_worker,
+            (e.job, sinks_of(e)),
             timeout=(e.timeout if e.timeout is not None else limit) if e.user_code else None,
             user_code=e.user_code,
             label=f"{e.kind} {e.name!r}",
@@ -734,7 +771,7 @@ def _results(
         if e.user_code:
             yield _from_outcome(e, next(iter(run_tasks([task(e)]))))
         else:
-            yield _in_process(e)
+            yield _in_process(e, sinks_of(e))
 
 
 def _error_text(message: str, details: str | None) -> str:
@@ -746,7 +783,8 @@ def _from_outcome(e: Entry, outcome: Any) -> EntryResult:
 
     relay_output(outcome.output)
     if outcome.ok:
-        return EntryResult(e, outcome.value, outcome.seconds)
+        report, sinks = pickle.loads(outcome.value)  # from our worker: see _run_job_in_worker
+        return EntryResult(e, report, outcome.seconds, sinks=sinks)
     return EntryResult(
         e,
         None,
@@ -756,12 +794,13 @@ def _from_outcome(e: Entry, outcome: Any) -> EntryResult:
     )
 
 
-def _in_process(e: Entry) -> EntryResult:
+def _in_process(e: Entry, sinks: Sequence[Any] = ()) -> EntryResult:
     from ._errors import UserCodeError
 
     t0 = time.perf_counter()
     try:
-        return EntryResult(e, e.job.run(), time.perf_counter() - t0)
+        report, filled = _run_job(e.job, sinks)
+        return EntryResult(e, report, time.perf_counter() - t0, sinks=filled)
     except UserCodeError as exc:
         msg, code = _error_text(str(exc), exc.details), int(exc.exit_code)
     except PinncheckError as exc:

@@ -82,6 +82,13 @@ class ProbeReport:
     second_derivatives_vanish: bool
     second_derivatives_checked: bool = True
     jacobian_note: str | None = None
+    coupling: list[list[float]] | None = field(default=None, repr=False, compare=False)
+    """The coupling matrix behind ``offdiag_ratio``, as ``b`` rows of ``b`` floats: entry
+    ``[i][j]`` is the size of output ``i``'s derivative with respect to input ``j`` (random
+    weights over the output columns), on the first ``b`` probe points with finite outputs. A
+    pointwise model's is diagonal. Non-finite where the derivative is; None when the Jacobian
+    was not measured. Plain floats, not a tensor, so that the report pickles back from a worker
+    process. Not part of the JSON document (see :mod:`pinncheck._plot`)."""
     culprits: list[Culprit] = field(default_factory=list)
     diagnosis: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -472,6 +479,7 @@ class _Probe(ProbeExplanation):
             second_derivatives_vanish=vanish,
             second_derivatives_checked=second_checked,
             jacobian_note=jac_note,
+            coupling=self.coupling,
             warnings=list(self.warnings),
         )
         self.explain(report, bad_rows, first_zero)
@@ -489,6 +497,7 @@ class _Probe(ProbeExplanation):
         ratio, the worst point's ratio, the points measured and a note when points were left
         out or nothing could be measured.
         """
+        self.coupling: list[list[float]] | None = None
         finite_rows = self.finite_rows.nonzero()[:, 0]
         if finite_rows.numel() < 2:
             where = "every point" if finite_rows.numel() == 0 else "all but one point"
@@ -519,6 +528,7 @@ class _Probe(ProbeExplanation):
             )
             if g is not None:
                 mass[i] = (g.detach().to(torch.float64).cpu() ** 2).reshape(b, -1).sum(dim=1)
+        self.coupling = mass.sqrt().tolist()
         ok = torch.isfinite(mass.diagonal())
         used = int(ok.sum())
         left_out = []

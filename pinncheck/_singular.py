@@ -138,6 +138,56 @@ def singularity_warnings(expr: sympy.Expr, domain: Domain) -> list[str]:
     uses (never a grid exponential in the number of variables); where |g| gets small without a
     sign change, a local search finds whether it touches zero.
     """
+    out: list[str] = []
+    for _, msg in _findings(expr, domain):
+        if f"{msg} (domain {domain})." not in out:
+            out.append(f"{msg} (domain {domain}).")
+    return out
+
+
+@dataclass(frozen=True)
+class SingularSet:
+    """Where a subexpression of an expression is singular, as pinncheck's warnings say: the
+    points of the domain where ``g`` equals one of ``levels`` (``g = 0``; ``|g| = 1`` for
+    asin, acos and atanh, whose levels are ``(-1, 1)``). For drawing (:mod:`pinncheck._plot`)."""
+
+    node: sympy.Expr
+    """The subexpression (``1/x``, ``log(x - 1)``...)."""
+    g: sympy.Expr
+    """The function of the variables whose level sets are singular."""
+    levels: tuple[float, ...]
+    variables: tuple[str, ...]
+    """The variables ``g`` uses, in the domain's order."""
+    warning: str
+    """The warning pinncheck prints for it."""
+
+    def values(self, points: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``g`` at points given per variable (float64 tensors of one shape)."""
+        from ._parse import real_symbol
+
+        names = list(self.variables)
+        program = Program([self.g], [real_symbol(n) for n in names])
+        shape = points[names[0]].shape
+        flat = [points[n].reshape(-1).to(torch.float64) for n in names]
+        return program.run(flat)[0].expand(flat[0].shape).reshape(shape)
+
+
+def singular_sets(expr: sympy.Expr, domain: Domain) -> list[SingularSet]:
+    """The singular sets of ``expr`` that meet ``domain``: one per warning of
+    :func:`singularity_warnings` (same detection, same order)."""
+    from ._parse import real_symbol
+
+    out = []
+    for f, msg in _findings(expr, domain):
+        names = tuple(n for n in domain.names if real_symbol(n) in f.g.free_symbols)
+        if names:
+            levels = (-1.0, 1.0) if f.kind == "unit" else (0.0,)
+            out.append(SingularSet(f.node, f.g, levels, names, msg))
+    return out
+
+
+def _findings(expr: sympy.Expr, domain: Domain) -> list[tuple[_Sampled, str]]:
+    """Each hazard of ``expr`` that meets the domain, with its warning's text."""
     # One point set and one evaluator (sharing subexpressions) per set of variables used.
     grids: dict[tuple[tuple, ...], tuple[torch.Tensor, Evaluator]] = {}
     found: list[_Sampled] = []
@@ -168,11 +218,11 @@ def singularity_warnings(expr: sympy.Expr, domain: Domain) -> list[str]:
             item.amin = min(item.amin, item.probe.closest_to_zero(item.pts, item.vals))
         except Exception:  # the grid's value stands
             continue
-    out: list[str] = []
+    out = []
     for f in found:
         msg = _message(f.node, f.g, f.kind, f.lo, f.hi, f.amin)
-        if msg and f"{msg} (domain {domain})." not in out:
-            out.append(f"{msg} (domain {domain}).")
+        if msg:
+            out.append((f, msg))
     return out
 
 

@@ -119,7 +119,8 @@ def run_with_maps(
     system = getattr(job, "system", None)
     domain = job.domain if system is None else system.domain
     solves = command == "residual" and not getattr(job, "any_residual", False)
-    sinks = sinks_for(table_output, domain.names, plot=plot is not None, solves=solves)
+    wants = plot is not None and plot.wants_maps
+    sinks = sinks_for(table_output, domain.names, plot=wants, solves=solves)
     every = plot.sinks_with(sinks) if plot is not None else list(sinks)
     report = job.run(progress, sinks=[*every, *extra])
     attach(report, sinks, command, subject)

@@ -312,6 +312,15 @@ def _write_dump(sinks: list[Any], report: Any) -> None:
         _stderr().print(Text(printable(dump.finish(report).describe()), style="dim"))
 
 
+PlotOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--plot",
+        metavar="PATH",
+        help="Also draw where the error lives into PATH: .png, .svg or .pdf (needs matplotlib: "
+        'pip install "pinncheck[plot]"). See docs/pictures.md.',
+    ),
+]
 # The default of --timeout; equal to pinncheck._workers.DEFAULT_TIMEOUT (a test checks it),
 # written out here so that --help does not import the worker machinery.
 DEFAULT_TIMEOUT = 600.0
@@ -515,6 +524,21 @@ def _progress(fmt: Format, label: str) -> Iterator[Callable[[int, int], None]]:
         bar.close()
 
 
+def _plot_request(path: str | None, streams: bool = True) -> Any:
+    """``--plot PATH``, refused before the run when it cannot be honoured (pinncheck._plot)."""
+    from ._plot import PlotRequest
+
+    return PlotRequest(path, streams=streams)
+
+
+def _save_plot(plot: Any, report: Any) -> None:
+    from rich.text import Text
+
+    written = plot.save(report)
+    if written is not None:
+        _stderr().print(Text(f"plot: {printable(str(written))}", style="dim"))
+
+
 def _finish(status: str) -> NoReturn:
     """Exit 0 on pass, 2 when something could not run (``error``), else 1."""
     codes = {"pass": ExitCode.OK, "error": ExitCode.USAGE}
@@ -576,6 +600,7 @@ def check(
     where: WhereOpt = None,
     dump_points: DumpPointsOpt = None,
     dump_limit: DumpLimitOpt = DEFAULT_DUMP_LIMIT,
+    plot: PlotOpt = None,
     fmt: FormatOpt = Format.table,
     debug: DebugOpt = False,
 ) -> None:
@@ -587,6 +612,7 @@ def check(
         # Refuse bad input before paying for the torch import (about 2 s).
         parse_expression(expr, shadowed=parse_domain(domain, shadow=True).names)
         sinks = _point_dump(dump_points, dump_limit, seed)
+        plotting = _plot_request(plot)
         from ._check import prepare_check
         from ._termmap import run_with_maps
 
@@ -604,8 +630,10 @@ def check(
                 chunk_size=chunk_size,
                 where=where,
             )
-            report = run_with_maps(job, progress, fmt is Format.table, "check", expr, extra=sinks)
+            table = fmt is Format.table
+            report = run_with_maps(job, progress, table, "check", expr, plotting, extra=sinks)
         _write_dump(sinks, report)
+        _save_plot(plotting, report)
         _output(fmt, report)
     _finish(report.status)
 
@@ -788,12 +816,14 @@ def residual(
     where: WhereOpt = None,
     dump_points: DumpPointsOpt = None,
     dump_limit: DumpLimitOpt = DEFAULT_DUMP_LIMIT,
+    plot: PlotOpt = None,
     fmt: FormatOpt = Format.table,
     debug: DebugOpt = False,
 ) -> None:
     """Check PDE residuals of a candidate solution: autograd against SymPy, and if it solves."""
     with _errors("residual", fmt, debug):
         sinks = _point_dump(dump_points, dump_limit, seed, solves=not any_residual)
+        plotting = _plot_request(plot)
         from ._residual import prepare_residual
         from ._termmap import run_with_maps
 
@@ -819,10 +849,10 @@ def residual(
                 where=where,
             )
             subject = "; ".join(job.system.equations)
-            report = run_with_maps(
-                job, progress, fmt is Format.table, "residual", subject, extra=sinks
-            )
+            table = fmt is Format.table
+            report = run_with_maps(job, progress, table, "residual", subject, plotting, extra=sinks)
         _write_dump(sinks, report)
+        _save_plot(plotting, report)
         _output(fmt, report)
     _finish(report.status)
 
@@ -880,6 +910,15 @@ def run_cmd(
         str | None,
         typer.Option("--junit-xml", metavar="PATH", help="Also write the results as JUnit XML."),
     ] = None,
+    html: Annotated[
+        str | None,
+        typer.Option(
+            "--html",
+            metavar="PATH",
+            help="Also write a self-contained HTML report (summary, each check's details and "
+            "plots) to PATH.",
+        ),
+    ] = None,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Print only failures and the final line.")
     ] = False,
@@ -924,6 +963,7 @@ def run_cmd(
         if jobs < 1:
             raise OptionError(f"-j/--jobs must be at least 1, got {jobs}.")
         _check_timeout(timeout)
+        html_run = _html_run(html)
         if jobs > 1:  # the workers' template imports torch while this process reads the files
             from ._workers import prestart
 
@@ -932,11 +972,17 @@ def run_cmd(
         try:
             suite = load_suite(files, keyword=keyword, shard_spec=shard, config=config)
         except CheckFileError as exc:
-            _report_problems(exc, fmt, junit_xml)
+            _report_problems(exc, fmt, junit_xml, html_run)
             raise
         if verbose:
             _say_collected(suite)
-        report = run_entries(suite.entries, exitfirst=exitfirst, jobs=jobs, timeout=timeout)
+        report = run_entries(
+            suite.entries,
+            exitfirst=exitfirst,
+            jobs=jobs,
+            timeout=timeout,
+            sinks=html_run.sinks if html_run else None,
+        )
         if fmt is RunFormat.json:
             _emit_json(report.to_dict())
         else:
@@ -948,7 +994,18 @@ def run_cmd(
                     sys.stdout.write(line + "\n")
                 sys.stdout.flush()
         _write_ci_files(report, suite, junit_xml)
+        if html_run:
+            html_run.write(report, suite)
     raise typer.Exit(report.exit_code)
+
+
+def _html_run(path: str | None) -> Any:
+    """``--html PATH``: checked now, before the run (exit 2 if it cannot be written)."""
+    if path is None:
+        return None
+    from ._html import HtmlRun
+
+    return HtmlRun(path)
 
 
 def _say_collected(suite: Any) -> None:
@@ -963,8 +1020,9 @@ def _say_collected(suite: Any) -> None:
         err.print(Text(f"skipped {f}: {why}"))
 
 
-def _report_problems(exc: Any, fmt: RunFormat, junit_xml: str | None) -> None:
-    """The problems of a suite's files, also as annotations, JUnit errors and a summary."""
+def _report_problems(exc: Any, fmt: RunFormat, junit_xml: str | None, html_run: Any = None) -> None:
+    """The problems of a suite's files, also as annotations, JUnit errors, an HTML page and a
+    summary."""
     from ._ci import problem_annotations, problems_markdown
 
     problems = exc.problems
@@ -977,6 +1035,11 @@ def _report_problems(exc: Any, fmt: RunFormat, junit_xml: str | None) -> None:
         except PinncheckError as write_error:  # the problems matter more: say both
             _warn([str(write_error)])
     messages = [q.message for q in problems] or [str(exc)]
+    if html_run:
+        try:
+            html_run.write_problems(messages)
+        except PinncheckError as write_error:
+            _warn([str(write_error)])
     _append_summary(problems_markdown(messages))
 
 
@@ -1041,15 +1104,7 @@ def _print_run(report: Any, suite: Any, quiet: bool) -> None:
                 )
         else:
             out.print(Text(f"error: {printable_lines(r.error)}", style="bold red"))
-    c = report.counts
-    text = f"{c['met']} of {c['total']} checks met their expectation"
-    if c["errors"]:
-        text += f"; {c['errors']} could not run (exit code 2)"
-    if report.not_run:
-        text += f"; stopped after the first miss (-x), {len(report.not_run)} not run"
-    if suite.describe():
-        text += f" ({printable(suite.describe())})"
-    summary_line(out, report.status, text)
+    summary_line(out, report.status, report.verdict(printable(suite.describe())))
 
 
 # verify and probe: the user's own code ------------------------------------------------------
@@ -1168,11 +1223,13 @@ def verify(
     timeout: TimeoutOpt = DEFAULT_TIMEOUT,
     dump_points: DumpPointsOpt = None,
     dump_limit: DumpLimitOpt = DEFAULT_DUMP_LIMIT,
+    plot: PlotOpt = None,
     fmt: FormatOpt = Format.table,
     debug: DebugOpt = False,
 ) -> None:
     with _errors("verify", fmt, debug):
         sinks = _point_dump(dump_points, dump_limit, seed)
+        plotting = _plot_request(plot)
         from ._termmap import run_with_maps
         from ._verify import prepare_verify
 
@@ -1199,10 +1256,10 @@ def verify(
                 definitions_only=definitions_only,
                 where=where,
             )
-            report = run_with_maps(
-                job, progress, fmt is Format.table, "verify", target, extra=sinks
-            )
+            table = fmt is Format.table
+            report = run_with_maps(job, progress, table, "verify", target, plotting, extra=sinks)
         _write_dump(sinks, report)
+        _save_plot(plotting, report)
         _output(fmt, report)
     _finish(report.status)
 
@@ -1271,10 +1328,12 @@ def probe(
     ] = None,
     definitions_only: DefinitionsOnlyOpt = False,
     timeout: TimeoutOpt = DEFAULT_TIMEOUT,
+    plot: PlotOpt = None,
     fmt: FormatOpt = Format.table,
     debug: DebugOpt = False,
 ) -> None:
     with _errors("probe", fmt, debug):
+        plotting = _plot_request(plot, streams=False)
         from ._probe import probe as run_probe
 
         _notice_to_stderr()
@@ -1291,6 +1350,7 @@ def probe(
                 state_dict=state_dict,
                 definitions_only=definitions_only,
             )
+        _save_plot(plotting, report)
         _output(fmt, report)
     _finish(report.status)
 
