@@ -23,7 +23,7 @@ from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import closing
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TypeVar, overload
 
 import sympy
 import torch
@@ -458,7 +458,7 @@ def _run_chunk(
             ex,
             errors,
             allowed,
-            [j.reference_tensor() for j in judged],
+            _References(judged),
             ratio,
             ratio_max,
             [st.nonfinite for st in stats],  # (this chunk's own statistics)
@@ -613,6 +613,32 @@ class _Judged:
     def reference_tensor(self) -> torch.Tensor:
         ref = self.reference
         return self.allowed * ref if isinstance(ref, float) else ref
+
+
+class _References(Sequence[torch.Tensor]):
+    """The reference bounds of a chunk's quantities, materialized only for the sinks that read
+    them (most do not: the model's is a multiple of the tolerance)."""
+
+    def __init__(self, judged: Sequence[_Judged]) -> None:
+        self._judged = judged
+        self._made: dict[int, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self._judged)
+
+    @overload
+    def __getitem__(self, i: int) -> torch.Tensor: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[torch.Tensor]: ...
+
+    def __getitem__(self, i: int | slice) -> torch.Tensor | Sequence[torch.Tensor]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(len(self))[i]]
+        k = range(len(self))[i]
+        if k not in self._made:
+            self._made[k] = self._judged[k].reference_tensor()
+        return self._made[k]
 
 
 def _bounds_at(
