@@ -593,6 +593,9 @@ def _patch(
     ):
         low = e[at].abs() if size is None else size[at] * 1.0
         full = torch.maximum(b, low.mul_(u)).mul_(tol.factor)
+        # A tolerance that overflows allows nothing (as ErrorStats judges it), so that the
+        # ratios handed on agree with the verdict.
+        full = torch.where(torch.isfinite(full), full, 0.0)
         allowed_i[at] = full
         if dense:  # one pass beats a gather and a scatter (0/0 is seen to by _tops)
             torch.div(err, allowed_i, out=ratio_i)
