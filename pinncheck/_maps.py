@@ -554,23 +554,26 @@ class ErrorMaps:
         fails: list[torch.Tensor] = []
         undefined: list[torch.Tensor] = []
         top = [-math.inf] * n_series
-        for s, (q, measure) in enumerate(self._series):
-            if measure == "error":
-                num, den = view.error[q], view.tolerance[q]
-            else:
-                num, den = view.exact[q].abs(), view.reference[q]
-            # Finite maxima: every value and tolerance finite, and the comparison is the test.
-            edge = torch.stack([num.amax(), den.amax()]).sum()
-            if math.isfinite(float(edge)):
-                over = num > den
-                if not bool(over.any()):
-                    continue
-                bad = torch.nonzero(over).squeeze(1)
-                if bad.numel():
+        pairs = [
+            (view.error[q], view.tolerance[q])
+            if measure == "error"
+            else (view.exact[q].abs(), view.reference[q])
+            for q, measure in self._series
+        ]
+        # Finite maxima: every value and tolerance is finite, and the comparison is the test
+        # (one synchronisation for all the quantities).
+        summary = torch.stack(
+            [torch.stack([num.amax() + den.amax(), (num > den).any()]) for num, den in pairs]
+        ).tolist()
+        for s, (num, den) in enumerate(pairs):
+            edge, over = summary[s]
+            if math.isfinite(edge):
+                if over:
+                    bad = torch.nonzero(num > den).squeeze(1)
                     top[s] = float((num.index_select(0, bad) / den.index_select(0, bad)).amax())
-                fails.append(bad + s * m)
+                    fails.append(bad + s * m)
                 continue
-            ratio = self._ratio_row(view, q, measure)
+            ratio = self._ratio_row(view, *self._series[s])
             ok = ratio > -math.inf
             bad = torch.nonzero(ratio > 1).squeeze(1)
             if bad.numel():
