@@ -311,7 +311,8 @@ class ErrorStats:
             self.vague += int(rest.pop(0))
         a_max = rest
         if ratio is None:
-            ratio = torch.div(err, tolerance).nan_to_num_(nan=0.0)  # 0/0: no error, no tolerance
+            # 0/0: no error, no tolerance; an error against a zero tolerance stays inf
+            ratio = torch.div(err, tolerance).nan_to_num_(nan=0.0, posinf=math.inf)
             ratio_max = None
         if ratio_max is None:
             ratio_max = float(ratio.amax())

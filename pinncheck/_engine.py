@@ -566,7 +566,7 @@ def _tops(ratios: list[torch.Tensor]) -> list[float]:
     tops = torch.stack([r.amax() for r in ratios]).tolist()
     for i, top in enumerate(tops):
         if math.isnan(top):
-            tops[i] = float(ratios[i].nan_to_num_(nan=0.0).amax())
+            tops[i] = float(ratios[i].nan_to_num_(nan=0.0, posinf=math.inf).amax())
     return tops
 
 
@@ -600,7 +600,7 @@ def _patch(
         if dense:  # one pass beats a gather and a scatter (0/0 is seen to by _tops)
             torch.div(err, allowed_i, out=ratio_i)
         else:
-            ratio_i[at] = torch.div(err[at], full).nan_to_num_(nan=0.0)
+            ratio_i[at] = torch.div(err[at], full).nan_to_num_(nan=0.0, posinf=math.inf)
 
 
 @dataclass

@@ -679,23 +679,28 @@ class ErrorMaps:
         (None when it is defined everywhere), and each series' largest ratio."""
         m = len(view)
         ratios = torch.empty((len(self._series), m), dtype=torch.float64)
-        dens = []
+        top: list[float] = []
+        solves: list[int] = []
         for s, (q, measure) in enumerate(self._series):
-            if measure == "error":  # the verdict's own ratio (see ChunkView)
-                dens.append(view.tolerance[q])
+            if measure == "error":  # the verdict's own ratio and its maximum (see ChunkView)
                 ratios[s].copy_(view.ratio[q])
+                top.append(float(view.ratio_max[q]))
             else:
-                dens.append(view.reference[q])
-                torch.div(view.exact[q].abs(), dens[-1], out=ratios[s])
-        # Where a quantity is undefined (the view counts those points) or a tolerance overflows,
+                torch.div(view.exact[q].abs(), view.reference[q], out=ratios[s])
+                solves.append(s)
+                top.append(math.nan)
+        if solves:  # one synchronisation for the solves rows' maxima and their bounds'
+            rows = torch.stack(
+                [
+                    torch.stack([ratios[s].amax(), view.reference[self._series[s][0]].amax()])
+                    for s in solves
+                ]
+            ).tolist()
+            for s, (r, den) in zip(solves, rows, strict=True):
+                top[s] = r if math.isfinite(den) else math.nan
+        # Where a quantity is undefined (the view counts those points) or a bound overflows,
         # the ratios are computed again, carefully.
-        top = ratios.amax(1).tolist()
-        den_top = torch.stack([d.amax() for d in dens]).tolist()
-        bad = [
-            s
-            for s, r in enumerate(top)
-            if not math.isfinite(r + den_top[s]) or view.undefined[self._series[s][0]]
-        ]
+        bad = [s for s, r in enumerate(top) if math.isnan(r) or view.undefined[self._series[s][0]]]
         if not bad:
             return ratios, None, top
         undefined = torch.zeros((len(self._series), m), dtype=torch.bool)

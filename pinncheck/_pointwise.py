@@ -24,6 +24,7 @@ keep their reference-based values here.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -132,7 +133,7 @@ def ratios_of(
     computed them."""
     # A tolerance that overflows allows nothing (as in the verdict); 0/0 is no error.
     ratio = [
-        torch.div(e, torch.where(torch.isfinite(t), t, 0.0)).nan_to_num_(nan=0.0)
+        torch.div(e, torch.where(torch.isfinite(t), t, 0.0)).nan_to_num_(nan=0.0, posinf=math.inf)
         for e, t in zip(error, tolerance, strict=True)
     ]
     tops = torch.stack([r.amax() for r in ratio]).tolist() if ratio else []
