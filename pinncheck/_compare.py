@@ -219,7 +219,6 @@ class ErrorStats:
             err = torch.sub(autograd, e).abs_()  # float64 (a float32 autograd widens exactly)
         n = e.numel()
         self.count += n
-        scaled = isinstance(reference, float)
         abs_max = _abs_max(e) if magnitude is None else magnitude.amax()
         row = [torch.dot(err, err), err.amax(), abs_max, tolerance.amax()]
         if not isinstance(reference, float):
@@ -231,13 +230,11 @@ class ErrorStats:
         flat = torch.stack([x.to(torch.float64) for x in row]).tolist()
         # The common case, every error and tolerance finite, costs no extra pass.
         if math.isfinite(flat[0] + flat[3]):
-            ref_max = reference * flat[3] if isinstance(reference, float) else flat.pop(4)
-            del flat[3]
-            flat.insert(3, ref_max)
+            # In place of the tolerances' maximum, the reference bound's.
+            flat[3] = reference * flat[3] if isinstance(reference, float) else flat.pop(4)
             return self._update(
                 autograd,
                 e,
-                None,
                 err,
                 tolerance,
                 reference,
@@ -251,9 +248,8 @@ class ErrorStats:
                 ratio,
                 ratio_max,
             )
-        if scaled:
+        if isinstance(reference, float):
             reference = tolerance * reference
-        assert not isinstance(reference, float)
         ok = torch.isfinite(autograd) & torch.isfinite(e)
         n_ok = int(ok.sum())
         if n_ok < n:
@@ -274,16 +270,14 @@ class ErrorStats:
         autograd = torch.where(ok, autograd, zero.to(autograd.dtype))
         if size is not None:
             size = torch.where(ok, size, zero)
-        ae = e.abs()
         return self._update(
-            autograd, e, ae, err, tolerance, reference, points, offset, override, size, n_ok, ok
+            autograd, e, err, tolerance, reference, points, offset, override, size, n_ok, ok
         )
 
     def _update(
         self,
         autograd: torch.Tensor,
         e: torch.Tensor,
-        ae: torch.Tensor | None,
         err: torch.Tensor,
         tolerance: torch.Tensor,
         reference: torch.Tensor | float,
@@ -299,8 +293,8 @@ class ErrorStats:
     ) -> None:
         self.finite += n_ok
         if flat is None:
-            assert ae is not None and not isinstance(reference, float)
-            row = [torch.dot(err, err), err.amax(), ae.amax(), reference.amax()]
+            assert not isinstance(reference, float)
+            row = [torch.dot(err, err), err.amax(), _abs_max(e), reference.amax()]
             if size is not None:
                 row.append(torch.count_nonzero(tolerance > VAGUE_FRACTION * size))
             if self.track_autograd:

@@ -445,22 +445,16 @@ def _run_chunk(
             st.extra_max("exact_over_reference", torch.div(e.abs(), j.reference_tensor()))
     partials: list[object] = []
     if sinks:
-        errors, allowed = [j.error for j in judged], [j.allowed for j in judged]
-        if all(j.ratio is not None and j.ratio_max is not None for j in judged):
-            ratio = [j.ratio for j in judged if j.ratio is not None]
-            ratio_max = [j.ratio_max for j in judged if j.ratio_max is not None]
-        else:  # (runs that judge with the full bound everywhere)
-            ratio, ratio_max = ratios_of(errors, allowed)
         view = ChunkView(
             start,
             pts64,
             [a.to(torch.float64) for a in ag + ag_derived],
             ex,
-            errors,
-            allowed,
+            [j.error for j in judged],
+            [j.allowed for j in judged],
             _References(judged),
-            ratio,
-            ratio_max,
+            [j.ratio for j in judged],
+            [j.ratio_max for j in judged],
             [st.nonfinite for st in stats],  # (this chunk's own statistics)
         )
         partials = [s.partial(view) for s in sinks]
@@ -493,7 +487,7 @@ def _bounded_side(
     n_total: int,
 ) -> list[_Judged]:
     """Each quantity's tolerance, reference error bound and error ``|autograd - exact|`` at
-    every point of the chunk, and (where it comes cheaply) the ratio of the two.
+    every point of the chunk, the ratio of the two and its largest value.
 
     The running bound B of a value v is at least ``u*|v|`` (its last rounding; for a residual,
     ``u*sum|term|``), so ``K*u*|v|`` is a lower bound of the model's tolerance ``K*B``. A point
@@ -513,16 +507,20 @@ def _bounded_side(
     if full:
         in_bounds: list[torch.Tensor | None] = [x.abs().mul_(u) for x in pts64]
         bounds = _bounds_at(progs, pts64, in_bounds, ex[: len(progs.terms)], u)
-        out: list[_Judged] = []
-        for err, b, tol, size, e in zip(errs, bounds, tols, sizes, ex, strict=True):
+        allowed_all, references = [], []
+        for b, tol, size, e in zip(bounds, tols, sizes, ex, strict=True):
             size = e.abs() if size is None else size
             b = torch.maximum(b, size * u)
             if tol.override:
-                allowed = size.mul(tol.rtol or 0.0).add_(tol.atol or 0.0)
+                allowed_all.append(size.mul(tol.rtol or 0.0).add_(tol.atol or 0.0))
             else:
-                allowed = b * tol.factor
-            out.append(_Judged(allowed, b.mul_(to_ref), err, None))
-        return out
+                allowed_all.append(b * tol.factor)
+            references.append(b.mul_(to_ref))
+        ratios, tops = ratios_of(errs, allowed_all)
+        return [
+            _Judged(*judged)
+            for judged in zip(allowed_all, references, errs, ratios, tops, strict=True)
+        ]
     # The tolerances' lower bounds, and the errors' ratios to them, at every point; the full
     # bound at every BOUND_STRIDE-th point, then wherever a ratio to the lower bound exceeds
     # 1/2 (the patched ratios are the true ones and no larger: where none exceeds 1/2, no
@@ -610,8 +608,8 @@ class _Judged:
     allowed: torch.Tensor  # the tolerance at each point
     reference: torch.Tensor | float  # the reference's error bound, or that multiple of allowed
     error: torch.Tensor  # |autograd - exact|
-    ratio: torch.Tensor | None  # error / allowed (0 where both are 0), when computed
-    ratio_max: float | None = None  # and its largest value
+    ratio: torch.Tensor  # error / allowed (0 where both are 0; inf where allowed is not finite)
+    ratio_max: float  # its largest value
 
     def reference_tensor(self) -> torch.Tensor:
         ref = self.reference

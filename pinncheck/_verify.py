@@ -47,7 +47,7 @@ from ._explain import (
 )
 from ._options import RunOptions, run_options
 from ._pde import Assignments, PDESystem
-from ._pointwise import ChunkView, Layout, PointSink, Resampler, feed, ratios_of, start_all
+from ._pointwise import ChunkView, Layout, PointSink, Resampler, feed, start_all
 from ._residual import (
     EquationResult,
     build_system,
@@ -505,8 +505,8 @@ class _Run(Diagnosis):
                 ex = [exact[i, start:stop] for i in range(self.k)]
                 errors = [torch.sub(v, e).abs_() for v, e in zip(vals, ex, strict=True)]
                 allowed_view = [allowed_all[i, start:stop] for i in range(self.k)]
-                ratio, ratio_max = ratios_of(errors, allowed_view)
-                view = ChunkView(start, pts, vals, ex, errors, allowed_view, refs, ratio, ratio_max)
+                # (the view computes the ratios and undefined counts)
+                view = ChunkView(start, pts, vals, ex, errors, allowed_view, refs)
                 feed(self.sinks, view)
         del units, sizes
         self.refine(stats, exact_res)

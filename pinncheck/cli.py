@@ -539,6 +539,36 @@ def _save_plot(plot: Any, report: Any) -> None:
         _stderr().print(Text(f"plot: {printable(str(written))}", style="dim"))
 
 
+class _Extras:
+    """What ``check``, ``residual`` and ``verify`` make besides their report: the --dump-points
+    file, the --plot picture and the terminal failure map. Paths are checked on creation, before
+    any work; :meth:`run` runs a job with their sinks, :meth:`write` writes the files."""
+
+    def __init__(
+        self,
+        fmt: Format,
+        dump_points: str | None,
+        dump_limit: int,
+        seed: int,
+        plot: str | None,
+        solves: bool = False,
+    ) -> None:
+        self.table = fmt is Format.table
+        self.dumps = _point_dump(dump_points, dump_limit, seed, solves)
+        self.plot = _plot_request(plot)
+
+    def run(self, job: Any, progress: Any, command: str, subject: str) -> Any:
+        from ._termmap import run_with_maps
+
+        return run_with_maps(
+            job, progress, self.table, command, subject, self.plot, extra=self.dumps
+        )
+
+    def write(self, report: Any) -> None:
+        _write_dump(self.dumps, report)
+        _save_plot(self.plot, report)
+
+
 def _finish(status: str) -> NoReturn:
     """Exit 0 on pass, 2 when something could not run (``error``), else 1."""
     codes = {"pass": ExitCode.OK, "error": ExitCode.USAGE}
@@ -611,10 +641,8 @@ def check(
 
         # Refuse bad input before paying for the torch import (about 2 s).
         parse_expression(expr, shadowed=parse_domain(domain, shadow=True).names)
-        sinks = _point_dump(dump_points, dump_limit, seed)
-        plotting = _plot_request(plot)
+        extras = _Extras(fmt, dump_points, dump_limit, seed, plot)
         from ._check import prepare_check
-        from ._termmap import run_with_maps
 
         with _progress(fmt, "check") as progress:
             job = prepare_check(
@@ -630,10 +658,8 @@ def check(
                 chunk_size=chunk_size,
                 where=where,
             )
-            table = fmt is Format.table
-            report = run_with_maps(job, progress, table, "check", expr, plotting, extra=sinks)
-        _write_dump(sinks, report)
-        _save_plot(plotting, report)
+            report = extras.run(job, progress, "check", expr)
+        extras.write(report)
         _output(fmt, report)
     _finish(report.status)
 
@@ -822,10 +848,8 @@ def residual(
 ) -> None:
     """Check PDE residuals of a candidate solution: autograd against SymPy, and if it solves."""
     with _errors("residual", fmt, debug):
-        sinks = _point_dump(dump_points, dump_limit, seed, solves=not any_residual)
-        plotting = _plot_request(plot)
+        extras = _Extras(fmt, dump_points, dump_limit, seed, plot, solves=not any_residual)
         from ._residual import prepare_residual
-        from ._termmap import run_with_maps
 
         with _progress(fmt, "residual") as progress:
             job = prepare_residual(
@@ -848,11 +872,8 @@ def residual(
                 chunk_size=chunk_size,
                 where=where,
             )
-            subject = "; ".join(job.system.equations)
-            table = fmt is Format.table
-            report = run_with_maps(job, progress, table, "residual", subject, plotting, extra=sinks)
-        _write_dump(sinks, report)
-        _save_plot(plotting, report)
+            report = extras.run(job, progress, "residual", "; ".join(job.system.equations))
+        extras.write(report)
         _output(fmt, report)
     _finish(report.status)
 
@@ -1228,9 +1249,7 @@ def verify(
     debug: DebugOpt = False,
 ) -> None:
     with _errors("verify", fmt, debug):
-        sinks = _point_dump(dump_points, dump_limit, seed)
-        plotting = _plot_request(plot)
-        from ._termmap import run_with_maps
+        extras = _Extras(fmt, dump_points, dump_limit, seed, plot)
         from ._verify import prepare_verify
 
         _notice_to_stderr()
@@ -1256,10 +1275,8 @@ def verify(
                 definitions_only=definitions_only,
                 where=where,
             )
-            table = fmt is Format.table
-            report = run_with_maps(job, progress, table, "verify", target, plotting, extra=sinks)
-        _write_dump(sinks, report)
-        _save_plot(plotting, report)
+            report = extras.run(job, progress, "verify", target)
+        extras.write(report)
         _output(fmt, report)
     _finish(report.status)
 
