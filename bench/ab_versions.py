@@ -25,6 +25,15 @@ CASES = [
     ("exp(-t)*sin(pi*x)*cos(pi*y)", ["x=0:1", "y=0:1", "t=0:1"]),
     ("-tanh((x-0.5*t)/0.02)*exp(-x**2) + log(1+x**2+t**2)", ["x=0:1", "t=0:1"]),
 ]
+# A residual (bench/cases.py's "burgers"): PDE, solution, domain, parameters.
+RESIDUALS = [
+    (
+        "u_t + u*u_x = nu*u_xx",
+        {"u": "c - A*tanh(A*(x - c*t)/(2*nu))"},
+        ["x=-1:1", "t=0:1"],
+        {"nu": "0.05", "A": "0.5", "c": "0.25"},
+    ),
+]
 
 
 def main() -> None:
@@ -44,11 +53,19 @@ def main() -> None:
     sys.path.insert(0, str(root))
     old = importlib.import_module("pa._check")
     new = importlib.import_module("pb._check")
+    old_r = importlib.import_module("pa._residual")
+    new_r = importlib.import_module("pb._residual")
     importlib.import_module("pb._engine").tune_allocator()
     clock = time.process_time if args.threads == 1 else time.perf_counter
     n = int(args.n)
-    for expr, domain in CASES:
-        jobs = [m.prepare_check(expr, domain, n=n) for m in (old, new)]
+    work = [
+        (expr, [m.prepare_check(expr, domain, n=n) for m in (old, new)]) for expr, domain in CASES
+    ]
+    work += [
+        (pde, [m.prepare_residual(pde, sol, dom, param=par, n=n) for m in (old_r, new_r)])
+        for pde, sol, dom, par in RESIDUALS
+    ]
+    for expr, jobs in work:
         for job in jobs:
             job.run()
         times: list[list[float]] = [[], []]

@@ -200,9 +200,10 @@ class ErrorStats:
         override: bool = False,
         size: torch.Tensor | None = None,
         err: torch.Tensor | None = None,
-        magnitude: torch.Tensor | None = None,
         ratio: torch.Tensor | None = None,
         ratio_max: float | None = None,
+        exact_max: torch.Tensor | None = None,
+        tolerance_max: torch.Tensor | None = None,
     ) -> None:
         """Fold in one chunk: values at the points ``offset .. offset+len-1``, with each
         point's ``tolerance`` and the bound on the ``reference`` (exact side)'s own error; a
@@ -211,16 +212,18 @@ class ErrorStats:
         ``override``: the tolerance does not come from the rounding model (undecided points
         must then be looked for at any ratio). ``size``: a residual's size at each point (the
         sum of its terms' magnitudes), against which its tolerance must be small for a pass
-        to mean that no term is missing. ``err``, ``magnitude``, ``ratio`` and ``ratio_max``:
-        ``|autograd - exact|``, ``|exact|``, ``err / tolerance`` (0 where both are 0) and its
-        largest value, when the caller has them already."""
+        to mean that no term is missing. ``err``, ``ratio``, ``ratio_max``, ``exact_max`` and
+        ``tolerance_max``: ``|autograd - exact|``, ``err / tolerance`` (0 where both are 0) and
+        its largest value, ``max |exact|`` and the tolerance's largest value (0-dim tensors),
+        when the caller has them already."""
         e = exact
         if err is None:
             err = torch.sub(autograd, e).abs_()  # float64 (a float32 autograd widens exactly)
         n = e.numel()
         self.count += n
-        abs_max = _abs_max(e) if magnitude is None else magnitude.amax()
-        row = [torch.dot(err, err), err.amax(), abs_max, tolerance.amax()]
+        abs_max = _abs_max(e) if exact_max is None else exact_max
+        tol_max = tolerance.amax() if tolerance_max is None else tolerance_max
+        row = [torch.dot(err, err), err.amax(), abs_max, tol_max]
         if not isinstance(reference, float):
             row.append(reference.amax())
         if size is not None:

@@ -25,14 +25,16 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from typing import TypeVar, overload
 
+import numpy as np
 import sympy
 import torch
 
 from ._autograd import MultiIndex, partials
 from ._bounds import UNIT_ROUNDOFF, run_bounded
-from ._compare import ErrorStats, Tolerance
+from ._compare import VAGUE_FRACTION, ErrorStats, Probe, Tolerance, _argmax
 from ._domain import Domain
 from ._evaluate import Program
+from ._floors import Floors
 from ._pointwise import ChunkView, Layout, PointSink, Resampler, ratios_of
 from ._sample import sample_box
 
@@ -127,6 +129,9 @@ class Programs:
         self.exact = Program(
             [plan.exact_terms[t] for t in plan.terms], syms, cse=True, inplace=True
         )
+        # The same, also returning what the terms' structural lower bounds read (_floors).
+        self.floors = Floors(self.exact)
+        self.exact_run = self.floors.retaining() if self.floors else self.exact
         # Derived quantities, from the term values (autograd's or exact) and the points.
         self.inputs = [*syms, *(t.placeholder() for t in plan.terms)]
         derived = [d.expr for d in plan.derived]
@@ -139,7 +144,7 @@ class Programs:
         """A generous estimate of one point's share of a chunk's peak memory."""
         run = torch.empty((), dtype=dtype).element_size()
         graph = sum(len(p.steps) for p in self.functions.values()) * 3 * (order + 1)
-        exact = self.exact.peak_live + len(self.exact.outputs)
+        exact = self.exact_run.peak_live + len(self.exact_run.outputs)
         derived = 2 * len(self.inputs) + (self.derived.peak_live if self.derived else 0)
         return run * (graph + 2 * len(self.inputs)) + 8 * (exact + derived + 8)
 
@@ -223,6 +228,7 @@ class _ChunkResult:
     scales: list[float]  # per derived quantity: max of sum(|part|) (NaN without parts)
     seconds: dict[str, float]
     partials: list[object] = field(default_factory=list)  # per sink: what this chunk adds
+    sample: _Sample | None = None  # the chunk's points of the run's bound sample
 
 
 def run_plan(
@@ -269,6 +275,8 @@ def run_plan(
         for s in sinks:
             s.start(layout)
 
+    samples: list[_Sample | None] = []
+
     def work(start: int) -> _ChunkResult:
         stop = min(n, start + chunk)
         # What the chunks merged so far (all earlier than this one) have found.
@@ -295,9 +303,13 @@ def run_plan(
                 timings[key] += value
             for s, p in zip(sinks, res.partials, strict=True):
                 s.merge(p)
+            samples.append(res.sample)
             if progress is not None:
                 progress(min(n, start + chunk), n)
+    t_sample = time.perf_counter()
+    _judge_sample(progs, samples, tols, UNIT_ROUNDOFF[str(dtype).removeprefix("torch.")], totals)
     t_refine = time.perf_counter()
+    timings["compare_s"] += t_refine - t_sample
     refine_plan(plan, totals)
     timings["refine_s"] = time.perf_counter() - t_refine
     timings["total_s"] = time.perf_counter() - start_all
@@ -410,12 +422,15 @@ def _run_chunk(
     # running error bound for the run's dtype where it is needed (see _bounded_side).
     pts64 = [x.detach().to(torch.float64) for x in leaves]
     u = UNIT_ROUNDOFF[str(dtype).removeprefix("torch.")]
-    ex, part_sums = exact_side(progs, pts64)
+    ex, kept = _exact_values(progs, pts64)
+    part_sums = _part_sums(progs, pts64 + ex[: len(progs.terms)])
     # Each quantity's size at each point: |value|, or for a residual the sum of its terms'.
     sums = [None] * len(progs.terms) + list(part_sums)
     # (None for a term: |exact| is computed where needed, not kept.)
     sizes: list[torch.Tensor | None] = sums
-    judged = _bounded_side(progs, pts64, ex, ag + ag_derived, sizes, tols, u, start, n_total)
+    judged, sample = _bounded_side(
+        progs, pts64, ex, ag + ag_derived, sizes, tols, u, start, n_total, kept
+    )
     _sync(device)
     t3 = time.perf_counter()
     stats = _new_stats(len(tols), len(progs.terms))
@@ -439,9 +454,15 @@ def _run_chunk(
             err=j.error,
             ratio=j.ratio,
             ratio_max=j.ratio_max,
+            exact_max=j.exact_max,
+            tolerance_max=j.allowed_max,
         )
         if k >= 0:
-            scales.append(math.nan if size is None else float(size.max()))
+            if size is None:
+                scales.append(math.nan)
+            else:  # (the largest tolerance is K*u times the largest size, when known)
+                peak = size.max() if j.allowed_max is None else j.allowed_max / (u * tol.factor)
+                scales.append(float(peak))
             st.extra_max("exact_over_reference", torch.div(e.abs(), j.reference_tensor()))
     partials: list[object] = []
     if sinks:
@@ -460,19 +481,27 @@ def _run_chunk(
         partials = [s.partial(view) for s in sinks]
     t4 = time.perf_counter()
     seconds = {"sample_s": t1 - t0, "autograd_s": t2 - t1, "exact_s": t3 - t2, "compare_s": t4 - t3}
-    return _ChunkResult(stats, scales, seconds, partials)
+    return _ChunkResult(stats, scales, seconds, partials, sample)
 
 
 REFERENCE_SAFETY = 2.0
 """The float64 reference's error is taken as this many times its first-order running bound."""
 BOUND_STRIDE = 64
 """Runs of more than :data:`ALL_BOUNDS_UP_TO` points compute the full running error bound at
-every this-many-th point (by global index, so chunking changes nothing) and at every point
-whose verdict could depend on it; see :func:`_bounded_side`."""
+every point whose verdict could depend on it, and at a sample of the others: every this-many-th
+point by global index (fewer in long runs, see :func:`sample_stride`), so chunking changes
+nothing; see :func:`_bounded_side` and :func:`_judge_sample`."""
 ALL_BOUNDS_UP_TO = 1 << 16
+SAMPLE_CAP = 1 << 14
+"""Long runs widen the sample's stride so that it holds at most about this many points."""
 DENSE_SHARE = 8
 """Where more than 1/this of a chunk's points get the full bound, their ratios are computed
 again over the whole chunk (cheaper than gathering and scattering them)."""
+
+
+def sample_stride(n_total: int) -> int:
+    """The stride (in global point index) of the points whose full bound is always computed."""
+    return max(BOUND_STRIDE, -(-n_total // SAMPLE_CAP))
 
 
 def _bounded_side(
@@ -485,17 +514,19 @@ def _bounded_side(
     u: float,
     start: int,
     n_total: int,
-) -> list[_Judged]:
+    kept: Sequence[torch.Tensor] = (),
+) -> tuple[list[_Judged], _Sample | None]:
     """Each quantity's tolerance, reference error bound and error ``|autograd - exact|`` at
-    every point of the chunk, the ratio of the two and its largest value.
+    every point of the chunk, the ratio of the two and its largest value; and the chunk's part
+    of the run's bound sample (None where every point has its full bound).
 
     The running bound B of a value v is at least ``u*|v|`` (its last rounding; for a residual,
     ``u*sum|term|``), so ``K*u*|v|`` is a lower bound of the model's tolerance ``K*B``. A point
     whose error is below half of it passes for certain, whatever B is, and its verdict needs
     no bound. The full bound (several times the cost of the exact values) is computed only at
-    the other points, and at every :data:`BOUND_STRIDE`-th point (all points of small runs,
-    coarse dtypes and tolerance overrides), from which the reference error and the
-    ill-conditioning reported are taken. Elsewhere the lower bounds stand in. The model's
+    the other points (at all points of small runs, coarse dtypes and tolerance overrides).
+    Elsewhere the lower bounds stand in; the reference error and the ill-conditioning reported
+    also come from a sample of them, judged once per run (:func:`_judge_sample`). The model's
     reference bound is then ``REFERENCE_SAFETY*u64/(K*u)`` times the tolerance at every point,
     returned as that number rather than as a tensor.
     """
@@ -520,42 +551,91 @@ def _bounded_side(
         return [
             _Judged(*judged)
             for judged in zip(allowed_all, references, errs, ratios, tops, strict=True)
-        ]
-    # The tolerances' lower bounds, and the errors' ratios to them, at every point; the full
-    # bound at every BOUND_STRIDE-th point, then wherever a ratio to the lower bound exceeds
-    # 1/2 (the patched ratios are the true ones and no larger: where none exceeds 1/2, no
-    # point needs more).
-    allowed_all = [
-        e.abs().mul_(u * tol.factor) if size is None else size * (u * tol.factor)
-        for e, size, tol in zip(ex, sizes, tols, strict=True)
-    ]
-    ratios = [torch.div(err, t) for err, t in zip(errs, allowed_all, strict=True)]
+        ], None
+    # The tolerances' lower bounds, and the errors' ratios to them, at every point; then the
+    # full bound wherever a ratio to the lower bound exceeds 1/2 (the patched ratios are the
+    # true ones and no larger: where none exceeds 1/2, no point needs more). The tolerances'
+    # maxima follow from the values' (and the patched points').
     n_terms = len(progs.terms)
-    m = pts64[0].numel()
-    first = (-start) % BOUND_STRIDE
-    strided = slice(first, m, BOUND_STRIDE)
-    _patch(progs, pts64, ex, errs, sizes, tols, u, strided, allowed_all, ratios)
+    sized = [e.abs() if size is None else size for e, size in zip(ex, sizes, strict=True)]
+    peaks = [s.amax() for s in sized]
+    allowed_all = [
+        s.mul_(u * tol.factor) if size is None else size * (u * tol.factor)
+        for s, size, tol in zip(sized, sizes, tols, strict=True)
+    ]
+    # Where a term's formula cancels inside, its structural lower bound is the better one.
+    floors = progs.floors.lower(pts64, kept, u) if progs.floors else []
+    raised: list[torch.Tensor | None] = [None] * len(tols)
+    for i, floor in enumerate(floors):
+        if floor is not None:
+            allowed_i = allowed_all[i]
+            torch.maximum(allowed_i, floor.mul_(tols[i].factor), out=allowed_i)
+            raised[i] = allowed_i.amax()
+    ratios = [torch.div(err, t) for err, t in zip(errs, allowed_all, strict=True)]
     tops = _tops(ratios)
     extra: torch.Tensor | None = None
     for i, (ratio, top) in enumerate(zip(ratios, tops, strict=True)):
-        need = ratio > 0.5 if top > 0.5 else None
+        if top > 0.5:
+            extra = _above(ratio, 0.5, extra)
         if i >= n_terms:  # the exact residual: within its reference bound?
             size = sizes[i]
             assert size is not None
-            off = ex[i].abs() > size * (u * to_ref)
-            need = off if need is None else need.logical_or_(off)
-        if need is not None:
-            extra = need if extra is None else extra.logical_or_(need)
-    if extra is not None:
-        extra[strided] = False
-        at_idx = torch.nonzero(extra).flatten()
-        if at_idx.numel():
-            _patch(progs, pts64, ex, errs, sizes, tols, u, at_idx, allowed_all, ratios)
-            tops = _tops(ratios)
-    return [
-        _Judged(allowed, to_ref / tol.factor, err, ratio, top)
-        for allowed, tol, err, ratio, top in zip(allowed_all, tols, errs, ratios, tops, strict=True)
+            extra = _above(ex[i].abs(), size * (u * to_ref), extra)
+    tol_max = [
+        p * (u * tol.factor) if r is None else r
+        for p, tol, r in zip(peaks, tols, raised, strict=True)
     ]
+    if extra is not None:
+        at_idx = _positions(extra)
+        if at_idx.numel():
+            patched = _patch(progs, pts64, ex, errs, sizes, tols, u, at_idx, allowed_all, ratios)
+            tops = _tops(ratios)
+            tol_max = [torch.maximum(a, b) for a, b in zip(tol_max, patched, strict=True)]
+    m = pts64[0].numel()
+    stride = sample_stride(n_total)
+    first = (-start) % stride
+    strided = slice(first, m, stride)
+
+    def pick(x: torch.Tensor) -> torch.Tensor:  # (a copy: the chunk's tensors are let go)
+        return x[strided].to(torch.float64, copy=True)
+
+    sample = _Sample(
+        torch.arange(start + first, start + m, stride, device=pts64[0].device),
+        [pick(p) for p in pts64],
+        [pick(a) for a in ag],
+        [pick(e) for e in ex],
+        [None if s is None else pick(s) for s in sizes],
+        None if extra is None else extra[strided].clone(),
+        stride,
+    )
+    judged = [
+        _Judged(allowed, to_ref / tol.factor, err, ratio, top, t_max, peak if i < n_terms else None)
+        for i, (allowed, tol, err, ratio, top, t_max, peak) in enumerate(
+            zip(allowed_all, tols, errs, ratios, tops, tol_max, peaks, strict=True)
+        )
+    ]
+    return judged, sample
+
+
+def _above(x: torch.Tensor, limit: torch.Tensor | float, mask: torch.Tensor | None) -> torch.Tensor:
+    """``mask | (x > limit)`` (a new mask where ``mask`` is None). On the CPU NumPy's
+    comparisons run several times faster than torch's."""
+    if x.device.type != "cpu":
+        above = x > limit
+        return above if mask is None else mask.logical_or_(above)
+    lim = limit.numpy() if isinstance(limit, torch.Tensor) else limit
+    if mask is None:
+        return torch.from_numpy(x.numpy() > lim)
+    np_mask = mask.numpy()
+    np_mask |= x.numpy() > lim
+    return mask
+
+
+def _positions(mask: torch.Tensor) -> torch.Tensor:
+    """The indices where ``mask`` is set (NumPy's search is faster on the CPU)."""
+    if mask.device.type != "cpu":
+        return torch.nonzero(mask).flatten()
+    return torch.from_numpy(np.flatnonzero(mask.numpy()))
 
 
 def _tops(ratios: list[torch.Tensor]) -> list[float]:
@@ -576,29 +656,37 @@ def _patch(
     sizes: Sequence[torch.Tensor | None],
     tols: list[Tolerance],
     u: float,
-    at: slice | torch.Tensor,
+    at: torch.Tensor,
     allowed: list[torch.Tensor],
     ratios: list[torch.Tensor],
-) -> None:
+) -> list[torch.Tensor]:
     """Replace the lower-bound tolerances (and ratios) at the points ``at`` by the model's,
-    from the full running bound there."""
-    in_pts = [p[at] for p in pts64]
-    sub_ex = [e[at] for e in ex[: len(progs.terms)]]
+    from the full running bound there; return each quantity's largest patched tolerance."""
+
+    def pick(x: torch.Tensor) -> torch.Tensor:
+        return x.index_select(0, at)  # (several times faster than x[at] on the CPU)
+
+    in_pts = [pick(p) for p in pts64]
+    # (the terms' values are inputs of the derived quantities' program only)
+    sub_ex = [pick(e) for e in ex[: len(progs.terms)]] if progs.derived is not None else []
     bounds = _bounds_at(progs, in_pts, [x.abs().mul_(u) for x in in_pts], sub_ex, u)
-    dense = isinstance(at, torch.Tensor) and at.numel() * DENSE_SHARE > pts64[0].numel()
+    dense = at.numel() * DENSE_SHARE > pts64[0].numel()
+    maxima = []
     for b, tol, size, e, err, allowed_i, ratio_i in zip(
         bounds, tols, sizes, ex, errs, allowed, ratios, strict=True
     ):
-        low = e[at].abs() if size is None else size[at] * 1.0
-        full = torch.maximum(b, low.mul_(u)).mul_(tol.factor)
+        low = pick(e).abs_() if size is None else pick(size)
         # A tolerance that overflows allows nothing (as ErrorStats judges it), so that the
-        # ratios handed on agree with the verdict.
-        full = torch.where(torch.isfinite(full), full, 0.0)
-        allowed_i[at] = full
+        # ratios handed on agree with the verdict (a bound is never negative).
+        full = torch.maximum(b, low.mul_(u)).mul_(tol.factor).nan_to_num_(nan=0.0, posinf=0.0)
+        maxima.append(full.amax())
+        allowed_i.index_copy_(0, at, full)
         if dense:  # one pass beats a gather and a scatter (0/0 is seen to by _tops)
             torch.div(err, allowed_i, out=ratio_i)
         else:
-            ratio_i[at] = torch.div(err[at], full).nan_to_num_(nan=0.0, posinf=math.inf)
+            patched = torch.div(pick(err), full).nan_to_num_(nan=0.0, posinf=math.inf)
+            ratio_i.index_copy_(0, at, patched)
+    return maxima
 
 
 @dataclass
@@ -610,10 +698,81 @@ class _Judged:
     error: torch.Tensor  # |autograd - exact|
     ratio: torch.Tensor  # error / allowed (0 where both are 0; inf where allowed is not finite)
     ratio_max: float  # its largest value
+    allowed_max: torch.Tensor | None = None  # allowed's largest value, where known (0-dim)
+    exact_max: torch.Tensor | None = None  # max |exact|, where known (0-dim)
 
     def reference_tensor(self) -> torch.Tensor:
         ref = self.reference
         return self.allowed * ref if isinstance(ref, float) else ref
+
+
+@dataclass
+class _Sample:
+    """A chunk's points of the run's bound sample (every ``stride``-th by global index), with
+    what judging them needs: their values on both sides, and which of them the chunk gave the
+    full bound already (``patched``; None: none)."""
+
+    index: torch.Tensor
+    points: list[torch.Tensor]
+    values: list[torch.Tensor]  # autograd (or derived), as float64
+    exact: list[torch.Tensor]
+    sizes: list[torch.Tensor | None]
+    patched: torch.Tensor | None
+    stride: int
+
+
+def _judge_sample(
+    progs: Programs,
+    parts: Sequence[_Sample | None],
+    tols: list[Tolerance],
+    u: float,
+    totals: Sequence[ErrorStats],
+) -> None:
+    """Compute the full bound at the run's sample points in one batch, and fold in what the
+    lower bounds left out: the largest reference error (and its point), and the share of a
+    residual's points whose tolerance is not small against its size (the sample's unpatched
+    points stand for ``stride`` points each)."""
+    chunks = [p for p in parts if p is not None and p.index.numel()]
+    if not chunks:
+        return
+    cat = torch.cat
+    index = cat([c.index for c in chunks])
+    pts = [cat(col) for col in zip(*(c.points for c in chunks), strict=True)]
+    values = [cat(col) for col in zip(*(c.values for c in chunks), strict=True)]
+    exact = [cat(col) for col in zip(*(c.exact for c in chunks), strict=True)]
+    patched = cat(
+        [
+            torch.zeros_like(c.index, dtype=torch.bool) if c.patched is None else c.patched
+            for c in chunks
+        ]
+    )
+    stride = chunks[0].stride
+    n_terms = len(progs.terms)
+    bounds = _bounds_at(progs, pts, [x.abs().mul_(u) for x in pts], exact[:n_terms], u)
+    to_ref = REFERENCE_SAFETY * UNIT_ROUNDOFF["float64"] / u
+    for i, (st, b, tol, a, e) in enumerate(zip(totals, bounds, tols, values, exact, strict=True)):
+        size = None if i < n_terms else cat([c.sizes[i] for c in chunks])  # type: ignore[misc]
+        ok = torch.isfinite(a) & torch.isfinite(e)
+        low = e.abs() if size is None else size
+        allowed = torch.maximum(b, low * u).mul_(tol.factor)
+        allowed = torch.where(ok & torch.isfinite(allowed), allowed, 0.0)
+        ref = allowed * (to_ref / tol.factor)
+        j = _argmax(ref)
+        top = float(ref[j])
+        if st.unsure is None or top > st.max_reference_error:
+            st.max_reference_error = top
+            st.unsure = Probe(
+                int(index[j]),
+                [float(p[j]) for p in pts],
+                float(a[j]),
+                float(e[j]),
+                float(allowed[j]),
+                top,
+            )
+        if size is not None:
+            vague = allowed > VAGUE_FRACTION * size
+            found = int((vague & ok & ~patched).sum())
+            st.vague = min(st.finite, st.vague + found * stride)
 
 
 class _References(Sequence[torch.Tensor]):
@@ -677,10 +836,21 @@ def exact_side(
 ) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
     """Exact values of every term and derived quantity (float64, no bounds), and each derived
     quantity's sum(|part|) at each point (None without parts)."""
-    ex = progs.exact.run(pts64)
+    ex, _ = _exact_values(progs, pts64)
+    return ex, _part_sums(progs, pts64 + ex[: len(progs.terms)])
+
+
+def _exact_values(
+    progs: Programs, pts64: list[torch.Tensor]
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Exact values of every term and derived quantity, and the intermediate values the terms'
+    structural lower bounds read (:mod:`pinncheck._floors`)."""
+    out = progs.exact_run.run(pts64)
+    k = len(progs.terms)
+    ex, kept = out[:k], out[k:]
     if progs.derived is not None:
         ex = ex + progs.derived.run(pts64 + ex)
-    return ex, _part_sums(progs, pts64 + ex[: len(progs.terms)])
+    return ex, kept
 
 
 def _autograd_terms(progs: Programs, leaves: list[torch.Tensor]) -> list[torch.Tensor]:

@@ -370,7 +370,12 @@ class Program:
         self.n_inputs = len(symbols)
         self.outputs: list[Ref] = [low.ref(e) for e in exprs]
         self.steps = low.steps
+        self._inplace = inplace
         self._schedule(inplace)
+
+    def reschedule(self) -> None:
+        """Schedule the steps again (memory reuse and release) after :attr:`outputs` changed."""
+        self._schedule(self._inplace)
 
     def _schedule(self, inplace: bool) -> None:
         # Drop each slot after its last use; write in place into a dying intermediate.
