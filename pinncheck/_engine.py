@@ -463,7 +463,8 @@ def _run_chunk(
             else:  # (the largest tolerance is K*u times the largest size, when known)
                 peak = size.max() if j.allowed_max is None else j.allowed_max / (u * tol.factor)
                 scales.append(float(peak))
-            st.extra_max("exact_over_reference", torch.div(e.abs(), j.reference_tensor()))
+            assert j.over_reference is not None
+            st.extra["exact_over_reference"] = j.over_reference
     partials: list[object] = []
     if sinks:
         view = ChunkView(
@@ -548,10 +549,13 @@ def _bounded_side(
                 allowed_all.append(b * tol.factor)
             references.append(b.mul_(to_ref))
         ratios, tops = ratios_of(errs, allowed_all)
-        return [
+        judged = [
             _Judged(*judged)
             for judged in zip(allowed_all, references, errs, ratios, tops, strict=True)
-        ], None
+        ]
+        for i in range(len(progs.terms), len(judged)):
+            judged[i].over_reference = _top(ex[i].abs().div_(references[i]))
+        return judged, None
     # The tolerances' lower bounds, and the errors' ratios to them, at every point; then the
     # full bound wherever a ratio to the lower bound exceeds 1/2 (the patched ratios are the
     # true ones and no larger: where none exceeds 1/2, no point needs more). The tolerances'
@@ -574,13 +578,19 @@ def _bounded_side(
     ratios = [torch.div(err, t) for err, t in zip(errs, allowed_all, strict=True)]
     tops = _tops(ratios)
     extra: torch.Tensor | None = None
+    # A residual's exact value against the lower bound of its reference bound (u*to_ref times
+    # its size): a point above it needs the full bound to say whether the candidate solves.
+    lowest_ref = u * to_ref
+    over: dict[int, torch.Tensor] = {}
     for i, (ratio, top) in enumerate(zip(ratios, tops, strict=True)):
         if top > 0.5:
             extra = _above(ratio, 0.5, extra)
-        if i >= n_terms:  # the exact residual: within its reference bound?
+        if i >= n_terms:
             size = sizes[i]
             assert size is not None
-            extra = _above(ex[i].abs(), size * (u * to_ref), extra)
+            over[i] = ex[i].abs().div_(size)
+            if _top(over[i]) > lowest_ref:
+                extra = _above(over[i], lowest_ref, extra)
     tol_max = [
         p * (u * tol.factor) if r is None else r
         for p, tol, r in zip(peaks, tols, raised, strict=True)
@@ -591,6 +601,10 @@ def _bounded_side(
             patched = _patch(progs, pts64, ex, errs, sizes, tols, u, at_idx, allowed_all, ratios)
             tops = _tops(ratios)
             tol_max = [torch.maximum(a, b) for a, b in zip(tol_max, patched, strict=True)]
+            for i, q in over.items():  # (there, against the full reference bound)
+                ref = allowed_all[i].index_select(0, at_idx).mul_(to_ref / tols[i].factor)
+                exact = ex[i].index_select(0, at_idx).abs_()
+                q.index_copy_(0, at_idx, exact.div_(ref).mul_(lowest_ref))
     m = pts64[0].numel()
     stride = sample_stride(n_total)
     first = (-start) % stride
@@ -614,6 +628,8 @@ def _bounded_side(
             zip(allowed_all, tols, errs, ratios, tops, tol_max, peaks, strict=True)
         )
     ]
+    for i, q in over.items():
+        judged[i].over_reference = _top(q) / lowest_ref
     return judged, sample
 
 
@@ -636,6 +652,12 @@ def _positions(mask: torch.Tensor) -> torch.Tensor:
     if mask.device.type != "cpu":
         return torch.nonzero(mask).flatten()
     return torch.from_numpy(np.flatnonzero(mask.numpy()))
+
+
+def _top(x: torch.Tensor) -> float:
+    """The largest value of ``x``, NaN ignored (as 0)."""
+    top = float(x.amax())
+    return float(x.nan_to_num(nan=0.0, posinf=math.inf).amax()) if math.isnan(top) else top
 
 
 def _tops(ratios: list[torch.Tensor]) -> list[float]:
@@ -700,6 +722,7 @@ class _Judged:
     ratio_max: float  # its largest value
     allowed_max: torch.Tensor | None = None  # allowed's largest value, where known (0-dim)
     exact_max: torch.Tensor | None = None  # max |exact|, where known (0-dim)
+    over_reference: float | None = None  # a residual's largest |exact| / reference bound
 
     def reference_tensor(self) -> torch.Tensor:
         ref = self.reference
