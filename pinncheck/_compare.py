@@ -156,6 +156,7 @@ class ErrorStats:
     unsure: Probe | None = None  # the largest bound on the reference's error
     max_reference_error: float = 0.0
     vague: int = 0  # points whose tolerance is not small against the quantity's size there
+    vague_stride: int = 0  # where vague is partly estimated from every this-many-th point
     certain_failures: int = 0
     undecided_count: int = 0
     undecided: list[Probe] = field(default_factory=list)
@@ -371,6 +372,7 @@ class ErrorStats:
         self.nonfinite += part.nonfinite
         self.max_abs_exact = max(self.max_abs_exact, part.max_abs_exact)
         self.vague += part.vague
+        self.vague_stride = max(self.vague_stride, part.vague_stride)
         if self.track_autograd:
             self.max_abs_autograd = max(self.max_abs_autograd, part.max_abs_autograd)
         self.add_sum_sq(part.sum_sq_error, part.sq_scale)

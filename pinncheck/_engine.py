@@ -796,6 +796,7 @@ def _judge_sample(
             vague = allowed > VAGUE_FRACTION * size
             found = int((vague & ok & ~patched).sum())
             st.vague = min(st.finite, st.vague + found * stride)
+            st.vague_stride = stride
 
 
 class _References(Sequence[torch.Tensor]):

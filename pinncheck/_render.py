@@ -140,7 +140,7 @@ def equation_table(equations: Sequence[Any]) -> Table:
     for e in equations:
         s = e.stats
         status = status_text(e.status)
-        if e.status_detail != "ok":
+        if e.status_detail not in ("ok", e.status):
             status.append(f" ({e.status_detail})")
         table.add_row(
             cell(e.equation),
@@ -167,7 +167,9 @@ def residual_summary(console: Console, report: Any) -> None:
     if bad_terms:
         parts.append(describe_failures(report.derivatives))
     for e in eqs:
-        if e.status != "pass":
+        if e.agreement == "inconclusive":
+            parts.append(f"{e.name} ({e.equation}) inconclusive: {inconclusive_reason(e.stats)}")
+        elif e.status != "pass":
             parts.append(f"{e.name} ({e.equation}): {e.status_detail}")
     summary_line(console, "fail", "; ".join(parts))
 

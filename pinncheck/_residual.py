@@ -80,6 +80,8 @@ class EquationResult(QuantityResult):
             return "undefined (NaN or inf)"
         if self.agreement == "fail":
             return "autograd disagrees with exact"
+        if self.agreement == "inconclusive":
+            return "inconclusive"
         if self.check_solution and self.solves != "pass":
             return "not a solution"
         return "ok"

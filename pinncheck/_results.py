@@ -160,11 +160,16 @@ def inconclusive_reason(s: ErrorStats) -> str:
             f"at {s.unresolved} point(s) the error is within the float64 reference's own error "
             "of the tolerance, and high precision did not settle them in time"
         )
+    counted = (
+        f"about {s.vague} of {s.finite} points (estimated from every {s.vague_stride}th point)"
+        if s.vague_stride
+        else f"{s.vague} of {s.finite} points"
+    )
     return (
-        f"at {s.vague} of {s.finite} points the rounding tolerance is not small against the "
-        "values there (over a tenth of them), so a missing or wrong term could hide in "
-        "rounding. Use a manufactured solution whose values are of order 1 (not tiny, not near "
-        "underflow), or a more precise dtype"
+        f"at {counted} the rounding tolerance is not small against the values there (over a "
+        "tenth of them), so a missing or wrong term could hide in rounding. Use a manufactured "
+        "solution whose values are of order 1 (not tiny, not near underflow), or a more "
+        "precise dtype"
     )
 
 

@@ -302,3 +302,21 @@ def test_a_residual_lost_in_rounding_is_inconclusive_on_every_path(extra: int) -
     (eq,) = report.equations
     assert eq.status == "inconclusive" and report.status == "fail"
     assert eq.stats.vague > eq.stats.finite / 2
+    from pinncheck._results import inconclusive_reason
+
+    reason = inconclusive_reason(eq.stats)
+    assert "could hide in rounding" in reason
+    assert ("estimated from every 64th point" in reason) == (n > ALL_BOUNDS_UP_TO)
+
+
+def test_an_inconclusive_equation_says_why_in_the_summary_line() -> None:
+    from typer.testing import CliRunner
+
+    from pinncheck.cli import app
+
+    args = ["residual", "--pde", "u_xx + u", "--solution", "u = sin(x)", "-d", "x=1e6:1e6+1"]
+    result = CliRunner().invoke(app, [*args, "-n", "2000", "--dtype", "float32"])
+    assert result.exit_code == 1
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("FAIL: eq1 (u_xx + u) inconclusive: at 2000 of 2000 points")
+    assert "could hide in rounding" in result.output
