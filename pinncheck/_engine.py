@@ -23,19 +23,24 @@ from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import closing
 from dataclasses import dataclass, field
-from typing import TypeVar, overload
+from typing import TypeVar
 
-import numpy as np
 import sympy
 import torch
 
 from ._autograd import MultiIndex, partials
-from ._bounds import UNIT_ROUNDOFF, run_bounded
-from ._compare import VAGUE_FRACTION, ErrorStats, Probe, Tolerance, _argmax
+from ._bounds import UNIT_ROUNDOFF
+from ._compare import ErrorStats, Tolerance
 from ._domain import Domain
 from ._evaluate import Program
 from ._floors import Floors
-from ._pointwise import ChunkView, Layout, PointSink, Resampler, ratios_of
+from ._judge import (
+    BoundSample,
+    References,
+    judge_chunk,
+    judge_sample,
+)
+from ._pointwise import ChunkView, Layout, PointSink, Resampler
 from ._sample import sample_box
 
 DEFAULT_CHUNK = 1 << 17
@@ -228,7 +233,7 @@ class _ChunkResult:
     scales: list[float]  # per derived quantity: max of sum(|part|) (NaN without parts)
     seconds: dict[str, float]
     partials: list[object] = field(default_factory=list)  # per sink: what this chunk adds
-    sample: _Sample | None = None  # the chunk's points of the run's bound sample
+    sample: BoundSample | None = None  # the chunk's points of the run's bound sample
 
 
 def run_plan(
@@ -275,7 +280,7 @@ def run_plan(
         for s in sinks:
             s.start(layout)
 
-    samples: list[_Sample | None] = []
+    samples: list[BoundSample | None] = []
 
     def work(start: int) -> _ChunkResult:
         stop = min(n, start + chunk)
@@ -307,7 +312,7 @@ def run_plan(
             if progress is not None:
                 progress(min(n, start + chunk), n)
     t_sample = time.perf_counter()
-    _judge_sample(progs, samples, tols, UNIT_ROUNDOFF[str(dtype).removeprefix("torch.")], totals)
+    judge_sample(progs, samples, tols, UNIT_ROUNDOFF[str(dtype).removeprefix("torch.")], totals)
     t_refine = time.perf_counter()
     timings["compare_s"] += t_refine - t_sample
     refine_plan(plan, totals)
@@ -419,7 +424,7 @@ def _run_chunk(
     _sync(device)
     t2 = time.perf_counter()
     # Exact side, always in float64, at the same (possibly float32-rounded) points, with the
-    # running error bound for the run's dtype where it is needed (see _bounded_side).
+    # running error bound for the run's dtype where it is needed (see judge_chunk).
     pts64 = [x.detach().to(torch.float64) for x in leaves]
     u = UNIT_ROUNDOFF[str(dtype).removeprefix("torch.")]
     ex, kept = _exact_values(progs, pts64)
@@ -428,7 +433,7 @@ def _run_chunk(
     sums = [None] * len(progs.terms) + list(part_sums)
     # (None for a term: |exact| is computed where needed, not kept.)
     sizes: list[torch.Tensor | None] = sums
-    judged, sample = _bounded_side(
+    judged, sample = judge_chunk(
         progs, pts64, ex, ag + ag_derived, sizes, tols, u, start, n_total, kept
     )
     _sync(device)
@@ -474,7 +479,7 @@ def _run_chunk(
             ex,
             [j.error for j in judged],
             [j.allowed for j in judged],
-            _References(judged),
+            References(judged),
             [j.ratio for j in judged],
             [j.ratio_max for j in judged],
             [st.nonfinite for st in stats],  # (this chunk's own statistics)
@@ -483,361 +488,6 @@ def _run_chunk(
     t4 = time.perf_counter()
     seconds = {"sample_s": t1 - t0, "autograd_s": t2 - t1, "exact_s": t3 - t2, "compare_s": t4 - t3}
     return _ChunkResult(stats, scales, seconds, partials, sample)
-
-
-REFERENCE_SAFETY = 2.0
-"""The float64 reference's error is taken as this many times its first-order running bound."""
-BOUND_STRIDE = 64
-"""Runs of more than :data:`ALL_BOUNDS_UP_TO` points compute the full running error bound at
-every point whose verdict could depend on it, and at a sample of the others: every this-many-th
-point by global index (fewer in long runs, see :func:`sample_stride`), so chunking changes
-nothing; see :func:`_bounded_side` and :func:`_judge_sample`."""
-ALL_BOUNDS_UP_TO = 1 << 16
-SAMPLE_CAP = 1 << 14
-"""Long runs widen the sample's stride so that it holds at most about this many points."""
-DENSE_SHARE = 8
-"""Where more than 1/this of a chunk's points get the full bound, their ratios are computed
-again over the whole chunk (cheaper than gathering and scattering them)."""
-
-
-def sample_stride(n_total: int) -> int:
-    """The stride (in global point index) of the points whose full bound is always computed."""
-    return max(BOUND_STRIDE, -(-n_total // SAMPLE_CAP))
-
-
-def _bounded_side(
-    progs: Programs,
-    pts64: list[torch.Tensor],
-    ex: list[torch.Tensor],
-    ag: list[torch.Tensor],
-    sizes: Sequence[torch.Tensor | None],
-    tols: list[Tolerance],
-    u: float,
-    start: int,
-    n_total: int,
-    kept: Sequence[torch.Tensor] = (),
-) -> tuple[list[_Judged], _Sample | None]:
-    """Each quantity's tolerance, reference error bound and error ``|autograd - exact|`` at
-    every point of the chunk, the ratio of the two and its largest value; and the chunk's part
-    of the run's bound sample (None where every point has its full bound).
-
-    The running bound B of a value v is at least ``u*|v|`` (its last rounding; for a residual,
-    ``u*sum|term|``), so ``K*u*|v|`` is a lower bound of the model's tolerance ``K*B``. A point
-    whose error is below half of it passes for certain, whatever B is, and its verdict needs
-    no bound. The full bound (several times the cost of the exact values) is computed only at
-    the other points (at all points of small runs, coarse dtypes and tolerance overrides).
-    Elsewhere the lower bounds stand in; the reference error and the ill-conditioning reported
-    also come from a sample of them, judged once per run (:func:`_judge_sample`). The model's
-    reference bound is then ``REFERENCE_SAFETY*u64/(K*u)`` times the tolerance at every point,
-    returned as that number rather than as a tensor.
-    """
-    to_ref = REFERENCE_SAFETY * UNIT_ROUNDOFF["float64"] / u
-    errs = [torch.sub(a, e).abs_() for a, e in zip(ag, ex, strict=True)]
-    full = (
-        n_total <= ALL_BOUNDS_UP_TO or u > UNIT_ROUNDOFF["float32"] or any(t.override for t in tols)
-    )
-    if full:
-        in_bounds: list[torch.Tensor | None] = [x.abs().mul_(u) for x in pts64]
-        bounds = _bounds_at(progs, pts64, in_bounds, ex[: len(progs.terms)], u)
-        allowed_all, references = [], []
-        for b, tol, size, e in zip(bounds, tols, sizes, ex, strict=True):
-            size = e.abs() if size is None else size
-            b = torch.maximum(b, size * u)
-            if tol.override:
-                allowed_all.append(size.mul(tol.rtol or 0.0).add_(tol.atol or 0.0))
-            else:
-                allowed_all.append(b * tol.factor)
-            references.append(b.mul_(to_ref))
-        ratios, tops = ratios_of(errs, allowed_all)
-        judged = [
-            _Judged(*judged)
-            for judged in zip(allowed_all, references, errs, ratios, tops, strict=True)
-        ]
-        for i in range(len(progs.terms), len(judged)):
-            judged[i].over_reference = _top(ex[i].abs().div_(references[i]))
-        return judged, None
-    # The tolerances' lower bounds, and the errors' ratios to them, at every point; then the
-    # full bound wherever a ratio to the lower bound exceeds 1/2 (the patched ratios are the
-    # true ones and no larger: where none exceeds 1/2, no point needs more). The tolerances'
-    # maxima follow from the values' (and the patched points').
-    n_terms = len(progs.terms)
-    sized = [e.abs() if size is None else size for e, size in zip(ex, sizes, strict=True)]
-    peaks = [s.amax() for s in sized]
-    allowed_all = [
-        s.mul_(u * tol.factor) if size is None else size * (u * tol.factor)
-        for s, size, tol in zip(sized, sizes, tols, strict=True)
-    ]
-    # Where a term's formula cancels inside, its structural lower bound is the better one.
-    floors = progs.floors.lower(pts64, kept, u) if progs.floors else []
-    raised: list[torch.Tensor | None] = [None] * len(tols)
-    for i, floor in enumerate(floors):
-        if floor is not None:
-            allowed_i = allowed_all[i]
-            torch.maximum(allowed_i, floor.mul_(tols[i].factor), out=allowed_i)
-            raised[i] = allowed_i.amax()
-    ratios = [torch.div(err, t) for err, t in zip(errs, allowed_all, strict=True)]
-    tops = _tops(ratios)
-    extra: torch.Tensor | None = None
-    # A residual's exact value against the lower bound of its reference bound (u*to_ref times
-    # its size): a point above it needs the full bound to say whether the candidate solves.
-    lowest_ref = u * to_ref
-    over: dict[int, torch.Tensor] = {}
-    for i, (ratio, top) in enumerate(zip(ratios, tops, strict=True)):
-        if top > 0.5:
-            extra = _above(ratio, 0.5, extra)
-        if i >= n_terms:
-            size = sizes[i]
-            assert size is not None
-            over[i] = ex[i].abs().div_(size)
-            if _top(over[i]) > lowest_ref:
-                extra = _above(over[i], lowest_ref, extra)
-    tol_max = [
-        p * (u * tol.factor) if r is None else r
-        for p, tol, r in zip(peaks, tols, raised, strict=True)
-    ]
-    if extra is not None:
-        at_idx = _positions(extra)
-        if at_idx.numel():
-            patched = _patch(progs, pts64, ex, errs, sizes, tols, u, at_idx, allowed_all, ratios)
-            tops = _tops(ratios)
-            tol_max = [torch.maximum(a, b) for a, b in zip(tol_max, patched, strict=True)]
-            for i, q in over.items():  # (there, against the full reference bound)
-                ref = allowed_all[i].index_select(0, at_idx).mul_(to_ref / tols[i].factor)
-                exact = ex[i].index_select(0, at_idx).abs_()
-                q.index_copy_(0, at_idx, exact.div_(ref).mul_(lowest_ref))
-    m = pts64[0].numel()
-    stride = sample_stride(n_total)
-    first = (-start) % stride
-    strided = slice(first, m, stride)
-
-    def pick(x: torch.Tensor) -> torch.Tensor:  # (a copy: the chunk's tensors are let go)
-        return x[strided].to(torch.float64, copy=True)
-
-    sample = _Sample(
-        torch.arange(start + first, start + m, stride, device=pts64[0].device),
-        [pick(p) for p in pts64],
-        [pick(a) for a in ag],
-        [pick(e) for e in ex],
-        [None if s is None else pick(s) for s in sizes],
-        None if extra is None else extra[strided].clone(),
-        stride,
-    )
-    judged = [
-        _Judged(allowed, to_ref / tol.factor, err, ratio, top, t_max, peak if i < n_terms else None)
-        for i, (allowed, tol, err, ratio, top, t_max, peak) in enumerate(
-            zip(allowed_all, tols, errs, ratios, tops, tol_max, peaks, strict=True)
-        )
-    ]
-    for i, q in over.items():
-        judged[i].over_reference = _top(q) / lowest_ref
-    return judged, sample
-
-
-def _above(x: torch.Tensor, limit: torch.Tensor | float, mask: torch.Tensor | None) -> torch.Tensor:
-    """``mask | (x > limit)`` (a new mask where ``mask`` is None). On the CPU NumPy's
-    comparisons run several times faster than torch's."""
-    if x.device.type != "cpu":
-        above = x > limit
-        return above if mask is None else mask.logical_or_(above)
-    lim = limit.numpy() if isinstance(limit, torch.Tensor) else limit
-    if mask is None:
-        return torch.from_numpy(x.numpy() > lim)
-    np_mask = mask.numpy()
-    np_mask |= x.numpy() > lim
-    return mask
-
-
-def _positions(mask: torch.Tensor) -> torch.Tensor:
-    """The indices where ``mask`` is set (NumPy's search is faster on the CPU)."""
-    if mask.device.type != "cpu":
-        return torch.nonzero(mask).flatten()
-    return torch.from_numpy(np.flatnonzero(mask.numpy()))
-
-
-def _top(x: torch.Tensor) -> float:
-    """The largest value of ``x``, NaN ignored (as 0)."""
-    top = float(x.amax())
-    return float(x.nan_to_num(nan=0.0, posinf=math.inf).amax()) if math.isnan(top) else top
-
-
-def _tops(ratios: list[torch.Tensor]) -> list[float]:
-    """Each ratio's largest value; a ratio holding 0/0 (no error, no tolerance: a NaN) has
-    those set to 0 first (rare: an exact value of 0 where autograd is exact too)."""
-    tops = torch.stack([r.amax() for r in ratios]).tolist()
-    for i, top in enumerate(tops):
-        if math.isnan(top):
-            tops[i] = float(ratios[i].nan_to_num_(nan=0.0, posinf=math.inf).amax())
-    return tops
-
-
-def _patch(
-    progs: Programs,
-    pts64: list[torch.Tensor],
-    ex: list[torch.Tensor],
-    errs: list[torch.Tensor],
-    sizes: Sequence[torch.Tensor | None],
-    tols: list[Tolerance],
-    u: float,
-    at: torch.Tensor,
-    allowed: list[torch.Tensor],
-    ratios: list[torch.Tensor],
-) -> list[torch.Tensor]:
-    """Replace the lower-bound tolerances (and ratios) at the points ``at`` by the model's,
-    from the full running bound there; return each quantity's largest patched tolerance."""
-
-    def pick(x: torch.Tensor) -> torch.Tensor:
-        return x.index_select(0, at)  # (several times faster than x[at] on the CPU)
-
-    in_pts = [pick(p) for p in pts64]
-    # (the terms' values are inputs of the derived quantities' program only)
-    sub_ex = [pick(e) for e in ex[: len(progs.terms)]] if progs.derived is not None else []
-    bounds = _bounds_at(progs, in_pts, [x.abs().mul_(u) for x in in_pts], sub_ex, u)
-    dense = at.numel() * DENSE_SHARE > pts64[0].numel()
-    maxima = []
-    for b, tol, size, e, err, allowed_i, ratio_i in zip(
-        bounds, tols, sizes, ex, errs, allowed, ratios, strict=True
-    ):
-        low = pick(e).abs_() if size is None else pick(size)
-        # A tolerance that overflows allows nothing (as ErrorStats judges it), so that the
-        # ratios handed on agree with the verdict (a bound is never negative).
-        full = torch.maximum(b, low.mul_(u)).mul_(tol.factor).nan_to_num_(nan=0.0, posinf=0.0)
-        maxima.append(full.amax())
-        allowed_i.index_copy_(0, at, full)
-        if dense:  # one pass beats a gather and a scatter (0/0 is seen to by _tops)
-            torch.div(err, allowed_i, out=ratio_i)
-        else:
-            patched = torch.div(pick(err), full).nan_to_num_(nan=0.0, posinf=math.inf)
-            ratio_i.index_copy_(0, at, patched)
-    return maxima
-
-
-@dataclass
-class _Judged:
-    """One quantity's verdict inputs on a chunk (see :func:`_bounded_side`)."""
-
-    allowed: torch.Tensor  # the tolerance at each point
-    reference: torch.Tensor | float  # the reference's error bound, or that multiple of allowed
-    error: torch.Tensor  # |autograd - exact|
-    ratio: torch.Tensor  # error / allowed (0 where both are 0; inf where allowed is not finite)
-    ratio_max: float  # its largest value
-    allowed_max: torch.Tensor | None = None  # allowed's largest value, where known (0-dim)
-    exact_max: torch.Tensor | None = None  # max |exact|, where known (0-dim)
-    over_reference: float | None = None  # a residual's largest |exact| / reference bound
-
-    def reference_tensor(self) -> torch.Tensor:
-        ref = self.reference
-        return self.allowed * ref if isinstance(ref, float) else ref
-
-
-@dataclass
-class _Sample:
-    """A chunk's points of the run's bound sample (every ``stride``-th by global index), with
-    what judging them needs: their values on both sides, and which of them the chunk gave the
-    full bound already (``patched``; None: none)."""
-
-    index: torch.Tensor
-    points: list[torch.Tensor]
-    values: list[torch.Tensor]  # autograd (or derived), as float64
-    exact: list[torch.Tensor]
-    sizes: list[torch.Tensor | None]
-    patched: torch.Tensor | None
-    stride: int
-
-
-def _judge_sample(
-    progs: Programs,
-    parts: Sequence[_Sample | None],
-    tols: list[Tolerance],
-    u: float,
-    totals: Sequence[ErrorStats],
-) -> None:
-    """Compute the full bound at the run's sample points in one batch, and fold in what the
-    lower bounds left out: the largest reference error (and its point), and the share of a
-    residual's points whose tolerance is not small against its size (the sample's unpatched
-    points stand for ``stride`` points each)."""
-    chunks = [p for p in parts if p is not None and p.index.numel()]
-    if not chunks:
-        return
-    cat = torch.cat
-    index = cat([c.index for c in chunks])
-    pts = [cat(col) for col in zip(*(c.points for c in chunks), strict=True)]
-    values = [cat(col) for col in zip(*(c.values for c in chunks), strict=True)]
-    exact = [cat(col) for col in zip(*(c.exact for c in chunks), strict=True)]
-    patched = cat(
-        [
-            torch.zeros_like(c.index, dtype=torch.bool) if c.patched is None else c.patched
-            for c in chunks
-        ]
-    )
-    stride = chunks[0].stride
-    n_terms = len(progs.terms)
-    bounds = _bounds_at(progs, pts, [x.abs().mul_(u) for x in pts], exact[:n_terms], u)
-    to_ref = REFERENCE_SAFETY * UNIT_ROUNDOFF["float64"] / u
-    for i, (st, b, tol, a, e) in enumerate(zip(totals, bounds, tols, values, exact, strict=True)):
-        size = None if i < n_terms else cat([c.sizes[i] for c in chunks])  # type: ignore[misc]
-        ok = torch.isfinite(a) & torch.isfinite(e)
-        low = e.abs() if size is None else size
-        allowed = torch.maximum(b, low * u).mul_(tol.factor)
-        allowed = torch.where(ok & torch.isfinite(allowed), allowed, 0.0)
-        ref = allowed * (to_ref / tol.factor)
-        j = _argmax(ref)
-        top = float(ref[j])
-        if st.unsure is None or top > st.max_reference_error:
-            st.max_reference_error = top
-            st.unsure = Probe(
-                int(index[j]),
-                [float(p[j]) for p in pts],
-                float(a[j]),
-                float(e[j]),
-                float(allowed[j]),
-                top,
-            )
-        if size is not None:
-            vague = allowed > VAGUE_FRACTION * size
-            found = int((vague & ok & ~patched).sum())
-            st.vague = min(st.finite, st.vague + found * stride)
-            st.vague_stride = stride
-
-
-class _References(Sequence[torch.Tensor]):
-    """The reference bounds of a chunk's quantities, materialized only for the sinks that read
-    them (most do not: the model's is a multiple of the tolerance)."""
-
-    def __init__(self, judged: Sequence[_Judged]) -> None:
-        self._judged = judged
-        self._made: dict[int, torch.Tensor] = {}
-
-    def __len__(self) -> int:
-        return len(self._judged)
-
-    @overload
-    def __getitem__(self, i: int) -> torch.Tensor: ...
-
-    @overload
-    def __getitem__(self, i: slice) -> Sequence[torch.Tensor]: ...
-
-    def __getitem__(self, i: int | slice) -> torch.Tensor | Sequence[torch.Tensor]:
-        if isinstance(i, slice):
-            return [self[k] for k in range(len(self))[i]]
-        k = range(len(self))[i]
-        if k not in self._made:
-            self._made[k] = self._judged[k].reference_tensor()
-        return self._made[k]
-
-
-def _bounds_at(
-    progs: Programs,
-    pts: list[torch.Tensor],
-    in_bounds: list[torch.Tensor | None],
-    term_values: list[torch.Tensor],
-    u: float,
-) -> list[torch.Tensor]:
-    """The running error bounds of the terms, then of the derived quantities, at ``pts``."""
-    _, bounds = run_bounded(progs.exact, pts, in_bounds, u)
-    if progs.derived is None:
-        return list(bounds)
-    _, db = run_bounded(progs.derived, pts + term_values, in_bounds + list(bounds), u)
-    return list(bounds) + list(db)
 
 
 def _new_stats(count: int, n_terms: int) -> list[ErrorStats]:

@@ -182,7 +182,7 @@ def conditioning_warnings(results: Sequence[QuantityResult], dtype: str) -> list
     """A warning for each quantity whose formula, as written, is ill-conditioned somewhere in
     the domain: autograd's rounding there is explained by the formula, and was allowed for."""
     from ._bounds import UNIT_ROUNDOFF
-    from ._engine import REFERENCE_SAFETY
+    from ._judge import REFERENCE_SAFETY
 
     u64 = UNIT_ROUNDOFF["float64"]
     out = []

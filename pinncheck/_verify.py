@@ -38,13 +38,14 @@ from ._bounds import UNIT_ROUNDOFF, run_bounded
 from ._callconv import build_call, check_convention_name, choose_convention
 from ._compare import ErrorStats, Tolerance, default_tolerance
 from ._domain import DomainLike, parse_domain
-from ._engine import DEFAULT_CHUNK, REFERENCE_SAFETY, Progress, Term, symbols_of
+from ._engine import DEFAULT_CHUNK, Progress, Term, symbols_of
 from ._errors import UserCodeError
 from ._evaluate import Program
 from ._exact import exact_partials
 from ._explain import (
     max_order,
 )
+from ._judge import REFERENCE_SAFETY
 from ._options import RunOptions, run_options
 from ._pde import Assignments, PDESystem
 from ._pointwise import ChunkView, Layout, PointSink, Resampler, feed, start_all

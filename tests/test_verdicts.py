@@ -259,7 +259,7 @@ def test_no_false_alarm_on_the_samples_in_either_dtype(dtype: str) -> None:
 def test_sampled_bounds_do_not_depend_on_chunking() -> None:
     # Above ALL_BOUNDS_UP_TO points the full bound is computed at every 64th point by global
     # index and where a verdict needs it: the statistics are those of one pass.
-    from pinncheck._engine import ALL_BOUNDS_UP_TO
+    from pinncheck._judge import ALL_BOUNDS_UP_TO
 
     n = ALL_BOUNDS_UP_TO + 5000
     args = ("-tanh((x-0.5*t)/0.02)*exp(-x**2)", ["x=0:1", "t=0:1"])
@@ -278,7 +278,7 @@ def test_sampled_bounds_do_not_depend_on_chunking() -> None:
 def test_sampled_path_judges_a_derivative_that_is_zero_everywhere() -> None:
     # d2/dx1^2 of x1*sin(x2) is 0 exactly on both sides: 0/0 ratios are no error, not NaN that
     # hides the other points (and the run is past ALL_BOUNDS_UP_TO: the sampled path).
-    from pinncheck._engine import ALL_BOUNDS_UP_TO
+    from pinncheck._judge import ALL_BOUNDS_UP_TO
 
     report = check("x1*sin(x2)", ["x1=0:1", "x2=0:1"], n=ALL_BOUNDS_UP_TO + 3000, order=2)
     by = {d.name: d for d in report.derivatives}
@@ -293,7 +293,7 @@ def test_a_residual_lost_in_rounding_is_inconclusive_on_every_path(extra: int) -
     # than a tenth of the residual's terms: the check cannot see a missing term. Below
     # ALL_BOUNDS_UP_TO points every point has its full bound; above it, the sampled points
     # estimate the share (correct code's errors stay small, so few points are patched).
-    from pinncheck._engine import ALL_BOUNDS_UP_TO
+    from pinncheck._judge import ALL_BOUNDS_UP_TO
 
     n = ALL_BOUNDS_UP_TO + extra
     report = residual(
