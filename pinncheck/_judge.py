@@ -27,19 +27,21 @@ REFERENCE_SAFETY = 2.0
 """The float64 reference's error is taken as this many times its first-order running bound."""
 BOUND_STRIDE = 64
 """Runs of more than :data:`ALL_BOUNDS_UP_TO` points compute the full running error bound at
-every point whose verdict could depend on it, and at a sample of the others: every this-many-th
-point by global index (fewer in long runs, see :func:`sample_stride`), so chunking changes
-nothing; see :func:`judge_chunk` and :func:`judge_sample`."""
+every point whose verdict could depend on it, and at a sample of the others: one point in this
+many, chosen by global index (fewer in long runs, see :func:`sample_stride`), so chunking
+changes nothing; see :func:`judge_chunk` and :func:`judge_sample`."""
 ALL_BOUNDS_UP_TO = 1 << 16
 SAMPLE_CAP = 1 << 14
 """Long runs widen the sample's stride so that it holds at most about this many points."""
+SAMPLE_BLOCK = 1 << 10
+"""The sample is made of whole blocks of this many consecutive points (see _sample_ranges)."""
 DENSE_SHARE = 8
 """Where more than 1/this of a chunk's points get the full bound, their ratios are computed
 again over the whole chunk (cheaper than gathering and scattering them)."""
 
 
 def sample_stride(n_total: int) -> int:
-    """The stride (in global point index) of the points whose full bound is always computed."""
+    """The bound sample takes one block of :data:`SAMPLE_BLOCK` points in this many."""
     return max(BOUND_STRIDE, -(-n_total // SAMPLE_CAP))
 
 
@@ -143,23 +145,7 @@ def judge_chunk(
                 ref = allowed_all[i].index_select(0, at_idx).mul_(to_ref / tols[i].factor)
                 exact = ex[i].index_select(0, at_idx).abs_()
                 q.index_copy_(0, at_idx, exact.div_(ref).mul_(lowest_ref))
-    m = pts64[0].numel()
-    stride = sample_stride(n_total)
-    first = (-start) % stride
-    strided = slice(first, m, stride)
-
-    def pick(x: torch.Tensor) -> torch.Tensor:  # (a copy: the chunk's tensors are let go)
-        return x[strided].to(torch.float64, copy=True)
-
-    sample = BoundSample(
-        torch.arange(start + first, start + m, stride, device=pts64[0].device),
-        [pick(p) for p in pts64],
-        [pick(a) for a in ag],
-        [pick(e) for e in ex],
-        [None if s is None else pick(s) for s in sizes],
-        None if extra is None else extra[strided].clone(),
-        stride,
-    )
+    sample = _sample_of(start, pts64, ag, ex, sizes, extra, sample_stride(n_total))
     judged = [
         Judged(allowed, to_ref / tol.factor, err, ratio, top, t_max, peak if i < n_terms else None)
         for i, (allowed, tol, err, ratio, top, t_max, peak) in enumerate(
@@ -169,6 +155,53 @@ def judge_chunk(
     for i, q in over.items():
         judged[i].over_reference = _top(q) / lowest_ref
     return judged, sample
+
+
+def _sample_ranges(start: int, m: int, stride: int) -> list[tuple[int, int]]:
+    """The chunk's stretches (local ``[lo, hi)``) of the run's bound sample: the blocks of
+    :data:`SAMPLE_BLOCK` points whose block index is a multiple of ``stride``. Each point is
+    drawn independently, so consecutive points are as random a sample as any; stretches copy
+    far faster than every ``stride``-th point."""
+    block = SAMPLE_BLOCK
+    j = -(-(start // block) // stride) * stride  # the first sampled block that can overlap
+    out = []
+    while j * block < start + m:
+        lo, hi = max(j * block, start) - start, min((j + 1) * block, start + m) - start
+        if hi > lo:
+            out.append((lo, hi))
+        j += stride
+    return out
+
+
+def _sample_of(
+    start: int,
+    pts64: list[torch.Tensor],
+    ag: list[torch.Tensor],
+    ex: list[torch.Tensor],
+    sizes: Sequence[torch.Tensor | None],
+    patched: torch.Tensor | None,
+    stride: int,
+) -> BoundSample:
+    """The chunk's points of the run's bound sample, with their values (copies: the chunk's
+    tensors are let go)."""
+    ranges = _sample_ranges(start, pts64[0].numel(), stride)
+
+    def pick(x: torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        if not ranges:
+            return x.new_empty(0, dtype=dtype)
+        return torch.cat([x[lo:hi] for lo, hi in ranges]).to(dtype, copy=True)
+
+    device = pts64[0].device
+    index = [torch.arange(start + lo, start + hi, device=device) for lo, hi in ranges]
+    return BoundSample(
+        torch.cat(index) if index else torch.zeros(0, dtype=torch.int64, device=device),
+        [pick(p) for p in pts64],
+        [pick(a) for a in ag],
+        [pick(e) for e in ex],
+        [None if s is None else pick(s) for s in sizes],
+        None if patched is None else pick(patched, torch.bool),
+        stride,
+    )
 
 
 def _above(x: torch.Tensor, limit: torch.Tensor | float, mask: torch.Tensor | None) -> torch.Tensor:

@@ -161,7 +161,8 @@ def inconclusive_reason(s: ErrorStats) -> str:
             "of the tolerance, and high precision did not settle them in time"
         )
     counted = (
-        f"about {s.vague} of {s.finite} points (estimated from every {s.vague_stride}th point)"
+        f"about {s.vague} of {s.finite} points (estimated from a sample of 1 point in "
+        f"{s.vague_stride})"
         if s.vague_stride
         else f"{s.vague} of {s.finite} points"
     )

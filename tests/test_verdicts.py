@@ -257,7 +257,7 @@ def test_no_false_alarm_on_the_samples_in_either_dtype(dtype: str) -> None:
 
 
 def test_sampled_bounds_do_not_depend_on_chunking() -> None:
-    # Above ALL_BOUNDS_UP_TO points the full bound is computed at every 64th point by global
+    # Above ALL_BOUNDS_UP_TO points the full bound is computed at a sample chosen by global
     # index and where a verdict needs it: the statistics are those of one pass.
     from pinncheck._judge import ALL_BOUNDS_UP_TO
 
@@ -306,7 +306,7 @@ def test_a_residual_lost_in_rounding_is_inconclusive_on_every_path(extra: int) -
 
     reason = inconclusive_reason(eq.stats)
     assert "could hide in rounding" in reason
-    assert ("estimated from every 64th point" in reason) == (n > ALL_BOUNDS_UP_TO)
+    assert ("estimated from a sample of 1 point in 64" in reason) == (n > ALL_BOUNDS_UP_TO)
 
 
 def test_an_inconclusive_equation_says_why_in_the_summary_line() -> None:
@@ -320,3 +320,23 @@ def test_an_inconclusive_equation_says_why_in_the_summary_line() -> None:
     last = result.output.strip().splitlines()[-1]
     assert last.startswith("FAIL: eq1 (u_xx + u) inconclusive: at 2000 of 2000 points")
     assert "could hide in rounding" in result.output
+
+
+@pytest.mark.parametrize(("start", "m", "stride"), [(0, 5000, 2), (1000, 3000, 2), (7, 131072, 64)])
+def test_the_bound_sample_is_one_block_in_stride_whatever_the_chunks(
+    start: int, m: int, stride: int
+) -> None:
+    from pinncheck._judge import SAMPLE_BLOCK, _sample_ranges
+
+    picked = [start + i for lo, hi in _sample_ranges(start, m, stride) for i in range(lo, hi)]
+    expected = [i for i in range(start, start + m) if (i // SAMPLE_BLOCK) % stride == 0]
+    assert picked == expected
+    # Split into two chunks anywhere: the same points.
+    cut = m // 3
+    halves = [start + i for lo, hi in _sample_ranges(start, cut, stride) for i in range(lo, hi)]
+    halves += [
+        start + cut + i
+        for lo, hi in _sample_ranges(start + cut, m - cut, stride)
+        for i in range(lo, hi)
+    ]
+    assert halves == expected
