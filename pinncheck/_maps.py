@@ -354,11 +354,12 @@ class ErrorMaps:
         rows = self._rows(view)
         fails = [_nonzero(r.ratio > 1) if r.top > 1 else None for r in rows]
         undefined = [_nonzero(r.ratio == -math.inf) if r.careful else None for r in rows]
+        failing, bad = _flat(fails, m), _flat(undefined, m)
         counts = [
             (
                 torch.bincount(cell, minlength=g.cells),
-                _per_bin(g, cell, _flat(fails, m), n_series),
-                _per_bin(g, cell, _flat(undefined, m), n_series),
+                _per_bin(g, cell, failing, n_series),
+                _per_bin(g, cell, bad, n_series),
             )
             for g, cell in zip(self._grids, cells, strict=True)
         ]
@@ -773,11 +774,14 @@ def sampled_points(n: int, stride: int) -> int:
 
 def _bin_index(x: torch.Tensor, lo: float, hi: float, bins: int) -> torch.Tensor:
     """Each coordinate's bin of ``bins`` equal bins over ``[lo, hi]`` (the upper end and
-    anything outside clamped into the end bins), as int32: truncating the clamped scaled
-    coordinate is its floor (it is not negative), and four bytes a bin are cheaper to pass."""
+    anything outside clamped into the end bins), as int32, which is cheaper to pass than int64.
+
+    The scaled coordinate is truncated, then clamped: where it is not negative, truncating is
+    its floor, and a negative one ends in bin 0 either way. (A coordinate more than 2^31 bins
+    outside the box would not convert; a run's points lie in its box.)"""
     scale = bins / (hi - lo) if hi > lo else 0.0
     scaled = torch.mul(x, scale) if lo == 0 else torch.sub(x, lo).mul_(scale)
-    return scaled.clamp_(0, bins - 1).to(torch.int32)
+    return scaled.to(torch.int32).clamp_(0, bins - 1)
 
 
 def _flat(positions: Sequence[torch.Tensor | None], m: int) -> torch.Tensor | None:
