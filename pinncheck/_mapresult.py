@@ -208,14 +208,3 @@ def ranked_pairs(qmap: QuantityMap) -> list[tuple[int, int]]:
     contrast = {g.axes: _contrast(g.max_ratio) for g in qmap.pairs}
     rest.sort(key=lambda p: -contrast[p])
     return [first, *[(p[0], p[1]) for p in rest]]
-
-
-__all__ = [
-    "ErrorMapsResult",
-    "Grid",
-    "QuantityMap",
-    "RunInfo",
-    "WorstPoint",
-    "ranked_pairs",
-    "reduce_to",
-]
