@@ -46,8 +46,9 @@ DEFAULT_PAIR_BINS = (64, 64)
 DEFAULT_WORST = 16
 """How many of the worst points each map keeps."""
 DEFAULT_SAMPLE = 1 << 17
-"""About how many points (at most this many, and each bin's first) a passing bin's largest
-ratio is taken from: every ``stride``-th point of the run, ``stride = ceil(n / sample)``."""
+"""How many of a run's points (at most, rounded up to whole :data:`SAMPLE_BLOCK` blocks) the
+largest ratios of passing bins are taken from, with each bin's first point: every
+``stride``-th block, ``stride = ceil(n / sample)`` (see :class:`ErrorMaps`)."""
 MAX_PAIR_CELLS = 1 << 20
 """The most 2-D bins kept over all pairs and quantities together: with many variables or
 quantities, the pairs' bins are halved until they fit (down to 8 x 8)."""
@@ -123,11 +124,13 @@ class ErrorMaps:
     and undefined points are found from the maxima of the verdict's ratios (a chunk without
     any costs nothing more), and so are the chunks that hold one of the worst points so far.
     A bin's largest ratio is exact wherever it fails (above 1: every failing point is
-    binned). Below, it is the largest over a sample (:attr:`stride`): the points whose index
-    in the run is a multiple of ``stride = ceil(n / sample)`` (every point up to ``n =
-    sample``), and each bin's first point, so that no bin with points is left without a ratio.
-    A passing bin's largest ratio is then at most the exact one. The choice depends on the
-    points' indices only, so the result does not depend on the chunk size.
+    binned). Below, it is the largest over a sample (:attr:`stride`): the run's blocks of
+    :data:`SAMPLE_BLOCK` consecutive points (by index) whose number is a multiple of ``stride
+    = ceil(n / sample)`` (every point up to ``n = sample``; :func:`sampled_points` says how
+    many), and each bin's first point, so that no bin with points is left without a ratio. A
+    passing bin's largest ratio is then at most the exact one. The choice depends on the
+    points' indices only (the points are independent draws), so the result does not depend on
+    the chunk size.
     """
 
     def __init__(
