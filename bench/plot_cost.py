@@ -1,16 +1,25 @@
 """``python -m bench.plot_cost``: what ``--plot`` adds to a run (docs/pictures.md quotes it).
 
-Two measurements, each repeated with the runs alternating, medians reported:
+    python -m bench.plot_cost [-n 1e6 -n 1e7] [--rounds 3] [--vars 2 --vars 3] [--threads 1]
+                              [--no-command]
 
-* **streaming**: the CPU time of ``job.run()`` in one process with and without the
-  :class:`~pinncheck._maps.ErrorMaps` sink (what grows with ``n``);
+Two measurements per check (``--vars 2``: ``x1**2*sin(x2) + exp(x1*x2)``, five derivatives;
+``--vars 3``: ``exp(-t)*sin(pi*x)*cos(pi*y)``, nine), each repeated with the runs alternating,
+medians reported:
+
+* **streaming**: the CPU time of ``job.run()`` in one process with and without the plot's
+  :class:`~pinncheck._maps.ErrorMaps` sink (what grows with ``n``), with the allocator tuned
+  as the CLI does, and the CPU time of the sink's own calls (steadier than the difference of
+  two noisy runs);
 * **whole command**: ``pinncheck check ... [--plot PATH]`` as a user runs it, with table output
-  (where the terminal failure map's ErrorMaps sink runs anyway and the plot reuses it) and with
-  JSON output (where the plot brings the sink): wall and CPU time and peak memory (RSS) of the
-  process, which adds the fixed costs of importing matplotlib and drawing the figure.
+  (where, over two variables, the terminal failure map's ErrorMaps sink runs anyway and the
+  plot reuses it) and with JSON output (where the plot brings the sink): wall and CPU time
+  and peak memory (RSS) of the process, which adds the fixed costs of importing matplotlib and
+  drawing the figure.
 
-CPU time (user + system) is quoted next to wall time because it is steadier on a shared
-machine.
+``--threads`` sets torch's threads, in this process and (``OMP_NUM_THREADS``) in the
+commands: 1 by default, where CPU time is steadiest on a shared machine; CPU time (user +
+system) is quoted next to wall time for that reason.
 """
 
 from __future__ import annotations
@@ -22,31 +31,60 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-EXPR = "x1**2*sin(x2) + exp(x1*x2)"
-DOMAIN = ["x1=0:1", "x2=0:1"]
+CASES = {
+    2: ("x1**2*sin(x2) + exp(x1*x2)", ["x1=0:1", "x2=0:1"]),
+    3: ("exp(-t)*sin(pi*x)*cos(pi*y)", ["x=0:1", "y=0:1", "t=0:1"]),
+}
 
 
-def streaming(n: int, rounds: int) -> dict[str, float]:
+def streaming(n: int, rounds: int, variables: int = 2) -> dict[str, float]:
     from pinncheck._check import prepare_check
+    from pinncheck._engine import tune_allocator
     from pinncheck._plot import error_maps
 
-    job = prepare_check(EXPR, DOMAIN, n=n)
+    tune_allocator()  # as the CLI does
+    expr, domain = CASES[variables]
+    job = prepare_check(expr, domain, n=n)
     job.run()  # warm up
-    cpu: dict[str, list[float]] = {"plain": [], "maps": []}
+    job.run(sinks=[error_maps()])
+    cpu: dict[str, list[float]] = {"plain": [], "maps": [], "sink": []}
     for _ in range(rounds):
-        for mode in cpu:
-            sinks = [error_maps()] if mode == "maps" else []
+        for mode in ("plain", "maps"):
+            sinks = [_timed(error_maps(), cpu["sink"])] if mode == "maps" else []
             t = time.process_time()
             job.run(sinks=sinks)
             cpu[mode].append(time.process_time() - t)
     return {k: statistics.median(v) for k, v in cpu.items()}
 
 
-def command(n: int, rounds: int, folder: Path, fmt: str) -> dict[str, dict[str, float]]:
+def _timed(sink: Any, into: list[float]) -> Any:
+    """``sink``, adding the CPU time of its own calls (in whichever thread) to ``into``."""
+    into.append(0.0)
+    partial, merge = sink.partial, sink.merge
+
+    def timed(call: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        def run(arg: Any) -> Any:
+            t = time.thread_time()
+            out = call(arg)
+            into[-1] += time.thread_time() - t  # (a float add: atomic enough for a bench)
+            return out
+
+        return run
+
+    sink.partial, sink.merge = timed(partial), timed(merge)
+    return sink
+
+
+def command(
+    n: int, rounds: int, folder: Path, fmt: str, variables: int = 2
+) -> dict[str, dict[str, float]]:
     exe = Path(sys.executable).with_name("pinncheck")
-    base = [str(exe), "check", EXPR, *(a for d in DOMAIN for a in ("-d", d)), "-n", str(n)]
+    expr, domain = CASES[variables]
+    base = [str(exe), "check", expr, *(a for d in domain for a in ("-d", d)), "-n", str(n)]
     base += ["-f", fmt]
     runs: dict[str, list[tuple[float, float, float]]] = {"plain": [], "plot": []}
     for _ in range(rounds):
@@ -79,26 +117,38 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.plot_cost", description=__doc__)
     parser.add_argument("-n", type=float, action="append", help="points (repeatable)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--vars", type=int, action="append", choices=sorted(CASES))
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--no-command", action="store_true", help="streaming only")
     args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
     sizes = [int(n) for n in (args.n or [1e6, 1e7])]
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
-            s = streaming(n, args.rounds)
-            extra = s["maps"] / s["plain"] - 1
-            print(
-                f"n={n:.0e} streaming: run {s['plain']:.2f} s CPU, with ErrorMaps "
-                f"{s['maps']:.2f} s (+{100 * extra:.0f}%)"
-            )
-            for fmt in ("table", "json"):
-                c = command(n, args.rounds, Path(tmp), fmt)
-                p, q = c["plain"], c["plot"]
+            for variables in args.vars or [2, 3]:
+                s = streaming(n, args.rounds, variables)
+                extra = s["maps"] / s["plain"] - 1
                 print(
-                    f"n={n:.0e} command -f {fmt}: wall {p['wall_s']:.2f} -> {q['wall_s']:.2f} s, "
-                    f"CPU {p['cpu_s']:.2f} -> {q['cpu_s']:.2f} s "
-                    f"(+{100 * (q['cpu_s'] / p['cpu_s'] - 1):.0f}%), peak RSS "
-                    f"{p['rss_mb']:.0f} -> {q['rss_mb']:.0f} MB",
+                    f"n={n:.0e} {variables} variables, streaming: run {s['plain']:.3f} s CPU, "
+                    f"with ErrorMaps {s['maps']:.3f} s ({100 * extra:+.1f}%); the sink's own "
+                    f"calls {s['sink']:.3f} s ({100 * s['sink'] / s['plain']:.1f}% of the run)",
                     flush=True,
                 )
+                if args.no_command:
+                    continue
+                for fmt in ("table", "json"):
+                    c = command(n, args.rounds, Path(tmp), fmt, variables)
+                    p, q = c["plain"], c["plot"]
+                    print(
+                        f"n={n:.0e} {variables} variables, command -f {fmt}: wall "
+                        f"{p['wall_s']:.2f} -> {q['wall_s']:.2f} s, CPU {p['cpu_s']:.2f} -> "
+                        f"{q['cpu_s']:.2f} s ({100 * (q['cpu_s'] / p['cpu_s'] - 1):+.0f}%), "
+                        f"peak RSS {p['rss_mb']:.0f} -> {q['rss_mb']:.0f} MB",
+                        flush=True,
+                    )
     return 0
 
 

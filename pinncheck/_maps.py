@@ -9,8 +9,12 @@ points (a non-finite value or exact value; never counted as agreement). The few 
 are kept with their coordinates. For an equation, the ratio ``|exact| / reference`` of the
 pointwise "is it a solution" test of ``residual`` is binned too (its :attr:`QuantityMap.solves`).
 
-Memory is bounded by the number of bins, whatever ``n``; the result does not depend on the
-chunk size. The result (:class:`ErrorMapsResult`) holds CPU tensors and plain Python values
+The counts, the worst points and the largest ratio of every failing bin are exact; the largest
+ratio of a passing bin comes from a sample of about :data:`DEFAULT_SAMPLE` points, chosen by
+their index in the run (see :class:`ErrorMaps`), which keeps the sink's cost a few percent of
+the run's. Memory is bounded by the number of bins, whatever ``n``; the result does not depend
+on the chunk size. The result (:class:`ErrorMapsResult`, defined with its parts in
+:mod:`pinncheck._mapresult` and re-exported here) holds CPU tensors and plain Python values
 only, and pickles.
 """
 
@@ -19,11 +23,20 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 
+from ._mapresult import (
+    ErrorMapsResult,
+    Grid,
+    QuantityMap,
+    RunInfo,
+    WorstPoint,
+    ranked_pairs,
+    reduce_to,
+)
 from ._pointwise import ChunkView, Layout
 
 DEFAULT_PROFILE_BINS = 200
@@ -32,153 +45,13 @@ DEFAULT_PAIR_BINS = (64, 64)
 """Bins (along the pair's first, second variable) of each pair's 2-D grid."""
 DEFAULT_WORST = 16
 """How many of the worst points each map keeps."""
-FILTER_CELLS = 4096
-"""Cells of the coarse grid over three variables or more that tells a chunk's points that
-cannot raise any bin's largest ratio (see :meth:`ErrorMaps.partial`)."""
+DEFAULT_SAMPLE = 1 << 17
+"""How many of a run's points (at most, rounded up to whole :data:`SAMPLE_BLOCK` blocks) the
+largest ratios of passing bins are taken from, with each bin's first point: every
+``stride``-th block, ``stride = ceil(n / sample)`` (see :class:`ErrorMaps`)."""
 MAX_PAIR_CELLS = 1 << 20
 """The most 2-D bins kept over all pairs and quantities together: with many variables or
 quantities, the pairs' bins are halved until they fit (down to 8 x 8)."""
-
-
-@dataclass(frozen=True)
-class Grid:
-    """Binned statistics of one ratio over one variable (a profile) or two (a grid).
-
-    Axis ``a`` of every array runs along ``variables[a]``; bin ``i`` of that axis holds the
-    points with ``edges[a][i] <= x < edges[a][i + 1]`` (the last bin includes the domain's
-    upper end). For a 2-D grid, ``max_ratio[i, j]`` is the bin ``i`` of ``variables[0]`` and
-    ``j`` of ``variables[1]`` (transpose it for ``imshow``, whose first axis is vertical).
-    """
-
-    variables: tuple[str, ...]
-    """One name (a profile) or two (a grid), as in the run's domain."""
-    axes: tuple[int, ...]
-    """The variables' positions in :attr:`ErrorMapsResult.variables`."""
-    edges: tuple[torch.Tensor, ...]
-    """Per axis, the ``bins + 1`` float64 bin edges, from the domain's lower to upper end."""
-    max_ratio: torch.Tensor
-    """float64, the largest ratio over the bin's defined points; NaN where the bin has no
-    defined point; ``inf`` where an error met a zero tolerance."""
-    count: torch.Tensor
-    """int64, the number of sampled points in the bin (defined or not)."""
-    failing: torch.Tensor
-    """int64, the number of defined points with ratio > 1."""
-    undefined: torch.Tensor
-    """int64, the number of points where the value or the exact value is NaN or inf."""
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(self.max_ratio.shape)
-
-    def centers(self, axis: int = 0) -> torch.Tensor:
-        """The bins' centres along ``axis`` (float64)."""
-        e = self.edges[axis]
-        return (e[:-1] + e[1:]) / 2
-
-
-@dataclass(frozen=True)
-class WorstPoint:
-    """One of the points of largest ratio."""
-
-    index: int
-    """The point's index in the run (``0 .. n-1``; the run's seed reproduces it)."""
-    point: tuple[float, ...]
-    """Its coordinates, in :attr:`ErrorMapsResult.variables` order."""
-    ratio: float
-    """The measure's ratio there (``error / tolerance``, or ``|exact| / reference``)."""
-    value: float
-    """The value under test (autograd's or the user's)."""
-    exact: float
-    """The float64 reference."""
-
-
-@dataclass(frozen=True)
-class QuantityMap:
-    """The maps of one derivative or equation's ratio.
-
-    ``measure`` says which ratio: ``"error"`` is ``|value - exact| / tolerance`` (the
-    agreement test: a point fails when it is above 1); ``"solves"`` (equations only) is
-    ``|exact| / reference``, the exact residual against the float64 reference's own error
-    bound, above 1 where the candidate is not a solution.
-    """
-
-    name: str
-    """As in the report (``d2f/dx2``, ``u[1, 0]``, ``eq1``)."""
-    kind: str
-    """``"derivative"`` or ``"equation"``."""
-    measure: str
-    """``"error"`` or ``"solves"``."""
-    profiles: tuple[Grid, ...]
-    """One 1-D profile per variable, in :attr:`ErrorMapsResult.variables` order."""
-    pairs: tuple[Grid, ...]
-    """One 2-D grid per pair of variables ``(i, j)``, ``i < j``, in the order of
-    ``itertools.combinations(range(d), 2)``; empty for one variable."""
-    worst: tuple[WorstPoint, ...]
-    """The points of largest ratio, largest first (ties: lower index first); undefined points
-    are not among them."""
-    count: int
-    """Points seen."""
-    failing: int
-    """Defined points with ratio > 1."""
-    undefined: int
-    """Points where the value or the exact value is NaN or inf."""
-    max_ratio: float
-    """The largest ratio over the defined points (NaN when none is defined)."""
-    solves: QuantityMap | None = None
-    """For an equation's ``"error"`` map: the map of its ``"solves"`` ratio; else None."""
-    status: str = ""
-    """The report's status of the quantity (``pass``, ``fail``...), when the caller gave it."""
-
-    def pair(self, a: str, b: str) -> Grid:
-        """The grid of variables ``a`` and ``b`` (in either order; the axes keep the domain's
-        order)."""
-        for g in self.pairs:
-            if set(g.variables) == {a, b}:
-                return g
-        raise KeyError(f"no grid of {a} and {b}")
-
-    def profile(self, variable: str) -> Grid:
-        for g in self.profiles:
-            if g.variables == (variable,):
-                return g
-        raise KeyError(f"no profile of {variable}")
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """What the run was, for titles: every field is a plain string or number."""
-
-    command: str = ""
-    """``check``, ``residual`` or ``verify``."""
-    subject: str = ""
-    """The expression, the PDE, or the user's residual target."""
-    dtype: str = ""
-    n: int = 0
-    seed: int = 0
-    status: str = ""
-    """The run's overall status."""
-
-
-@dataclass(frozen=True)
-class ErrorMapsResult:
-    """Everything an :class:`ErrorMaps` sink aggregated over one run."""
-
-    variables: tuple[str, ...]
-    lows: tuple[float, ...]
-    highs: tuple[float, ...]
-    n: int
-    """The number of points the run sampled."""
-    quantities: tuple[QuantityMap, ...]
-    """One ``"error"`` map per derivative or equation, in the run's layout order (a residual:
-    the derivatives, then the equations). An equation's ``"solves"`` map is its
-    :attr:`QuantityMap.solves`."""
-    info: RunInfo = field(default_factory=RunInfo)
-
-    def quantity(self, name: str) -> QuantityMap:
-        for q in self.quantities:
-            if q.name == name:
-                return q
-        raise KeyError(f"no map of {name}")
 
 
 _Worst = tuple[float, int, tuple[float, ...], float, float]  # ratio, index, point, value, exact
@@ -200,11 +73,6 @@ class _Binned:
         return math.prod(self.shape)
 
 
-EMPTY_SHARE = 1 / 8
-"""While more of the filter's cells than this share hold an empty bin, chunks are filtered at
-their merge (with the bins as they are then) instead of in their worker."""
-
-
 @dataclass(frozen=True)
 class _Skipped:
     """A chunk without a failing or undefined point, left out by a counts-only sink: its
@@ -216,19 +84,19 @@ class _Skipped:
 
 @dataclass(frozen=True)
 class _Snapshot:
-    """What a chunk's points are filtered with (see :meth:`ErrorMaps.partial`)."""
+    """What the chunks merged so far tell a new chunk's partial (read in worker threads)."""
 
-    filter: torch.Tensor  # (series, coarse cells): a lower bound of the bins' largest ratios
-    empty_share: float  # the share of the coarse cells with an empty bin (for some series)
-    worst: torch.Tensor  # (series, 1): the ratio a point must beat to be among the worst
+    floors: tuple[float, ...]  # per series: the ratio a point must beat to be among the worst
+    occupied: tuple[torch.Tensor | None, ...]  # per grid: its bins with a point (None: all)
 
-    @staticmethod
-    def empty_for(series: int, cells: int) -> _Snapshot:
-        return _Snapshot(
-            torch.full((series, cells), -math.inf, dtype=torch.float64),
-            1.0,
-            torch.full((series, 1), -math.inf, dtype=torch.float64),
-        )
+
+@dataclass(frozen=True)
+class _Row:
+    """One series' ratio over a chunk."""
+
+    ratio: torch.Tensor  # at each point; -inf where undefined when ``careful``
+    top: float  # its largest value over the defined points (-inf when none is defined)
+    careful: bool  # computed point by point with undefined points marked (some may be)
 
 
 class ErrorMaps:
@@ -241,8 +109,9 @@ class ErrorMaps:
     pairs and quantities would exceed :data:`MAX_PAIR_CELLS`); with two variables or more,
     each variable's profile is its first pair's grid reduced along the other variable, so it
     has that pair's bins. ``worst``: how many of the points of largest ratio each map keeps.
-    ``largest=False`` keeps the counts only (points, failing and undefined points per bin)
-    and, for a quantity with failing points, its largest ratio: no largest ratio per bin
+    ``sample``: about how many points the largest ratios of passing bins are taken from (see
+    below). ``largest=False`` keeps the counts only (points, failing and undefined points per
+    bin) and, for a quantity with failing points, its largest ratio: no largest ratio per bin
     (NaN) and no worst points, at a fraction of the cost (what the terminal map needs); it
     skips chunks with nothing to show (no failing or undefined point, as the verdict's ratios
     say) and counts their points, sampled again, only when :meth:`result` is asked for.
@@ -250,12 +119,18 @@ class ErrorMaps:
     ``residual`` tests to say whether the candidate solves the PDE; not for ``verify`` or
     ``--any-residual``).
 
-    The sink streams. Per chunk, each ratio is computed once; the counts come from one
-    ``bincount`` per grid; a point reaches the grids' largest ratios only when it is above a
-    lower bound of the largest ratios of the bins it lies in (kept per cell of a coarse grid
-    over all the variables, from the chunks merged before): once the bins have filled, few
-    points are. Chunks that start while many bins are still empty are filtered at their merge
-    instead, with the bins as they are then; the first is binned whole.
+    The sink streams, at a cost of a few passes over a chunk's coordinates: the counts come
+    from each point's bin (one ``bincount`` per grid, shared by the quantities), the failing
+    and undefined points are found from the maxima of the verdict's ratios (a chunk without
+    any costs nothing more), and so are the chunks that hold one of the worst points so far.
+    A bin's largest ratio is exact wherever it fails (above 1: every failing point is
+    binned). Below, it is the largest over a sample (:attr:`stride`): the run's blocks of
+    :data:`SAMPLE_BLOCK` consecutive points (by index) whose number is a multiple of ``stride
+    = ceil(n / sample)`` (every point up to ``n = sample``; :func:`sampled_points` says how
+    many), and each bin's first point, so that no bin with points is left without a ratio. A
+    passing bin's largest ratio is then at most the exact one. The choice depends on the
+    points' indices only (the points are independent draws), so the result does not depend on
+    the chunk size.
     """
 
     def __init__(
@@ -265,12 +140,17 @@ class ErrorMaps:
         worst: int = DEFAULT_WORST,
         largest: bool = True,
         solves: bool = True,
+        sample: int = DEFAULT_SAMPLE,
     ) -> None:
-        if profile_bins < 1 or min(pair_bins) < 1 or worst < 0:
-            raise ValueError("bins must be positive and worst not negative")
+        if profile_bins < 1 or min(pair_bins) < 1 or worst < 0 or sample < 1:
+            raise ValueError("bins and sample must be positive and worst not negative")
         self.largest = largest
         self.solves = solves
-        self._top: list[float] = []  # without largest: per series, the largest failing ratio
+        self.sample = sample
+        self.stride = 1
+        """Passing bins' largest ratios come from every ``stride``-th point (set by start)."""
+        # Per series, the largest ratio (without largest: the largest failing ratio).
+        self._top: list[float] = []
         # Without largest: the chunks (start, stop) left out for having nothing to show.
         self._skipped: list[tuple[int, int]] = []
         self.profile_bins = profile_bins
@@ -280,10 +160,10 @@ class ErrorMaps:
         self._series: list[tuple[int, str]] = []  # (quantity, measure)
         self._grids: list[_Binned] = []
         self._bins: list[int] = []  # per variable
-        self._coarse: list[int] = []  # per variable, the filter's cells
         self._worst: list[list[_Worst]] = []
+        self._offsets: dict[int, torch.Tensor] = {}  # by cells: each series' in (series, cells)
         # What partials read (in worker threads): replaced, never changed, by merge.
-        self._snapshot = _Snapshot.empty_for(0, 0)
+        self._snapshot = _Snapshot((), ())
 
     # -- the PointSink protocol ------------------------------------------------------------
 
@@ -301,11 +181,6 @@ class ErrorMaps:
         self.pair_bins = (bx, by)
         # Each variable's bins: the first variable's along pair_bins[0], the others' [1].
         self._bins = [bx] + [by] * (d - 1) if pairs else [self.profile_bins] * d
-        if d <= 2:  # the filter is the one grid itself
-            self._coarse = list(self._bins)
-        else:
-            side = max(1, int(FILTER_CELLS ** (1 / d) + 1e-9))
-            self._coarse = [min(side, b) for b in self._bins]
         shapes: list[tuple[int, ...]] = list(pairs) if pairs else [(j,) for j in range(d)]
         self._grids = []
         for axes in shapes:
@@ -321,10 +196,14 @@ class ErrorMaps:
                     torch.zeros((s, cells), dtype=torch.int64),
                 )
             )
+        self.stride = max(1, -(-layout.n // self.sample))
         self._worst = [[] for _ in series]
         self._top = [-math.inf] * s
         self._skipped = []
-        self._snapshot = _Snapshot.empty_for(s, math.prod(self._coarse))
+        self._offsets = {g.cells: torch.arange(s)[:, None] * g.cells for g in self._grids}
+        self._snapshot = _Snapshot(
+            tuple(-math.inf for _ in series), tuple(g.count > 0 for g in self._grids)
+        )
 
     def partial(self, view: ChunkView) -> Any:
         layout = self._layout()
@@ -335,39 +214,28 @@ class ErrorMaps:
             if layout.resample is not None and self._quiet(view):
                 return _Skipped(view.start, view.start + len(view))
             return self._partial_counts(view)
-        ratios, undefined, top = self._ratios(view)
-        n_series = len(self._series)
-        fine = [
-            self._bin_index(view.points[j], layout.lows[j], layout.highs[j], b)
-            for j, b in enumerate(self._bins)
-        ]
-        cells = [self._cells(g, fine) for g in self._grids]
-        fs, fp = _positions(ratios > 1) if max(top) > 1 else (None, None)
-        us, up = _positions(undefined) if undefined is not None else (None, None)
-
-        def per_bin(
-            g: _Binned, cell: torch.Tensor, s: torch.Tensor | None, p: torch.Tensor | None
-        ) -> torch.Tensor | None:
-            if s is None or p is None or s.numel() == 0:
-                return None
-            flat = s * g.cells + cell.index_select(0, p)
-            return torch.bincount(flat, minlength=n_series * g.cells).view(n_series, g.cells)
-
+        m, n_series = len(view), len(self._series)
+        snap = self._snapshot
+        cells = self._all_cells(view)
+        rows = self._rows(view)
+        fails = [_nonzero(r.ratio > 1) if r.top > 1 else None for r in rows]
+        undefined = [_nonzero(r.ratio == -math.inf) if r.careful else None for r in rows]
+        failing, bad = _flat(fails, m), _flat(undefined, m)
         counts = [
             (
                 torch.bincount(cell, minlength=g.cells),
-                per_bin(g, cell, fs, fp),
-                per_bin(g, cell, us, up),
+                _per_bin(g, cell, failing, n_series),
+                _per_bin(g, cell, bad, n_series),
             )
             for g, cell in zip(self._grids, cells, strict=True)
         ]
-        snap = self._snapshot
-        if snap.empty_share > EMPTY_SHARE:
-            # Early chunks: most bins are still empty here, and perhaps not when this chunk is
-            # merged: the merge picks the points that raise a bin with the bins it finds then.
-            return counts, (view, ratios, top, fine, cells)
-        picked = self._candidates(snap, ratios, fine, cells)
-        return counts, (picked, self._chunk_worst(view, ratios, top, snap.worst))
+        largest = self._largest(view.start, cells, rows, fails)
+        fresh = [
+            None if occupied is None else self._first_points(cell, count, rows, occupied)
+            for cell, (count, _, _), occupied in zip(cells, counts, snap.occupied, strict=True)
+        ]
+        worst = self._chunk_worst(view, rows, snap.floors)
+        return counts, (largest, fresh, worst, [r.top for r in rows])
 
     def merge(self, partial: Any) -> None:
         if partial is None:
@@ -376,6 +244,18 @@ class ErrorMaps:
             self._skipped.append((partial.start, partial.stop))
             return
         counts, rest = partial
+        if self.largest:
+            largest, fresh, worst, tops = rest
+            for g, local, first in zip(self._grids, largest, fresh, strict=True):
+                if first is not None:  # (before the counts: which bins no earlier chunk had)
+                    bins, values_there = first
+                    new = torch.nonzero(g.count.index_select(0, bins) == 0).squeeze(1)
+                    at_new = bins.index_select(0, new)[None, :] + self._offsets[g.cells]
+                    g.max_ratio.view(-1).scatter_reduce_(
+                        0, at_new.view(-1), values_there.index_select(1, new).reshape(-1), "amax"
+                    )
+                if local is not None:
+                    torch.maximum(g.max_ratio, local, out=g.max_ratio)
         for g, (count, failing, undefined) in zip(self._grids, counts, strict=True):
             g.count += count
             if failing is not None:
@@ -385,31 +265,12 @@ class ErrorMaps:
         if not self.largest:
             self._top = [max(a, b) for a, b in zip(self._top, rest, strict=True)]
             return
-        if len(rest) == 2:
-            (cs, cp, cr, *cell_of), worst = rest
-            for g, cell in zip(self._grids, cell_of, strict=True):
-                g.max_ratio.view(-1).scatter_reduce_(0, cs * g.cells + cell, cr, reduce="amax")
-        else:
-            view, ratios, top, fine, cells = rest
-            snap = self._snapshot
-            if snap.empty_share > EMPTY_SHARE:  # every point
-                n_series = ratios.shape[0]
-                for g, cell in zip(self._grids, cells, strict=True):
-                    index = cell.expand(n_series, -1)
-                    g.max_ratio.scatter_reduce_(1, index, ratios, reduce="amax")
-            else:
-                cs, cp, cr, *cell_of = self._candidates(snap, ratios, fine, cells)
-                for g, cell in zip(self._grids, cell_of, strict=True):
-                    flat = cs * g.cells + cell
-                    g.max_ratio.view(-1).scatter_reduce_(0, flat, cr, reduce="amax")
-            worst = self._chunk_worst(view, ratios, top, snap.worst)
-        floors = []
-        for kept, new in zip(self._worst, worst, strict=True):
-            kept.extend(new)
+        self._top = [max(a, b) for a, b in zip(self._top, tops, strict=True)]
+        for kept, new_worst in zip(self._worst, worst, strict=True):
+            kept.extend(new_worst)
             kept.sort(key=lambda w: (-w[0], w[1]))
             del kept[self.worst :]
-            floors.append(kept[-1][0] if len(kept) == self.worst and kept else -math.inf)
-        self._snapshot = self._snap(torch.tensor(floors, dtype=torch.float64)[:, None])
+        self._snapshot = self._snap()
 
     # -- the result ------------------------------------------------------------------------
 
@@ -428,12 +289,11 @@ class ErrorMaps:
             if d >= 2:
                 pairs = tuple(grids)
                 profiles = tuple(
-                    _reduce_to(next(g for g in pairs if j in g.axes), j) for j in range(d)
+                    reduce_to(next(g for g in pairs if j in g.axes), j) for j in range(d)
                 )
             else:
                 pairs, profiles = (), tuple(grids)
             first = profiles[0]
-            defined = first.max_ratio[~torch.isnan(first.max_ratio)]
             name = layout.names[q]
             maps[(q, measure)] = QuantityMap(
                 name=name,
@@ -445,11 +305,7 @@ class ErrorMaps:
                 count=int(first.count.sum()),
                 failing=int(first.failing.sum()),
                 undefined=int(first.undefined.sum()),
-                max_ratio=(
-                    (float(defined.max()) if defined.numel() else math.nan)
-                    if self.largest
-                    else (self._top[s] if self._top[s] > -math.inf else math.nan)
-                ),
+                max_ratio=self._top[s] if self._top[s] > -math.inf else math.nan,
                 status=statuses.get(name, "") if measure == "error" else "",
             )
         quantities = []
@@ -465,17 +321,93 @@ class ErrorMaps:
             n=layout.n,
             quantities=tuple(quantities),
             info=info or RunInfo(),
+            stride=self.stride if self.largest else 0,
         )
 
     def nbytes(self) -> int:
         """The bytes of the tensors the sink keeps between chunks (they do not grow with n)."""
-        snap = self._snapshot
-        tensors = [snap.filter, snap.worst]
-        for g in self._grids:
-            tensors += [g.max_ratio, g.count, g.failing, g.undefined]
-        return sum(t.element_size() * t.numel() for t in tensors)
+        tensors = [t for g in self._grids for t in (g.max_ratio, g.count, g.failing, g.undefined)]
+        occupied = sum(g.cells for g in self._grids)  # (the snapshot's flags, while some are 0)
+        return occupied + sum(t.element_size() * t.numel() for t in tensors)
 
     # -- internals -------------------------------------------------------------------------
+
+    def _snap(self) -> _Snapshot:
+        """What the next partials read: the worst points' floors and the bins with points."""
+        floors = tuple(
+            kept[-1][0] if self.worst and len(kept) == self.worst else -math.inf
+            for kept in self._worst
+        )
+        occupied = tuple(
+            None if known is None or bool(known.all()) else g.count > 0
+            for g, known in zip(self._grids, self._snapshot.occupied, strict=True)
+        )
+        return _Snapshot(floors, occupied)
+
+    def _sampled(self, start: int, m: int) -> list[tuple[int, int]]:
+        """The chunk's sampled points, as ranges of positions: the run's blocks of
+        :data:`SAMPLE_BLOCK` points whose number is a multiple of :attr:`stride` (all points
+        when it is 1)."""
+        if self.stride == 1:
+            return [(0, m)]
+        period = self.stride * SAMPLE_BLOCK
+        return [
+            (max(b, start) - start, min(b + SAMPLE_BLOCK, start + m) - start)
+            for b in range(start // period * period, start + m, period)
+            if b + SAMPLE_BLOCK > start
+        ]
+
+    def _largest(
+        self,
+        start: int,
+        cells: Sequence[torch.Tensor],
+        rows: Sequence[_Row],
+        fails: Sequence[torch.Tensor | None],
+    ) -> list[torch.Tensor | None]:
+        """Per grid, the largest ratio in each bin (series, cells) over the chunk's sampled
+        and failing points (-inf where none; None when the chunk has none at all)."""
+        pieces = self._sampled(start, len(cells[0]))
+        if not pieces and all(f is None for f in fails):
+            return [None] * len(cells)
+
+        def sample(t: torch.Tensor) -> torch.Tensor:
+            if len(pieces) == 1:
+                return t[pieces[0][0] : pieces[0][1]]
+            return torch.cat([t[a:b] for a, b in pieces])
+
+        sampled = torch.stack([sample(r.ratio) for r in rows]).view(-1) if pieces else None
+        out: list[torch.Tensor | None] = []
+        for g, cell in zip(self._grids, cells, strict=True):
+            local = torch.full((len(rows), g.cells), -math.inf, dtype=torch.float64)
+            if sampled is not None:
+                at = sample(cell).long()[None, :] + self._offsets[g.cells]
+                local.view(-1).scatter_reduce_(0, at.view(-1), sampled, reduce="amax")
+            for s, (row, fail) in enumerate(zip(rows, fails, strict=True)):
+                if fail is not None:  # every failing point
+                    at = cell.index_select(0, fail).long()
+                    local[s].scatter_reduce_(0, at, row.ratio.index_select(0, fail), "amax")
+            out.append(local)
+        return out
+
+    def _first_points(
+        self, cell: torch.Tensor, count: torch.Tensor, rows: Sequence[_Row], occupied: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The chunk's first point in each bin that no chunk merged before had (as far as the
+        snapshot knows): the bins, and each series' ratio there. :meth:`merge` keeps those
+        still empty then, so that every bin with points has a ratio, whatever the chunks."""
+        fresh = (count > 0) & ~occupied
+        if not bool(fresh.any()):
+            return None
+        if bool(occupied.any()):
+            at = _nonzero(fresh.index_select(0, cell))
+            where = cell.index_select(0, at).long()
+        else:  # (the first chunk: every point's bin is new)
+            at, where = torch.arange(len(cell)), cell.long()
+        first = torch.full_like(fresh, len(cell), dtype=torch.int64)
+        first.scatter_reduce_(0, where, at, reduce="amin")
+        bins = torch.nonzero(fresh).squeeze(1)
+        points = first.index_select(0, bins)
+        return bins, torch.stack([r.ratio.index_select(0, points) for r in rows])
 
     def _quiet(self, view: ChunkView) -> bool:
         """Whether no series has a failing or undefined point in the chunk (so a counts-only
@@ -503,12 +435,8 @@ class ErrorMaps:
             for lo in range(a, b, RECOUNT_BLOCK):
                 hi = min(b, lo + RECOUNT_BLOCK)
                 pts = [p.cpu() for p in layout.resample(lo, hi)]
-                fine = [
-                    self._bin_index(pts[j], layout.lows[j], layout.highs[j], bins)
-                    for j, bins in enumerate(self._bins)
-                ]
-                for g in self._grids:
-                    g.count += torch.bincount(self._cells(g, fine), minlength=g.cells)
+                for g, cell in zip(self._grids, self._all_cells_of(pts), strict=True):
+                    g.count += torch.bincount(cell, minlength=g.cells)
         self._skipped = []
 
     def _layout(self) -> Layout:
@@ -534,84 +462,28 @@ class ErrorMaps:
             undefined=g.undefined[s].clone().view(g.shape),
         )
 
-    def _cells(self, g: _Binned, fine: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Each point's cell in ``g`` (row-major over its axes)."""
-        idx = fine[g.axes[0]]
-        if len(g.axes) == 2:
-            idx = idx * g.shape[1] + fine[g.axes[1]]
-        return idx
+    def _all_cells(self, view: ChunkView) -> list[torch.Tensor]:
+        return self._all_cells_of(view.points)
 
-    def _coarse_index(self, fine: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Each point's cell of the filter's coarse grid, from its bins."""
-        coarse: torch.Tensor | None = None
-        for f, b, c in zip(fine, self._bins, self._coarse, strict=True):
-            if c == b:
-                ci = f
-            elif b % c == 0 and (b // c).bit_count() == 1:  # a power of two: a shift
-                ci = torch.bitwise_right_shift(f, (b // c).bit_length() - 1)
-            else:
-                ci = torch.div(f * c, b, rounding_mode="floor")
-            coarse = ci.clone() if coarse is None else coarse.mul_(c).add_(ci)
-        assert coarse is not None
-        return coarse
-
-    def _candidates(
-        self,
-        snap: _Snapshot,
-        ratios: torch.Tensor,
-        fine: Sequence[torch.Tensor],
-        cells: Sequence[torch.Tensor],
-    ) -> tuple[torch.Tensor, ...]:
-        """The (series, point, ratio) of the points above their coarse cell's bound (so that
-        may raise a bin's largest ratio), and their cell in each grid."""
-        m, n_series = ratios.shape[1], ratios.shape[0]
-        held = torch.gather(snap.filter, 1, self._coarse_index(fine).expand(n_series, -1))
-        cs, cp = _positions(ratios > held)
-        cr = ratios.view(-1).index_select(0, cs * m + cp)
-        return (cs, cp, cr, *[c.index_select(0, cp) for c in cells])
-
-    def _snap(self, worst: torch.Tensor) -> _Snapshot:
-        """The filter of the grids as merged so far, and the worst points' floor."""
-        bounds = self._lower_bounds()
-        empty = (bounds == -math.inf).any(0)
-        return _Snapshot(bounds, float(empty.sum()) / max(1, empty.numel()), worst)
-
-    @staticmethod
-    def _bin_index(x: torch.Tensor, lo: float, hi: float, bins: int) -> torch.Tensor:
-        """Each coordinate's bin of ``bins`` equal bins over ``[lo, hi]`` (the upper end and
-        anything outside clamped into the end bins)."""
-        scale = bins / (hi - lo) if hi > lo else 0.0
-        return torch.sub(x, lo).mul_(scale).floor_().clamp_(0, bins - 1).to(torch.int64)
-
-    def _lower_bounds(self) -> torch.Tensor:
-        """Per series and coarse cell, the smallest largest ratio of the bins a point of the
-        cell lies in (the filter of :meth:`partial`)."""
-        d, n_series = len(self._bins), len(self._series)
-        if d <= 2:  # a copy: merge changes the grid in place
-            return self._grids[0].max_ratio.clone()
-        joint = torch.full((n_series, *self._coarse), math.inf, dtype=torch.float64)
+    def _all_cells_of(self, points: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Each point's cell in each grid (row-major over the grid's axes; int32)."""
+        layout = self._layout()
+        fine = [
+            _bin_index(points[j], layout.lows[j], layout.highs[j], b)
+            for j, b in enumerate(self._bins)
+        ]
+        cells = []
         for g in self._grids:
-            i, j = g.axes
-            ci, cj = self._coarse[i], self._coarse[j]
-            fi = torch.arange(g.shape[0]) * ci // g.shape[0]
-            fj = torch.arange(g.shape[1]) * cj // g.shape[1]
-            to_coarse = (fi[:, None] * cj + fj[None, :]).flatten().expand(n_series, -1)
-            low = torch.full((n_series, ci * cj), math.inf, dtype=torch.float64)
-            low.scatter_reduce_(1, to_coarse, g.max_ratio, reduce="amin")
-            shape = [n_series] + [1] * d
-            shape[1 + i], shape[1 + j] = ci, cj
-            joint = torch.minimum(joint, low.view(shape))
-        return joint.view(n_series, -1)
+            idx = fine[g.axes[0]]
+            if len(g.axes) == 2:
+                idx = torch.add(fine[g.axes[1]], idx, alpha=g.shape[1])
+            cells.append(idx)
+        return cells
 
     def _partial_counts(self, view: ChunkView) -> Any:
         """A chunk's counts per bin, and each series' largest ratio where a point fails."""
-        layout = self._layout()
         n_series, m = len(self._series), len(view)
-        fine = [
-            self._bin_index(view.points[j], layout.lows[j], layout.highs[j], b)
-            for j, b in enumerate(self._bins)
-        ]
-        cells = [self._cells(g, fine) for g in self._grids]
+        cells = self._all_cells(view)
         fails: list[torch.Tensor] = []
         undefined: list[torch.Tensor] = []
         top = [-math.inf] * n_series
@@ -641,20 +513,11 @@ class ErrorMaps:
                 top[s] = float(ratio.index_select(0, bad).amax())
             fails.append(bad + s * m)
             undefined.append(torch.nonzero(~ok).squeeze(1) + s * m)
-
-        def per_bin(g: _Binned, cell: torch.Tensor, flat: list[torch.Tensor]) -> Any:
-            at = torch.cat(flat) if flat else torch.empty(0, dtype=torch.int64)
-            if at.numel() == 0:
-                return None
-            series = torch.div(at, m, rounding_mode="floor")
-            where = series * g.cells + cell.index_select(0, at - series * m)
-            return torch.bincount(where, minlength=n_series * g.cells).view(n_series, g.cells)
-
         counts = [
             (
                 torch.bincount(cell, minlength=g.cells),
-                per_bin(g, cell, fails),
-                per_bin(g, cell, undefined),
+                _per_bin(g, cell, torch.cat(fails) if fails else None, n_series),
+                _per_bin(g, cell, torch.cat(undefined) if undefined else None, n_series),
             )
             for g, cell in zip(self._grids, cells, strict=True)
         ]
@@ -674,85 +537,63 @@ class ErrorMaps:
         r = torch.div(num, den).nan_to_num_(nan=0.0, posinf=math.inf)
         return torch.where(ok, r, torch.full_like(r, -math.inf))
 
-    def _ratios(self, view: ChunkView) -> tuple[torch.Tensor, torch.Tensor | None, list[float]]:
-        """Each series' ratio at each point (-inf where undefined), where it is undefined
-        (None when it is defined everywhere), and each series' largest ratio."""
-        m = len(view)
-        ratios = torch.empty((len(self._series), m), dtype=torch.float64)
-        top: list[float] = []
+    def _rows(self, view: ChunkView) -> list[_Row]:
+        """Each series' ratio at each point and its largest value: the verdict's, read off
+        the view, where every point is defined; else computed again, carefully."""
+        rows: list[_Row] = []
         solves: list[int] = []
-        for s, (q, measure) in enumerate(self._series):
+        for q, measure in self._series:
             if measure == "error":  # the verdict's own ratio and its maximum (see ChunkView)
-                ratios[s].copy_(view.ratio[q])
-                top.append(float(view.ratio_max[q]))
+                rows.append(_Row(view.ratio[q], float(view.ratio_max[q]), False))
             else:
-                torch.div(view.exact[q].abs(), view.reference[q], out=ratios[s])
-                solves.append(s)
-                top.append(math.nan)
+                solves.append(len(rows))
+                rows.append(_Row(torch.div(view.exact[q].abs(), view.reference[q]), 0.0, False))
         if solves:  # one synchronisation for the solves rows' maxima and their bounds'
-            rows = torch.stack(
+            tops = torch.stack(
                 [
-                    torch.stack([ratios[s].amax(), view.reference[self._series[s][0]].amax()])
+                    torch.stack([rows[s].ratio.amax(), view.reference[self._series[s][0]].amax()])
                     for s in solves
                 ]
             ).tolist()
-            for s, (r, den) in zip(solves, rows, strict=True):
-                top[s] = r if math.isfinite(den) else math.nan
+            for s, (r, den) in zip(solves, tops, strict=True):
+                rows[s] = replace(rows[s], top=r if math.isfinite(den) else math.nan)
         # Where a quantity is undefined (the view counts those points) or a bound overflows,
         # the ratios are computed again, carefully.
-        bad = [s for s, r in enumerate(top) if math.isnan(r) or view.undefined[self._series[s][0]]]
-        if not bad:
-            return ratios, None, top
-        undefined = torch.zeros((len(self._series), m), dtype=torch.bool)
-        for s in bad:
-            ratios[s] = self._ratio_row(view, *self._series[s])
-            undefined[s] = ratios[s] == -math.inf
-            top[s] = float(ratios[s].amax())
-        return ratios, undefined, top
+        for s, (q, measure) in enumerate(self._series):
+            if math.isnan(rows[s].top) or view.undefined[q]:
+                ratio = self._ratio_row(view, q, measure)
+                rows[s] = _Row(ratio, float(ratio.amax()), True)
+        return rows
 
     def _chunk_worst(
-        self,
-        view: ChunkView,
-        ratios: torch.Tensor,
-        top: list[float],
-        floor: torch.Tensor,
+        self, view: ChunkView, rows: Sequence[_Row], floors: Sequence[float]
     ) -> list[list[_Worst]]:
         """Each series' points of the chunk that can be among the run's worst: at most
         ``worst`` of them, largest ratio first, ties to the lowest index, so that merging the
-        chunks in order keeps the run's."""
-        out: list[list[_Worst]] = [[] for _ in self._series]
-        # Earlier chunks' points have lower indices: a tie with their k-th point loses.
-        bars = floor.view(-1).tolist()
-        k = min(self.worst, ratios.shape[1])
-        if k == 0 or all(t <= b for t, b in zip(top, bars, strict=True)):
-            return out
-        m = ratios.shape[1]
-        above = ratios > floor
-        cs, cp = _positions(above)
-        if cs.numel() > 4 * k * len(top) and m >= k * POSITION_BLOCK:
-            # Early chunks: the k-th largest of the blocks' maxima is at most the k-th largest
-            # ratio, so every point of the k largest is at least that.
-            whole = m // POSITION_BLOCK * POSITION_BLOCK
-            blocks = ratios[:, :whole].reshape(len(top), -1, POSITION_BLOCK).amax(2)
-            above &= ratios >= torch.topk(blocks, k, dim=1).values[:, -1:]
-            cs, cp = _positions(above)
-        counts = torch.bincount(cs, minlength=len(top)).tolist()
-        heavy = [s for s, c in enumerate(counts) if c > 4 * k]
-        if heavy:  # many ties: the row's k largest, the first ties by index
-            light = ~torch.isin(cs, torch.tensor(heavy))
-            rows, points = [cs[light]], [cp[light]]
-            for s in heavy:
-                bar, row = bars[s], ratios[s]
-                t = float(torch.topk(row, k).values[-1])
-                first = torch.nonzero(row > max(bar, t)).squeeze(1)
+        chunks in order keeps the run's. A series whose largest ratio in the chunk does not
+        beat the worst points kept (all of earlier chunks, so of lower index: a tie loses)
+        is not searched."""
+        k = min(self.worst, len(view))
+        cs: list[torch.Tensor] = []
+        cp: list[torch.Tensor] = []
+        cr: list[torch.Tensor] = []
+        for s, (row, bar) in enumerate(zip(rows, floors, strict=True)):
+            if k == 0 or not row.top > bar:
+                continue
+            ratio = row.ratio
+            at = _nonzero(ratio > bar) if bar > -math.inf else None
+            if at is None or at.numel() > 4 * k:  # many: the row's k largest, ties by index
+                t = float(torch.topk(ratio, k).values[-1])
+                at = torch.nonzero(ratio > max(bar, t)).squeeze(1)
                 if t > bar:
-                    ties = torch.nonzero(row == t).squeeze(1)[: k - first.numel()]
-                    first = torch.sort(torch.cat([first, ties])).values
-                rows.append(torch.full_like(first, s))
-                points.append(first)
-            cs, cp = torch.cat(rows), torch.cat(points)
-        cr = ratios.view(-1).index_select(0, cs * m + cp)
-        return self._worst_rows(view, cs, cp, cr)
+                    ties = torch.nonzero(ratio == t).squeeze(1)[: k - at.numel()]
+                    at = torch.sort(torch.cat([at, ties])).values
+            cs.append(torch.full_like(at, s))
+            cp.append(at)
+            cr.append(ratio.index_select(0, at))
+        if not cs:
+            return [[] for _ in self._series]
+        return self._worst_rows(view, torch.cat(cs), torch.cat(cp), torch.cat(cr))
 
     def _worst_rows(
         self, view: ChunkView, cs: torch.Tensor, cp: torch.Tensor, cr: torch.Tensor
@@ -779,8 +620,51 @@ class ErrorMaps:
 
 
 POSITION_BLOCK = 1024
+SAMPLE_BLOCK = 4096
+"""Points are sampled in blocks of this many consecutive indices (read at the memory's speed,
+where single points scattered over a chunk are read at its latency; the points are
+independent draws, so a block is as good a sample as any)."""
 RECOUNT_BLOCK = 1 << 17
 """Points sampled again at a time when skipped chunks are counted."""
+
+
+def sampled_points(n: int, stride: int) -> int:
+    """How many of a run's ``n`` points the sample of :class:`ErrorMaps` with ``stride``
+    holds (the blocks of :data:`SAMPLE_BLOCK` points whose number is a multiple of it; 0 for
+    a stride of 0, a counts-only sink's)."""
+    if stride < 1:
+        return 0
+    whole, rest = divmod(n, stride * SAMPLE_BLOCK)
+    return whole * SAMPLE_BLOCK + min(rest, SAMPLE_BLOCK)
+
+
+def _bin_index(x: torch.Tensor, lo: float, hi: float, bins: int) -> torch.Tensor:
+    """Each coordinate's bin of ``bins`` equal bins over ``[lo, hi]`` (the upper end and
+    anything outside clamped into the end bins), as int32, which is cheaper to pass than int64.
+
+    The scaled coordinate is truncated, then clamped: where it is not negative, truncating is
+    its floor, and a negative one ends in bin 0 either way. (A coordinate more than 2^31 bins
+    outside the box would not convert; a run's points lie in its box.)"""
+    scale = bins / (hi - lo) if hi > lo else 0.0
+    scaled = torch.mul(x, scale) if lo == 0 else torch.sub(x, lo).mul_(scale)
+    return scaled.to(torch.int32).clamp_(0, bins - 1)
+
+
+def _flat(positions: Sequence[torch.Tensor | None], m: int) -> torch.Tensor | None:
+    """Per-series positions in a chunk of ``m`` points as one tensor of ``series * m + i``."""
+    parts = [p + s * m for s, p in enumerate(positions) if p is not None and p.numel()]
+    return torch.cat(parts) if parts else None
+
+
+def _per_bin(g: _Binned, cell: torch.Tensor, at: torch.Tensor | None, n_series: int) -> Any:
+    """How many of the points ``at`` (``series * m + i``, see :func:`_flat`) lie in each of
+    ``g``'s bins, per series (None when there are none)."""
+    if at is None or at.numel() == 0:
+        return None
+    m = cell.numel()
+    series = torch.div(at, m, rounding_mode="floor")
+    where = series * g.cells + cell.index_select(0, at - series * m)
+    return torch.bincount(where, minlength=n_series * g.cells).view(n_series, g.cells)
 
 
 def _on_cpu(view: ChunkView) -> ChunkView:
@@ -803,76 +687,22 @@ def _on_cpu(view: ChunkView) -> ChunkView:
     )
 
 
-def _positions(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The (series, point) positions where a (series, points) mask is true, in order.
+def _nonzero(mask: torch.Tensor) -> torch.Tensor:
+    """The positions where a 1-D mask is true, in order.
 
     A mask that is mostly false is searched block by block: one reduction finds the blocks
     that hold a true entry, and only those are searched."""
-    m = mask.shape[1]
-    flat = mask.view(-1)
-    whole = flat.numel() // POSITION_BLOCK * POSITION_BLOCK
-    found = None
-    if whole and flat.is_contiguous():
-        blocks = flat[:whole].view(-1, POSITION_BLOCK)
+    whole = mask.numel() // POSITION_BLOCK * POSITION_BLOCK
+    if whole and mask.is_contiguous():
+        blocks = mask[:whole].view(-1, POSITION_BLOCK)
         # A block's bytes read as 64-bit words: 8 flags a word, so the test is cheap.
         hit = torch.nonzero(blocks.view(torch.int64).any(1)).squeeze(1)
         if hit.numel() <= blocks.shape[0] // 8:
             inner = torch.nonzero(blocks.index_select(0, hit))
             head = hit.index_select(0, inner[:, 0]) * POSITION_BLOCK + inner[:, 1]
-            tail = torch.nonzero(flat[whole:]).squeeze(1) + whole
-            found = torch.cat([head, tail])
-    if found is None:
-        found = torch.nonzero(flat).squeeze(1)
-    series = torch.div(found, m, rounding_mode="floor")
-    return series, found - series * m
-
-
-def _reduce_to(g: Grid, axis_var: int) -> Grid:
-    """A pair's grid reduced to the profile of one of its variables (position ``axis_var``)."""
-    a = g.axes.index(axis_var)
-    other = 1 - a
-    mx = g.max_ratio.nan_to_num(nan=-math.inf, posinf=math.inf).amax(other)
-    mx[mx == -math.inf] = math.nan
-    return Grid(
-        variables=(g.variables[a],),
-        axes=(axis_var,),
-        edges=(g.edges[a],),
-        max_ratio=mx,
-        count=g.count.sum(other),
-        failing=g.failing.sum(other),
-        undefined=g.undefined.sum(other),
-    )
-
-
-def _contrast(max_ratio: torch.Tensor) -> float:
-    """How much a map's largest bin stands out: log10(max / median) over its defined bins."""
-    v = max_ratio[torch.isfinite(max_ratio)].flatten()
-    inf = bool(torch.isinf(max_ratio).any())
-    if v.numel() == 0:
-        return math.inf if inf else 0.0
-    tiny = 1e-300
-    top = math.inf if inf else float(v.max())
-    return math.log10(max(top, tiny)) - math.log10(max(float(v.median()), tiny))
-
-
-def ranked_pairs(qmap: QuantityMap) -> list[tuple[int, int]]:
-    """The pairs of variables (positions, ``i < j``) ordered from the most structure to the
-    least, for showing a run of three or more variables in a few 2-D projections.
-
-    First comes the pair of the two variables along which the worst point stands out most
-    (the contrast of their 1-D profiles: the largest bin, where the worst point lies,
-    against the median bin); the other pairs follow by the contrast of their 2-D grid of
-    largest ratios (ties keep the domain's order).
-    """
-    d = len(qmap.profiles)
-    if d < 2:
-        return []
-    local = sorted(range(d), key=lambda a: (-_contrast(qmap.profiles[a].max_ratio), a))
-    first = (min(local[0], local[1]), max(local[0], local[1]))
-    rest = [g.axes for g in qmap.pairs if g.axes != first]
-    contrast = {g.axes: _contrast(g.max_ratio) for g in qmap.pairs}
-    rest.sort(key=lambda p: -contrast[p])
-    return [first, *[(p[0], p[1]) for p in rest]]
+            tail = torch.nonzero(mask[whole:]).squeeze(1) + whole
+            return torch.cat([head, tail])
+    return torch.nonzero(mask).squeeze(1)
 
 
 __all__ = [
@@ -880,6 +710,7 @@ __all__ = [
     "MAX_PAIR_CELLS",
     "ErrorMaps",
     "DEFAULT_PROFILE_BINS",
+    "DEFAULT_SAMPLE",
     "DEFAULT_WORST",
     "ErrorMapsResult",
     "Grid",
@@ -887,4 +718,5 @@ __all__ = [
     "RunInfo",
     "WorstPoint",
     "ranked_pairs",
+    "sampled_points",
 ]

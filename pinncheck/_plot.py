@@ -192,6 +192,24 @@ class MapsData:
     lo: float
     hi: float
     dimensions: int
+    stride: int = 1
+    """Where a bin passes (ratio at most 1), its colour is the largest ratio of the run's
+    points sampled for the maps: every point when 1; else the blocks of
+    :data:`~pinncheck._maps.SAMPLE_BLOCK` points whose number is a multiple of ``stride``, and
+    each bin's first point. A failing bin's ratio is exact (every failing point counts)."""
+    sampled: int = 0
+    """How many of the run's points that sample holds (``n`` when ``stride`` is 1)."""
+
+    def note(self) -> str:
+        """The figure's note on the sample (empty when every point was binned)."""
+        from ._maps import SAMPLE_BLOCK
+
+        if self.stride <= 1:
+            return ""
+        return (
+            f"Bins at or below 1: the largest ratio of {self.sampled:,} sampled points "
+            f"(one block of {SAMPLE_BLOCK:,} in {self.stride}); bins above 1: exact."
+        )
 
 
 def plot_data(report: Any, maps: Any = None) -> Any:
@@ -307,6 +325,8 @@ def _maps_data(report: Any, result: Any) -> MapsData:
             series.append(q.solves)
     d = len(result.variables)
     panels: list[Panel] = []
+    from ._maps import sampled_points
+
     if d <= 2:
         for q in series:
             grid = q.profiles[0] if d == 1 else q.pairs[0]
@@ -329,7 +349,17 @@ def _maps_data(report: Any, result: Any) -> MapsData:
     positive = values[np.isfinite(values) & (values > 0)]
     lo = min(1e-2, float(positive.min())) if positive.size else 1e-2
     hi = max(1e2, float(positive.max())) if positive.size else 1e2
-    return MapsData(_title(report), panels, rows, cols, max(lo, LOWEST), min(hi, HIGHEST), d)
+    return MapsData(
+        _title(report),
+        panels,
+        rows,
+        cols,
+        max(lo, LOWEST),
+        min(hi, HIGHEST),
+        d,
+        stride=max(1, result.stride),
+        sampled=sampled_points(result.n, result.stride),
+    )
 
 
 def _panel(
@@ -592,7 +622,8 @@ def _draw_maps(data: MapsData) -> Figure:
     if any(p.singular for p in data.panels):
         handles.append(Line2D([], [], color="black", ls=":", lw=1.5, label="singular set"))
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8)
-    fig.suptitle(_wrapped(data.title, fig), fontsize=10)
+    note = data.note()
+    fig.suptitle(_wrapped(data.title + (f"\n{note}" if note else ""), fig), fontsize=10)
     return fig
 
 

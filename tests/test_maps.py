@@ -16,7 +16,16 @@ import torch
 
 from helpers import HEAT, HEAT_ARGS, run_cli
 from pinncheck._check import prepare_check
-from pinncheck._maps import ErrorMaps, ErrorMapsResult, Grid, QuantityMap, ranked_pairs
+from pinncheck._maps import (
+    DEFAULT_SAMPLE,
+    SAMPLE_BLOCK,
+    ErrorMaps,
+    ErrorMapsResult,
+    Grid,
+    QuantityMap,
+    ranked_pairs,
+    sampled_points,
+)
 from pinncheck._pointwise import ChunkView, Layout
 from pinncheck._residual import prepare_residual
 from pinncheck._termmap import ASCII, UNICODE, map_cells, marks_for, render_map
@@ -47,10 +56,12 @@ def _buggy(tmp_path: Path, condition: str, name: str = "buggy") -> str:
     return f"{name}.py:residual"
 
 
-def _verify_maps(tmp_path: Path, condition: str, n: int = 2000, **kw: object) -> tuple:
+def _verify_maps(
+    tmp_path: Path, condition: str, n: int = 2000, sample: int = DEFAULT_SAMPLE, **kw: object
+) -> tuple:
     target = _buggy(tmp_path, condition)
     job = prepare_verify(target, n=n, base_dir=tmp_path, **HEAT, **kw)
-    sink = ErrorMaps()
+    sink = ErrorMaps(sample=sample)
     report = job.run(sinks=[sink])
     return report, sink.result()
 
@@ -63,12 +74,17 @@ def _upper(grid: Grid, axis: int = 0) -> torch.Tensor:
     return grid.edges[axis][1:]
 
 
-def test_a_bug_where_x_exceeds_0_9_is_located_by_the_map(tmp_path: Path) -> None:
-    report, maps = _verify_maps(tmp_path, "X > 0.9")
+@pytest.mark.parametrize(("n", "sample"), [(2000, DEFAULT_SAMPLE), (12_000, 1000)])
+def test_a_bug_where_x_exceeds_0_9_is_located_by_the_map(
+    tmp_path: Path, n: int, sample: int
+) -> None:
+    # The second run bins the largest ratios of passing bins from a sample (stride 12).
+    report, maps = _verify_maps(tmp_path, "X > 0.9", n=n, sample=sample)
+    assert maps.stride == (1 if n <= sample else 12)
     eq = report.equations[0]
     assert report.status == "fail" and eq.failing_points > 50
     qmap = maps.quantity("eq1")
-    assert qmap.failing == eq.failing_points and qmap.count == 2000
+    assert qmap.failing == eq.failing_points and qmap.count == n
     for prof in (qmap.profile("x"), qmap.pair("x", "t")):
         x_prof = prof if len(prof.shape) == 1 else None
         if x_prof is None:  # the pair, reduced by hand along t
@@ -159,12 +175,14 @@ def _data(n: int, d: int) -> tuple[list[torch.Tensor], ...]:
     return pts, values, exact, tol, ref
 
 
-def _synthetic(n: int, chunk: int, d: int, largest: bool = True) -> ErrorMapsResult:
+def _synthetic(
+    n: int, chunk: int, d: int, largest: bool = True, sample: int = DEFAULT_SAMPLE
+) -> ErrorMapsResult:
     """:func:`_data` fed to a sink in chunks of ``chunk`` points."""
     pts, values, exact, tol, ref = _data(n, d)
     names = tuple(f"v{j}" for j in range(d))
     layout = Layout(("a", "b"), ("derivative", "equation"), names, (-1.0,) * d, (1.0,) * d, n)
-    sink = ErrorMaps(worst=5, largest=largest)
+    sink = ErrorMaps(worst=5, largest=largest, sample=sample)
     sink.start(layout)
     for s in range(0, n, chunk):
         sl = slice(s, s + chunk)
@@ -230,6 +248,71 @@ def test_bins_equal_a_brute_force_count_whatever_the_chunk(d: int) -> None:
         order = sorted(range(n), key=lambda i: (-float(key[i]), i))[:5]
         assert [w.index for w in qmap.worst] == order
         assert [w.ratio for w in qmap.worst] == [float(key[i]) for i in order]
+
+
+def _reference_cells(pts: list[torch.Tensor], grid: Grid) -> torch.Tensor:
+    """Each point's bin in ``grid`` (flattened), the plain way (the box is [-1, 1]^d)."""
+    cell = torch.zeros(pts[0].numel(), dtype=torch.int64)
+    for a, bins in zip(grid.axes, grid.shape, strict=True):
+        b = ((pts[a] + 1) / 2 * bins).floor().clamp(0, bins - 1).long()
+        cell = cell * bins + b
+    return cell
+
+
+@pytest.mark.parametrize("d", [2, 3])
+def test_failing_bins_are_exact_and_passing_bins_come_from_the_sample(d: int) -> None:
+    n, sample = 50_000, 10_000
+    results = [_synthetic(n, chunk, d, sample=sample) for chunk in (n, 4999)]
+    _same(*results)  # the sample depends on the points' indices, not on the chunks
+    whole = results[0]
+    stride = whole.stride
+    assert stride == 5
+    pts, values, exact, tol, _ = _data(n, d)
+    index = torch.arange(n)
+    in_sample = (index // SAMPLE_BLOCK) % stride == 0
+    assert sampled_points(n, stride) == int(in_sample.sum()) < n // 4
+    lower = 0
+    for q, qmap in enumerate(whole.quantities):
+        defined = torch.isfinite(values[q]) & torch.isfinite(exact[q])
+        den = torch.where(torch.isfinite(tol[q]), tol[q], torch.zeros_like(tol[q]))
+        ratio = ((values[q] - exact[q]).abs() / den).nan_to_num(nan=0.0, posinf=math.inf)
+        key = torch.where(defined, ratio, torch.full_like(ratio, -math.inf))
+        order = torch.sort(key, descending=True, stable=True).indices[:5]
+        assert [w.index for w in qmap.worst] == order.tolist()  # exact, not sampled
+        for grid in qmap.pairs:
+            cell = _reference_cells(pts, grid)
+            cells = grid.count.numel()
+            empty = torch.full((cells,), -math.inf, dtype=torch.float64)
+            every = empty.scatter_reduce(0, cell, key, reduce="amax")
+            first = torch.full((cells,), n).scatter_reduce(0, cell, index, reduce="amin")
+            is_first = torch.zeros(n, dtype=torch.bool)
+            is_first[first[first < n]] = True
+            binned = in_sample | (key > 1) | is_first
+            from_sample = empty.scatter_reduce(0, cell[binned], key[binned], reduce="amax")
+            got = grid.max_ratio.flatten().nan_to_num(nan=-math.inf, posinf=math.inf)
+            fails = every > 1
+            assert bool(fails.any()) and bool((~fails & (grid.count.flatten() > 0)).any())
+            assert torch.equal(got[fails], every[fails])  # failing bins: every point
+            assert torch.equal(got, from_sample) and bool((got <= every).all())
+            lower += int((got < every).sum())
+            assert torch.equal(grid.count.flatten(), torch.bincount(cell, minlength=cells))
+            failing = torch.bincount(cell[key > 1], minlength=cells)
+            assert torch.equal(grid.failing.flatten(), failing)
+            # Every bin with a defined point has a ratio (its first point's, if need be).
+            has_defined = torch.bincount(cell[defined], minlength=cells) > 0
+            assert bool((got[has_defined] > -math.inf).all())
+    assert lower > 100  # passing bins' largest ratios are the sample's, below the exact ones
+
+
+def test_the_sample_holds_every_point_up_to_its_size() -> None:
+    n = 6000
+    assert _synthetic(n, 777, 2, sample=n).stride == 1
+    _same(_synthetic(n, 777, 2, sample=n), _synthetic(n, n, 2))
+    assert _synthetic(n, n, 2, sample=n - 1).stride == 2
+    assert sampled_points(n, 1) == n and sampled_points(n, 0) == 0
+    assert sampled_points(3 * SAMPLE_BLOCK + 5, 2) == 2 * SAMPLE_BLOCK
+    with pytest.raises(ValueError):
+        ErrorMaps(sample=0)
 
 
 @pytest.mark.parametrize("d", [1, 2, 3])

@@ -573,3 +573,24 @@ def test_the_plots_sink_keeps_the_same_memory_whatever_n() -> None:
         )
         kept.append((maps.nbytes(), [len(q.worst) for q in maps.result().quantities]))
     assert kept[0] == kept[1] and kept[0][0] < 2_000_000, kept
+
+
+@needs_matplotlib
+def test_a_large_run_says_that_its_passing_bins_are_sampled() -> None:
+    from pinncheck._check import prepare_check
+    from pinncheck._maps import DEFAULT_SAMPLE, sampled_points
+    from pinncheck._plot import error_maps, figure, plot_data
+
+    notes = []
+    for n in (2_000, 300_000):
+        maps = error_maps()
+        job = prepare_check("x1**2*sin(x2)", ["x1=0:1", "x2=0:1"], n=n, order=1)
+        report = job.run(sinks=[maps])
+        data = plot_data(report, maps)
+        stride = -(-n // DEFAULT_SAMPLE)
+        assert (data.stride, data.sampled) == (stride, sampled_points(n, stride))
+        title = " ".join(figure(report, maps).get_suptitle().split())
+        assert data.note() == "" or " ".join(data.note().split()) in title
+        notes.append(data.note())
+    assert notes[0] == "" and data.stride == 3 and data.sampled < 300_000 // 2
+    assert f"{data.sampled:,} sampled points" in notes[1] and "above 1: exact" in notes[1]
