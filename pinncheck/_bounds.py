@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from ._evaluate import Program, _Step
+from ._evaluate import Program, _Step, heaviside_of, sign_of
 
 UNIT_ROUNDOFF: dict[str, float] = {
     "float64": 2.0**-53,
@@ -173,11 +173,11 @@ def _step_like(
 
 
 def _heaviside(xs: list[_Value], step: _Step, u: float) -> _Value:
-    return _step_like(xs, 1.0, lambda t: torch.heaviside(t, t.new_tensor(0.5)))
+    return _step_like(xs, 1.0, heaviside_of)  # (the plain program's values, NaN included)
 
 
 def _sign(xs: list[_Value], step: _Step, u: float) -> _Value:
-    return _step_like(xs, 2.0, torch.sign)
+    return _step_like(xs, 2.0, sign_of)
 
 
 def _extremum(pair: Callable[..., torch.Tensor], upper: bool) -> Rule:

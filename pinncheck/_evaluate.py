@@ -115,6 +115,17 @@ def _chain(
     return acc, own
 
 
+def sign_of(x: torch.Tensor) -> torch.Tensor:
+    """sign(x), NaN where x is NaN (torch.sign gives 0 there: an undefined argument would
+    give a defined value)."""
+    return torch.where(torch.isnan(x), x, torch.sign(x))
+
+
+def heaviside_of(x: torch.Tensor) -> torch.Tensor:
+    """SymPy's Heaviside: 0, 1/2 at 0, 1; NaN where x is NaN."""
+    return torch.add(sign_of(x), 1.0).mul_(0.5)
+
+
 def _add(xs: list[torch.Tensor], step: _Step) -> torch.Tensor:
     acc, own = _chain(xs, step, torch.neg, torch.add, torch.sub)
     if step.param:
@@ -161,7 +172,7 @@ _OPS: dict[str, Callable[[list[torch.Tensor], _Step], torch.Tensor]] = {
     "zero": lambda xs, step: torch.zeros_like(xs[0]),
     "delta": lambda xs, step: torch.zeros_like(xs[0]).masked_fill(xs[0] == 0, float("nan")),
     # (sign(x) + 1)/2: 1/2 at 0 as SymPy's Heaviside, and differentiable (zero gradient).
-    "heaviside": lambda xs, step: torch.add(torch.sign(xs[0]), 1.0).mul_(0.5),
+    "heaviside": lambda xs, step: heaviside_of(xs[0]),
     "minimum": lambda xs, step: _extremum(xs, step, torch.minimum, upper=True),
     "maximum": lambda xs, step: _extremum(xs, step, torch.maximum, upper=False),
 }
@@ -179,8 +190,9 @@ def _extremum(xs: list[torch.Tensor], step: _Step, pair: Callable, upper: bool) 
 
 
 _OPS.update({name: _unary(name) for name in (*_UNARY.values(), "reciprocal", "sqrt", "rsqrt")})
+_OPS["sign"] = lambda xs, step: sign_of(xs[0])
 # Ops that may write into their first argument, and those whose first two args commute.
-_INPLACE = set(_OPS) - {"rpow", "powt", "zero", "delta", "heaviside", "minimum", "maximum"}
+_INPLACE = set(_OPS) - {"rpow", "powt", "zero", "delta", "heaviside", "sign", "minimum", "maximum"}
 _COMMUTE = {"add", "mul"}
 
 
@@ -251,6 +263,10 @@ class _Lowering:
         if not pos and not neg:
             return _constant(expr)
         const = _constant(sympy.Add(*consts)) if consts else 0.0
+        if len(pos) == 1 and not neg and const == 0.0:
+            # (a constant that rounds to 0: no step that would alias its input, and that a
+            # later in-place step could then write through)
+            return pos[0]
         return self._emit("add", pos + neg, const, len(neg))
 
     def _product(self, expr: sympy.Expr) -> Ref:
@@ -267,6 +283,10 @@ class _Lowering:
         if not num and not den:
             return _constant(expr)
         coeff = _constant(sympy.Mul(*consts)) if consts else 1.0
+        if len(num) == 1 and not den and coeff == 1.0:
+            # (cos(1e-9)*x: a factor that rounds to 1 gives no identity step, which would
+            # alias x, so that a later in-place step would overwrite it)
+            return num[0]
         return self._emit("mul", num + den, coeff, len(den))
 
     def _extremum(self, expr: sympy.Expr) -> Ref:

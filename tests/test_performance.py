@@ -23,9 +23,15 @@ EXPRESSIONS = [
     "-tanh((x-0.5*t)/0.02)*exp(-x**2) + log(1+x**2+t**2)",
     "x/(1 + y**2) - sqrt(1 + t)/x**3 + 2**x*x**y",
     "sigmoid(x - y)*atan(t) - Abs(x - 0.5) + 2*x - 7",
+    # A factor that rounds to 1 (and a sum with a term that rounds to 0): no identity step that
+    # aliases x, through which an in-place step would overwrite the input.
+    "cos(1e-9)*x**2/2 + exp(x)*y + t",
+    "asinh(0.02*x**2 + 1.0*x + 2000000.0*y + 0.02)",
 ]
 # Functions SymPy's derivatives produce that the parser does not accept.
 RECIPROCALS = sympy.sec(x) + sympy.csc(1 + y) + sympy.cot(1 + t) + sympy.sech(x) + sympy.coth(y)
+# SymPy keeps a Float coefficient of 1.0.
+FLOAT_ONE = sympy.Float(1.0) * x * y + sympy.exp(y) * t
 
 
 def _inputs(n: int = 257) -> list[torch.Tensor]:
@@ -44,7 +50,7 @@ def _reference(expr: sympy.Expr, pts: list[torch.Tensor]) -> torch.Tensor:
 @pytest.mark.parametrize("cse", [False, True])
 @pytest.mark.parametrize("inplace", [False, True])
 def test_program_evaluates_like_numpy_and_leaves_inputs_alone(cse: bool, inplace: bool) -> None:
-    exprs = [parse_expression(e) for e in EXPRESSIONS] + [RECIPROCALS]
+    exprs = [parse_expression(e) for e in EXPRESSIONS] + [RECIPROCALS, FLOAT_ONE]
     derivs = [sympy.diff(e, v) for e in exprs for v in (x, y, t)]
     everything = exprs + derivs + [sympy.Integer(3), x, exprs[0]]
     pts = _inputs()
@@ -159,3 +165,17 @@ def test_timings_cover_the_work() -> None:
     for key in ("sample_s", "autograd_s", "exact_s", "compare_s", "total_s"):
         assert timings[key] >= 0.0
     assert timings["total_s"] >= timings["setup_s"]
+
+
+def test_sign_and_heaviside_of_an_undefined_argument_are_undefined() -> None:
+    # torch.sign(NaN) is 0, which would make Heaviside(log(x)) = 1/2 at x < 0: a defined
+    # exact value where the function is undefined (and the bound's value would differ).
+    from pinncheck._bounds import run_bounded
+
+    exprs = [sympy.Heaviside(sympy.log(x)), sympy.sign(sympy.log(x))]
+    pts = [torch.tensor([-1.0, 0.5, 2.0], dtype=torch.float64)] + [torch.ones(3)] * 2
+    prog = Program(exprs, [x, y, t])
+    for values in (prog.run(pts), run_bounded(prog, pts, [None] * 3, 2.0**-53)[0]):
+        heaviside, sign = (v.tolist() for v in values)
+        assert math.isnan(heaviside[0]) and heaviside[1:] == [0.0, 1.0]
+        assert math.isnan(sign[0]) and sign[1:] == [-1.0, 1.0]
