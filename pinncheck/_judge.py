@@ -62,10 +62,12 @@ def judge_chunk(
     of the run's bound sample (None where every point has its full bound).
 
     The running bound B of a value v is at least ``u*|v|`` (its last rounding; for a residual,
-    ``u*sum|term|``), so ``K*u*|v|`` is a lower bound of the model's tolerance ``K*B``. A point
-    whose error is below half of it passes for certain, whatever B is, and its verdict needs
-    no bound. The full bound (several times the cost of the exact values) is computed only at
-    the other points (at all points of small runs, coarse dtypes and tolerance overrides).
+    ``u*sum|term|``), so ``K*u*|v|`` is a lower bound of the model's tolerance ``K*B``; so is
+    ``K*L`` for a term's structural lower bound L (:mod:`pinncheck._floors`, which sees
+    cancellation inside the formula). A point whose error is below half of the larger passes
+    for certain, whatever B is, and its verdict needs no bound. The full bound (several times
+    the cost of the exact values) is computed only at the other points (at all points of small
+    runs, coarse dtypes and tolerance overrides).
     Elsewhere the lower bounds stand in; the reference error and the ill-conditioning reported
     also come from a sample of them, judged once per run (:func:`judge_sample`). The model's
     reference bound is then ``REFERENCE_SAFETY*u64/(K*u)`` times the tolerance at every point,
