@@ -82,9 +82,19 @@ def judge_chunk(
         in_bounds: list[torch.Tensor | None] = [x.abs().mul_(u) for x in pts64]
         bounds = _bounds_at(progs, pts64, in_bounds, ex[: len(progs.terms)], u)
         allowed_all, references = [], []
-        for b, tol, size, e in zip(bounds, tols, sizes, ex, strict=True):
+        floors: list[torch.Tensor | None] | None = None
+        for i, (b, tol, size, e) in enumerate(zip(bounds, tols, sizes, ex, strict=True)):
             size = e.abs() if size is None else size
             b = torch.maximum(b, size * u)
+            if not bool(torch.isfinite(b).all()):
+                # A bound that overflows (or is undefined: inf*0 in a slope) where the value is
+                # finite: the best finite lower bound stands in, as on the sampled path.
+                low = size * u
+                if i < len(progs.terms) and progs.floors:
+                    floors = floors or progs.floors.lower(pts64, kept, u)
+                    floor = floors[i]
+                    low = low if floor is None else torch.maximum(low, floor)
+                b = torch.where(torch.isfinite(b), b, low)
             if tol.override:
                 allowed_all.append(size.mul(tol.rtol or 0.0).add_(tol.atol or 0.0))
             else:
@@ -271,9 +281,11 @@ def _patch(
         bounds, tols, sizes, ex, errs, allowed, ratios, strict=True
     ):
         low = pick(e).abs_() if size is None else pick(size)
-        # A tolerance that overflows allows nothing (as ErrorStats judges it), so that the
-        # ratios handed on agree with the verdict (a bound is never negative).
-        full = torch.maximum(b, low.mul_(u)).mul_(tol.factor).nan_to_num_(nan=0.0, posinf=0.0)
+        full = torch.maximum(b, low.mul_(u)).mul_(tol.factor)
+        # Where the bound overflows (or is undefined: inf*0 in a slope), the lower bound that
+        # was there stands in (as on the full path); where the value itself is not finite,
+        # neither is it, and ErrorStats counts the point as undefined.
+        full = torch.where(torch.isfinite(full), full, pick(allowed_i))
         maxima.append(full.amax())
         allowed_i.index_copy_(0, at, full)
         if dense:  # one pass beats a gather and a scatter (0/0 is seen to by _tops)

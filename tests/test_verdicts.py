@@ -340,3 +340,41 @@ def test_the_bound_sample_is_one_block_in_stride_whatever_the_chunks(
         for i in range(lo, hi)
     ]
     assert halves == expected
+
+
+@pytest.mark.parametrize("extra", [-1000, 1000])
+def test_a_bound_that_overflows_falls_back_to_the_lower_bound_on_every_path(
+    monkeypatch: pytest.MonkeyPatch, extra: int
+) -> None:
+    # Where the running bound is inf or NaN (an intermediate bound overflows, or inf*0 in a
+    # slope) while the values are finite, the best finite lower bound is the tolerance, on the
+    # full path (small runs) as on the sampled one: a correct derivative passes on both.
+    import pinncheck._judge as judge
+    from pinncheck._judge import ALL_BOUNDS_UP_TO
+
+    real = judge._bounds_at
+
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        bounds = real(*args, **kwargs)
+        for b in bounds:
+            b[::7] = math.inf
+            b[3::7] = math.nan
+        return bounds
+
+    monkeypatch.setattr(judge, "_bounds_at", broken)
+    n = ALL_BOUNDS_UP_TO + extra
+    report = check("x1**2*sin(x2) + tanh((x1 - 0.5)/0.05)", ["x1=0:1", "x2=0:1"], n=n, order=2)
+    assert report.passed, [(d.name, d.status, d.stats.certain_failures) for d in report.derivatives]
+    # ... and a wrong one (autograd off by 1e-9 of its value) still fails.
+    import pinncheck._engine as engine
+
+    right = engine.autograd_side
+
+    def off(*args, **kwargs):  # type: ignore[no-untyped-def]
+        ag, derived = right(*args, **kwargs)
+        return [a * (1 + 1e-9) for a in ag], derived
+
+    monkeypatch.setattr(engine, "autograd_side", off)
+    wrong = check("x1**2*sin(x2)", ["x1=0:1", "x2=0:1"], n=n, order=1)
+    assert not wrong.passed
+    assert all(d.stats.certain_failures > 0 for d in wrong.derivatives)
