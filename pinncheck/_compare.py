@@ -156,7 +156,7 @@ class ErrorStats:
     unsure: Probe | None = None  # the largest bound on the reference's error
     max_reference_error: float = 0.0
     vague: int = 0  # points whose tolerance is not small against the quantity's size there
-    vague_stride: int = 0  # where vague is partly estimated from every this-many-th point
+    vague_stride: int = 0  # where vague is partly estimated: from a sample of 1 point in this many
     certain_failures: int = 0
     undecided_count: int = 0
     undecided: list[Probe] = field(default_factory=list)

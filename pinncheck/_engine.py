@@ -430,9 +430,8 @@ def _run_chunk(
     ex, kept = _exact_values(progs, pts64)
     part_sums = _part_sums(progs, pts64 + ex[: len(progs.terms)])
     # Each quantity's size at each point: |value|, or for a residual the sum of its terms'.
-    sums = [None] * len(progs.terms) + list(part_sums)
     # (None for a term: |exact| is computed where needed, not kept.)
-    sizes: list[torch.Tensor | None] = sums
+    sizes = [None for _ in progs.terms] + part_sums
     judged, sample = judge_chunk(
         progs, pts64, ex, ag + ag_derived, sizes, tols, u, start, n_total, kept
     )
@@ -459,15 +458,14 @@ def _run_chunk(
             err=j.error,
             ratio=j.ratio,
             ratio_max=j.ratio_max,
-            exact_max=j.exact_max,
+            exact_max=j.size_max if k < 0 else None,
             tolerance_max=j.allowed_max,
         )
         if k >= 0:
             if size is None:
                 scales.append(math.nan)
-            else:  # (the largest tolerance is K*u times the largest size, when known)
-                peak = size.max() if j.allowed_max is None else j.allowed_max / (u * tol.factor)
-                scales.append(float(peak))
+            else:
+                scales.append(float(size.max() if j.size_max is None else j.size_max))
             assert j.over_reference is not None
             st.extra["exact_over_reference"] = j.over_reference
     partials: list[object] = []

@@ -159,9 +159,9 @@ def judge_chunk(
                 q.index_copy_(0, at_idx, exact.div_(ref).mul_(lowest_ref))
     sample = _sample_of(start, pts64, ag, ex, sizes, extra, sample_stride(n_total))
     judged = [
-        Judged(allowed, to_ref / tol.factor, err, ratio, top, t_max, peak if i < n_terms else None)
-        for i, (allowed, tol, err, ratio, top, t_max, peak) in enumerate(
-            zip(allowed_all, tols, errs, ratios, tops, tol_max, peaks, strict=True)
+        Judged(allowed, to_ref / tol.factor, err, ratio, top, t_max, peak)
+        for allowed, tol, err, ratio, top, t_max, peak in zip(
+            allowed_all, tols, errs, ratios, tops, tol_max, peaks, strict=True
         )
     ]
     for i, q in over.items():
@@ -306,7 +306,7 @@ class Judged:
     ratio: torch.Tensor  # error / allowed (0 where both are 0; inf where allowed is not finite)
     ratio_max: float  # its largest value
     allowed_max: torch.Tensor | None = None  # allowed's largest value, where known (0-dim)
-    exact_max: torch.Tensor | None = None  # max |exact|, where known (0-dim)
+    size_max: torch.Tensor | None = None  # max |exact| (a residual's: max of its size), or None
     over_reference: float | None = None  # a residual's largest |exact| / reference bound
 
     def reference_tensor(self) -> torch.Tensor:

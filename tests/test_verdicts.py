@@ -378,3 +378,16 @@ def test_a_bound_that_overflows_falls_back_to_the_lower_bound_on_every_path(
     wrong = check("x1**2*sin(x2)", ["x1=0:1", "x2=0:1"], n=n, order=1)
     assert not wrong.passed
     assert all(d.stats.certain_failures > 0 for d in wrong.derivatives)
+
+
+@pytest.mark.parametrize("extra", [-40000, 5000])
+def test_the_term_scale_is_the_largest_sum_of_terms_on_every_path(extra: int) -> None:
+    # u_t - u_xx of a non-solution: points near the reference bound get the full bound, which
+    # must not leak into the reported term scale, max |u_t| + |u_xx| = 2*sin(1) (at x=1, t=0).
+    from pinncheck._judge import ALL_BOUNDS_UP_TO
+
+    u = "sin(x)*exp(-t) + 1e-9*x**3"
+    report = residual("u_t - u_xx", {"u": u}, ["x=0:1", "t=0:1"], n=ALL_BOUNDS_UP_TO + extra)
+    (eq,) = report.equations
+    assert eq.status == "fail"  # (not a solution)
+    assert 1.6 < eq.term_scale <= 2 * math.sin(1.0) + 1e-8
