@@ -23,7 +23,7 @@ expected forms.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -270,8 +270,6 @@ def build_call(
     u = solution_columns(symbols, solutions, [x[:, i] for i in range(x.shape[1])], extra)
     return PreparedCall((x, u), x)
 
-
-ResidualFunction = Callable[..., Any]
 
 __all__ = [
     "CONVENTIONS",

@@ -18,6 +18,7 @@ import torch
 from ._bounds import UNIT_ROUNDOFF, run_bounded
 from ._compare import VAGUE_FRACTION, ErrorStats, Probe, Tolerance, _argmax
 from ._pointwise import ratios_of
+from ._sample import sampled_blocks
 
 if TYPE_CHECKING:
     from ._engine import Programs
@@ -169,22 +170,6 @@ def judge_chunk(
     return judged, sample
 
 
-def _sample_ranges(start: int, m: int, stride: int) -> list[tuple[int, int]]:
-    """The chunk's stretches (local ``[lo, hi)``) of the run's bound sample: the blocks of
-    :data:`SAMPLE_BLOCK` points whose block index is a multiple of ``stride``. Each point is
-    drawn independently, so consecutive points are as random a sample as any; stretches copy
-    far faster than every ``stride``-th point."""
-    block = SAMPLE_BLOCK
-    j = -(-(start // block) // stride) * stride  # the first sampled block that can overlap
-    out = []
-    while j * block < start + m:
-        lo, hi = max(j * block, start) - start, min((j + 1) * block, start + m) - start
-        if hi > lo:
-            out.append((lo, hi))
-        j += stride
-    return out
-
-
 def _sample_of(
     start: int,
     pts64: list[torch.Tensor],
@@ -196,7 +181,7 @@ def _sample_of(
 ) -> BoundSample:
     """The chunk's points of the run's bound sample, with their values (copies: the chunk's
     tensors are let go)."""
-    ranges = _sample_ranges(start, pts64[0].numel(), stride)
+    ranges = sampled_blocks(start, pts64[0].numel(), stride, SAMPLE_BLOCK)
 
     def pick(x: torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:
         if not ranges:

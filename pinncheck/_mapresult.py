@@ -151,9 +151,10 @@ class ErrorMapsResult:
     :attr:`QuantityMap.solves`."""
     info: RunInfo = field(default_factory=RunInfo)
     stride: int = 1
-    """The bins' largest ratios at or below 1 are those of the run's points whose index is a
-    multiple of ``stride``, and of each bin's first point (1: every point; see
-    :class:`ErrorMaps`); 0 for counts-only maps, which keep no largest ratio per bin."""
+    """The bins' largest ratios at or below 1 are those of a sample of one block of the run's
+    points in ``stride`` (whole blocks of consecutive points), and of each bin's first point
+    (1: every point; see :class:`ErrorMaps`); 0 for counts-only maps, which keep no largest
+    ratio per bin."""
 
     def quantity(self, name: str) -> QuantityMap:
         for q in self.quantities:

@@ -38,6 +38,7 @@ from ._mapresult import (
     reduce_to,
 )
 from ._pointwise import ChunkView, Layout
+from ._sample import sampled_blocks
 
 DEFAULT_PROFILE_BINS = 200
 """Bins of each variable's 1-D profile."""
@@ -148,7 +149,8 @@ class ErrorMaps:
         self.solves = solves
         self.sample = sample
         self.stride = 1
-        """Passing bins' largest ratios come from every ``stride``-th point (set by start)."""
+        """Passing bins' largest ratios come from one block of points in ``stride`` (set by
+        start; see the class docstring)."""
         # Per series, the largest ratio (without largest: the largest failing ratio).
         self._top: list[float] = []
         # Without largest: the chunks (start, stop) left out for having nothing to show.
@@ -350,12 +352,7 @@ class ErrorMaps:
         when it is 1)."""
         if self.stride == 1:
             return [(0, m)]
-        period = self.stride * SAMPLE_BLOCK
-        return [
-            (max(b, start) - start, min(b + SAMPLE_BLOCK, start + m) - start)
-            for b in range(start // period * period, start + m, period)
-            if b + SAMPLE_BLOCK > start
-        ]
+        return sampled_blocks(start, m, self.stride, SAMPLE_BLOCK)
 
     def _largest(
         self,

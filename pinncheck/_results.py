@@ -153,6 +153,12 @@ class DerivativeResult(QuantityResult):
         }
 
 
+def quantities(report: Any) -> list[Any]:
+    """A report's derivatives, then its equations (a check has no equations, verify no
+    derivatives)."""
+    return [*getattr(report, "derivatives", []), *getattr(report, "equations", [])]
+
+
 def inconclusive_reason(s: ErrorStats) -> str:
     """Why a quantity's check could not say pass or fail."""
     if s.unresolved:

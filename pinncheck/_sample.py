@@ -55,6 +55,27 @@ def box_rows(domain: Domain, seed: int, start: int, stop: int) -> torch.Tensor:
     return pts
 
 
+def sampled_blocks(start: int, m: int, stride: int, block: int) -> list[tuple[int, int]]:
+    """The stretches (local ``[lo, hi)``) of points ``start .. start+m-1`` that lie in the
+    blocks of ``block`` consecutive points whose block number is a multiple of ``stride``: a
+    sample of one point in ``stride``, chosen by global index so that chunking changes
+    nothing. Each point is drawn independently, so consecutive points are as random a sample
+    as any, and stretches copy far faster than every ``stride``-th point.
+
+    Example:
+        >>> sampled_blocks(1000, 5000, 2, 1024)
+        [(0, 24), (1048, 2072), (3096, 4120)]
+    """
+    j = -(-(start // block) // stride) * stride  # the first sampled block that can overlap
+    out = []
+    while j * block < start + m:
+        lo, hi = max(j * block, start) - start, min((j + 1) * block, start + m) - start
+        if hi > lo:
+            out.append((lo, hi))
+        j += stride
+    return out
+
+
 def sample_box(
     domain: Domain,
     seed: int,

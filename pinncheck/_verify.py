@@ -68,7 +68,7 @@ from ._usercode import (
     trace_grad,
 )
 from ._usermemory import ChunkMemory, clear_framework_caches
-from ._verify_columns import coarser, dtype_name, equation_columns, none_evidence
+from ._verify_columns import coarser, equation_columns, none_evidence, torch_dtype_name
 from ._verify_diagnosis import Diagnosis, ResidualFunction
 
 
@@ -527,7 +527,7 @@ class _Run(Diagnosis):
                 term_scale=scale[i],
                 symbolic="not checked",
                 check_solution=False,
-                result_dtype=dtype_name(self.result_dtypes[i]),
+                result_dtype=torch_dtype_name(self.result_dtypes[i]),
             )
             for i in range(self.k)
         ]
@@ -558,7 +558,7 @@ class _Run(Diagnosis):
         the run's dtype, or the result's when that is coarser."""
         opts = self.opts
         dtype = coarser(opts.dtype, result)
-        return default_tolerance(dtype_name(dtype), rtol=opts.rtol, atol=opts.atol)
+        return default_tolerance(torch_dtype_name(dtype), rtol=opts.rtol, atol=opts.atol)
 
     def refine(self, stats: Sequence[ErrorStats], exact_res: Sequence[sympy.Expr]) -> None:
         """High precision where the float64 reference cannot settle a point (see _refine)."""
@@ -580,7 +580,7 @@ class _Run(Diagnosis):
             if self.coarse(i):
                 by_dtype.setdefault(self.result_dtypes[i], []).append(i)
         for dtype, eqs in by_dtype.items():
-            name = dtype_name(dtype)
+            name = torch_dtype_name(dtype)
             which = f" ({', '.join(f'eq{i + 1}' for i in eqs)})" if self.k > 1 else ""
             tol = tols[eqs[0]]
             head = (

@@ -117,7 +117,7 @@ def check_values(c: torch.Tensor, label: str) -> None:
         )
 
 
-def dtype_name(dtype: torch.dtype) -> str:
+def torch_dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).replace("torch.", "")
 
 

@@ -50,7 +50,7 @@ from ._results import _num, inconclusive_reason, point_coordinates
 from ._sample import sample_box
 from ._usercode import GradCall, call_user, exception_text
 from ._usermemory import clear_framework_caches
-from ._verify_columns import coarser, dtype_eps, dtype_name, equation_columns, none_evidence
+from ._verify_columns import coarser, dtype_eps, equation_columns, none_evidence, torch_dtype_name
 
 if TYPE_CHECKING:
     from ._verify import VerifyEquation, VerifyReport
@@ -103,7 +103,7 @@ class Diagnosis:
         """The dtype whose fit and coefficient tolerances apply to equation ``i``."""
         if not self.coarse(i):
             return self.opts.dtype_name
-        name = dtype_name(self.result_dtypes[i])
+        name = torch_dtype_name(self.result_dtypes[i])
         return name if name in FIT_RTOL else "float32"
 
     def point_text(self, i: int) -> str:
@@ -416,7 +416,7 @@ class Diagnosis:
             ref = float(torch.where(torch.isfinite(full), full.abs(), 0.0).max()) or 1.0
             worst = max(worst, float(diff.max()) / ref)
             coarsest = coarser(coarsest, self.result_dtypes[i])
-        name = dtype_name(coarsest)
+        name = torch_dtype_name(coarsest)
         limit = {"float64": 1e-9, "float32": 1e-4}.get(
             name, HALF_ROUNDING_UNITS * dtype_eps(coarsest)
         )

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from typer.core import TyperArgument, TyperCommand
 
+from ._dump import DEFAULT_LIMIT as DEFAULT_DUMP_LIMIT  # (stdlib imports only)
 from ._errors import ExitCode, OptionError, PinncheckError, UserCodeError
 from ._output import (
     CLOSED_PIPE_EXIT,
@@ -294,7 +295,6 @@ DumpLimitOpt = Annotated[
         help="At most N rows in the --dump-points file (1e5, 100_000).",
     ),
 ]
-DEFAULT_DUMP_LIMIT = 100_000  # pinncheck._dump.DEFAULT_LIMIT (a test checks it)
 
 
 def _point_dump(path: str | None, limit: int, seed: int, solves: bool = False) -> list[Any]:

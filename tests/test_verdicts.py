@@ -326,7 +326,11 @@ def test_an_inconclusive_equation_says_why_in_the_summary_line() -> None:
 def test_the_bound_sample_is_one_block_in_stride_whatever_the_chunks(
     start: int, m: int, stride: int
 ) -> None:
-    from pinncheck._judge import SAMPLE_BLOCK, _sample_ranges
+    from pinncheck._judge import SAMPLE_BLOCK
+    from pinncheck._sample import sampled_blocks
+
+    def _sample_ranges(start: int, m: int, stride: int) -> list[tuple[int, int]]:
+        return sampled_blocks(start, m, stride, SAMPLE_BLOCK)
 
     picked = [start + i for lo, hi in _sample_ranges(start, m, stride) for i in range(lo, hi)]
     expected = [i for i in range(start, start + m) if (i // SAMPLE_BLOCK) % stride == 0]
