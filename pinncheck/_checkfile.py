@@ -43,7 +43,7 @@ PDE_FROM_KEYS: dict[str, Any] = {"pde_from": str, "pde_args": dict, "space": (st
 
 
 class Job(Protocol):
-    def run(self, progress: Any = None) -> Any: ...
+    def run(self, progress: Any = None) -> Any: ...  # (and sinks=, except probe's)
 
 
 @dataclass(frozen=True)
@@ -536,10 +536,10 @@ def _entry(
         raise CheckFileError(f"{label}{where}: {exc}") from None
     if dump:
         from ._dump import dumping_job
+        from ._pointwise import must_solve
 
         try:
-            solves = kind == "residual" and not opts.get("any_residual", False)
-            job = dumping_job(job, p.parent, solves=solves, **dump)
+            job = dumping_job(job, p.parent, solves=must_solve(kind, job), **dump)
         except PinncheckError as exc:
             limit = str(exc).startswith(("--dump-limit", "dump_limit"))
             key = "dump_limit" if limit else "dump_points"

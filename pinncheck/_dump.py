@@ -34,6 +34,7 @@ import math
 import os
 import stat
 import tempfile
+from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -560,10 +561,15 @@ class DumpingJob:
     job: Any
     dump: PointDump
 
-    def run(self, progress: Any = None) -> Any:
-        report = self.job.run(progress, sinks=[self.dump])
+    def run(self, progress: Any = None, sinks: Sequence[Any] = ()) -> Any:
+        report = self.job.run(progress, sinks=[*sinks, self.dump])
         self.dump.finish(report)
         return report
+
+    def __getattr__(self, name: str) -> Any:  # the job's own (domain, system, options...)
+        if name in ("job", "dump"):  # (not set yet: while unpickling)
+            raise AttributeError(name)
+        return getattr(self.job, name)
 
 
 def dumping_job(
@@ -620,8 +626,10 @@ def _verdicts(value: Any, exact: Any, err: Any, tol: Any, ref: Any, solves: bool
 
 def _results_by_name(report: Any) -> dict[str, Any]:
     """A report's derivatives and equations, by name."""
+    from ._results import quantities
+
     out: dict[str, Any] = {}
-    for r in [*getattr(report, "derivatives", []), *getattr(report, "equations", [])]:
+    for r in quantities(report):
         out.setdefault(r.name, r)
     return out
 

@@ -261,14 +261,12 @@ def _fmt(x: float | None) -> str:
     return f"{x:.3g}" if 1e-3 <= abs(x) < 1e4 else f"{x:.2e}"
 
 
-def _quantities(report: Any) -> list[Any]:
-    return [*getattr(report, "derivatives", []), *getattr(report, "equations", [])]
-
-
 def worst_ratio(report: Any) -> float | None:
     """The largest error against its tolerance over a report's quantities (passes at <= 1):
     NaN when one is undefined, None when the report has none (a probe)."""
-    qs = _quantities(report)
+    from ._results import quantities
+
+    qs = quantities(report)
     if not qs:
         return None
     if any(q.status == "undefined" for q in qs):
@@ -376,8 +374,10 @@ def _summary_table(rows: Sequence[_Row]) -> str:
 def _worst_points(report: Any) -> str:
     """One row per quantity at its worst point (the largest error against tolerance), or at
     its first undefined point; verify adds its equations' other worst points."""
+    from ._results import quantities
+
     rows = []
-    for q in _quantities(report):
+    for q in quantities(report):
         s = q.stats
         w = s.worst
         if s.nonfinite and s.first_nonfinite_point is not None:
@@ -679,15 +679,18 @@ class HtmlRun:
         block-character map of where it fails (one or two variables only)."""
         if entry.kind not in MAPPED_KINDS:
             return []
+        from ._pointwise import must_solve
+
+        solves = must_solve(entry.kind, entry.job)
         if self.plots:
             from ._plot import error_maps
 
-            return [error_maps()]
+            return [error_maps(solves)]
         from ._termmap import sinks_for
 
         system = getattr(entry.job, "system", None)
         domain = entry.job.domain if system is None else system.domain
-        return list(sinks_for(True, domain.names))
+        return list(sinks_for(True, domain.names, solves=solves))
 
     def write(self, report: Any, suite: Any = None) -> None:
         """Write the page of a run (of ``suite``, a :class:`~pinncheck._suite.Suite`, whose

@@ -232,9 +232,11 @@ def plot_data(report: Any, maps: Any = None) -> Any:
     raise OptionError(f"pinncheck cannot plot a {report.kind!r} report.")
 
 
-def error_maps() -> Any:
+def error_maps(solves: bool = True) -> Any:
     """A new :class:`~pinncheck._maps.ErrorMaps` sink with the bins plots use. Pass it to a
     job's ``run(progress, sinks=[...])``, then give it with the report to :func:`save_plot`.
+    ``solves``: also map a residual's "solves" measure (see ErrorMaps; not for ``verify`` or
+    ``--any-residual`` runs, which do not test it).
 
     Its bins are those of the terminal failure map (:mod:`pinncheck._termmap`), whose sink a
     plot reuses when the CLI prints one, so that a plot looks the same whatever the output
@@ -242,27 +244,27 @@ def error_maps() -> Any:
     from ._maps import ErrorMaps
     from ._termmap import PAIR_BINS, PROFILE_BINS
 
-    return ErrorMaps(profile_bins=PROFILE_BINS, pair_bins=PAIR_BINS, worst=MARKED_WORST)
-
-
-def _quantities(report: Any) -> list[Any]:
-    return [*getattr(report, "derivatives", []), *getattr(report, "equations", [])]
+    return ErrorMaps(
+        profile_bins=PROFILE_BINS, pair_bins=PAIR_BINS, worst=MARKED_WORST, solves=solves
+    )
 
 
 def _result(report: Any, maps: Any) -> Any:
     """The :class:`ErrorMapsResult` of ``maps`` (a sink or a result), titled by ``report``."""
-    if hasattr(maps, "quantities"):
-        return maps
-    if not getattr(maps, "largest", True):
+    from ._results import quantities
+
+    if getattr(maps, "stride", 1) == 0 or not getattr(maps, "largest", True):
         raise OptionError(
             "These error maps keep counts only (ErrorMaps(largest=False), the terminal map's): "
             "a plot needs the largest ratios; use pinncheck._plot.error_maps()."
         )
+    if hasattr(maps, "quantities"):  # (a result already)
+        return maps
     from ._maps import RunInfo
 
     o = report.options
     info = RunInfo(report.kind, _subject(report), o.dtype_name, o.n, o.seed, report.status)
-    return maps.result(info, {q.name: q.status for q in _quantities(report)})
+    return maps.result(info, {q.name: q.status for q in quantities(report)})
 
 
 def _subject(report: Any) -> str:
@@ -316,8 +318,10 @@ def _not_a_solution(report: Any, name: str) -> bool:
 def _maps_data(report: Any, result: Any) -> MapsData:
     import numpy as np
 
+    from ._results import quantities
+
     sets = _singular_sets(report)
-    statuses = {q.name: q.status for q in _quantities(report)}
+    statuses = {q.name: q.status for q in quantities(report)}
     series = []
     for q in result.quantities:
         series.append(q)
@@ -795,16 +799,19 @@ class PlotRequest:
             self._maps = error_maps()
         return [self._maps]
 
-    def sinks_with(self, others: list[Any]) -> list[Any]:
+    def sinks_with(self, others: list[Any], solves: bool = True) -> list[Any]:
         """The run's sinks: ``others`` (such as the terminal map's), plus the plot's own
-        ErrorMaps unless ``others`` has one, which the plot then reuses (one pass of the
-        binning serves both)."""
+        ErrorMaps (``solves``: see :func:`error_maps`) unless ``others`` has one that keeps
+        the largest ratios, which the plot then reuses (one pass of the binning serves
+        both)."""
         from ._maps import ErrorMaps
 
         if not self.wants_maps:
             return list(others)
-        shared = next((s for s in others if isinstance(s, ErrorMaps)), None)
+        shared = next((s for s in others if isinstance(s, ErrorMaps) and s.largest), None)
         if shared is None:
+            if self._maps is None:
+                self._maps = error_maps(solves)
             return [*others, *self.sinks]
         self._maps = shared
         return list(others)

@@ -149,6 +149,13 @@ def undefined_counts(values: Sequence[torch.Tensor], exact: Sequence[torch.Tenso
     return [int(c) for c in torch.stack(counts).tolist()] if counts else []
 
 
+def must_solve(kind: str, job: Any) -> bool:
+    """Whether a run of ``kind`` ("check", "residual", "verify"...) with ``job`` also tests
+    that its candidate solves the PDEs (a residual without ``--any-residual``), so that its
+    sinks map the "solves" measure too."""
+    return kind == "residual" and not getattr(job, "any_residual", False)
+
+
 def start_all(sinks: Sequence[PointSink], layout: Layout) -> None:
     for s in sinks:
         s.start(layout)
@@ -166,6 +173,7 @@ __all__ = [
     "PointSink",
     "Resampler",
     "feed",
+    "must_solve",
     "ratios_of",
     "start_all",
     "undefined_counts",

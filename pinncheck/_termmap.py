@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ._maps import ErrorMaps, ErrorMapsResult, Grid, QuantityMap, RunInfo
+from ._pointwise import must_solve
+from ._results import quantities
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -96,7 +98,7 @@ def attach(report: Any, sinks: Sequence[ErrorMaps], command: str, subject: str) 
         return
     o = report.options
     info = RunInfo(command, subject, o.dtype_name, o.n, o.seed, report.status)
-    statuses = {q.name: q.status for q in _quantities(report)}
+    statuses = {q.name: q.status for q in quantities(report)}
     if not sinks[0].largest and not any(st in SHOWN for st in statuses.values()):
         return  # no map to show: the counts-only sink's skipped chunks stay uncounted
     report.maps = sinks[0].result(info, statuses)
@@ -118,17 +120,13 @@ def run_with_maps(
     point dump) see the points too."""
     system = getattr(job, "system", None)
     domain = job.domain if system is None else system.domain
-    solves = command == "residual" and not getattr(job, "any_residual", False)
+    solves = must_solve(command, job)
     wants = plot is not None and plot.wants_maps
     sinks = sinks_for(table_output, domain.names, plot=wants, solves=solves)
-    every = plot.sinks_with(sinks) if plot is not None else list(sinks)
+    every = plot.sinks_with(sinks, solves) if plot is not None else list(sinks)
     report = job.run(progress, sinks=[*every, *extra])
     attach(report, sinks, command, subject)
     return report
-
-
-def _quantities(report: Any) -> list[Any]:
-    return list(getattr(report, "derivatives", [])) + list(getattr(report, "equations", []))
 
 
 def map_cells(grid: Grid, columns: int = COLUMNS, rows: int = ROWS) -> dict[str, torch.Tensor]:
@@ -264,7 +262,7 @@ def print_failure_maps(console: Console, report: Any) -> None:
     if maps is None:
         return
     marks = marks_for(getattr(console, "encoding", None))
-    for q in _quantities(report):
+    for q in quantities(report):
         if q.status not in SHOWN:
             continue
         try:

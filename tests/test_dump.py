@@ -15,7 +15,6 @@ from helpers import HEAT, HEAT_ARGS, run_cli
 from pinncheck import ExitCode, OptionError
 from pinncheck._check import prepare_check
 from pinncheck._dump import (
-    DEFAULT_LIMIT,
     FIELDS,
     VERDICTS,
     PointDump,
@@ -481,12 +480,6 @@ def test_a_variable_named_like_a_dump_column_is_refused(tmp_path: Path) -> None:
     assert "rename it" in one_paragraph_error(r)
 
 
-def test_cli_default_limit_is_the_module_default() -> None:
-    from pinncheck.cli import DEFAULT_DUMP_LIMIT
-
-    assert DEFAULT_DUMP_LIMIT == DEFAULT_LIMIT == 100_000
-
-
 def test_docs_name_every_column_field_and_verdict() -> None:
     doc = (ROOT / "docs" / "dump.md").read_text(encoding="utf-8")
     for word in ("index", "selected", "failing", "borderline", "sample", *VERDICTS):
@@ -649,6 +642,21 @@ def test_check_file_entries_write_their_dumps(tmp_path: Path, jobs: str) -> None
         assert meta["kind"] == "verify" and meta["rows"] == 200
         failing = reports[1]["equations"][0]["failing_points"]
         assert int((z["selected"] == "failing").sum()) == failing == 200
+
+
+def test_check_file_dumps_and_an_html_report_together(tmp_path: Path) -> None:
+    # The page's sinks (error maps) and the dump see the same run.
+    (tmp_path / "out").mkdir()
+    suite = tmp_path / "suite.toml"
+    suite.write_text(SUITE.format(target=SAMPLES / "heat_swapped_column.py:residual"))
+    page = tmp_path / "page.html"
+    r = run_cli("run", str(suite), "--html", str(page), "-f", "json")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert [rep["status"] for rep in r.json()["reports"]] == ["fail", "fail"]  # as expected
+    _, rows, meta = read_csv(tmp_path / "out" / "res.csv")
+    assert len(rows) == 50 == meta["failing"]
+    assert (tmp_path / "out" / "ver.npz").exists()
+    assert "internal error" not in page.read_text(encoding="utf-8").lower()
 
 
 @pytest.mark.parametrize(

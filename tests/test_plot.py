@@ -571,14 +571,17 @@ def test_the_plots_sink_keeps_the_same_memory_whatever_n() -> None:
         prepare_check("x1**2*sin(x2)", ["x1=0:1", "x2=0:1"], n=n, chunk_size=50_000).run(
             sinks=[maps]
         )
-        kept.append((maps.nbytes(), [len(q.worst) for q in maps.result().quantities]))
-    assert kept[0] == kept[1] and kept[0][0] < 2_000_000, kept
+        # Everything the sink holds between chunks (bins, worst points, chunk lists...).
+        kept.append((len(pickle.dumps(maps)), [len(q.worst) for q in maps.result().quantities]))
+    (small, worst_small), (large, worst_large) = kept
+    assert worst_small == worst_large and large < 2_000_000
+    assert large < 1.1 * small, kept  # 300x the points, no more state
 
 
 @needs_matplotlib
 def test_a_large_run_says_that_its_passing_bins_are_sampled() -> None:
     from pinncheck._check import prepare_check
-    from pinncheck._maps import DEFAULT_SAMPLE, sampled_points
+    from pinncheck._maps import DEFAULT_SAMPLE
     from pinncheck._plot import error_maps, figure, plot_data
 
     notes = []
@@ -588,9 +591,31 @@ def test_a_large_run_says_that_its_passing_bins_are_sampled() -> None:
         report = job.run(sinks=[maps])
         data = plot_data(report, maps)
         stride = -(-n // DEFAULT_SAMPLE)
-        assert (data.stride, data.sampled) == (stride, sampled_points(n, stride))
+        # One block of 4096 consecutive points in every stride blocks, counted here.
+        blocks = range(0, n, stride * 4096)
+        assert (data.stride, data.sampled) == (stride, sum(min(4096, n - b) for b in blocks))
         title = " ".join(figure(report, maps).get_suptitle().split())
         assert data.note() == "" or " ".join(data.note().split()) in title
         notes.append(data.note())
     assert notes[0] == "" and data.stride == 3 and data.sampled < 300_000 // 2
     assert f"{data.sampled:,} sampled points" in notes[1] and "above 1: exact" in notes[1]
+
+
+def test_the_plot_maps_solves_only_for_a_residual_that_must_solve(tmp_path: Path) -> None:
+    # verify and --any-residual runs do not test "solves": their plot's sink must not bin it,
+    # and a counts-only sink (the terminal map's, without --plot) is not reused.
+    from pinncheck._maps import ErrorMaps
+    from pinncheck._plot import PlotRequest
+    from pinncheck._pointwise import must_solve
+    from pinncheck._residual import prepare_residual
+
+    args = ("u_t - u_xx", {"u": "exp(-t)*sin(x)"}, ["x=0:1", "t=0:1"])
+    assert must_solve("residual", prepare_residual(*args))
+    assert not must_solve("residual", prepare_residual(*args, any_residual=True))
+    assert not must_solve("verify", None)
+    request = PlotRequest(str(tmp_path / "plot.png"))
+    (own,) = request.sinks_with([], solves=False)
+    assert isinstance(own, ErrorMaps) and not own.solves and own.largest
+    counts = ErrorMaps(largest=False)
+    sinks = PlotRequest(str(tmp_path / "plot.png")).sinks_with([counts], solves=True)
+    assert len(sinks) == 2 and sinks[0] is counts and sinks[1].solves and sinks[1].largest
