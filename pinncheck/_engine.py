@@ -135,7 +135,8 @@ class Programs:
             [plan.exact_terms[t] for t in plan.terms], syms, cse=True, inplace=True
         )
         # The same, also returning what the terms' structural lower bounds read (_floors).
-        self.floors = Floors(self.exact)
+        nonneg = [i for i, low in enumerate(plan.domain.lows) if low >= 0]
+        self.floors = Floors(self.exact, nonneg)
         self.exact_run = self.floors.retaining() if self.floors else self.exact
         # Derived quantities, from the term values (autograd's or exact) and the points.
         self.inputs = [*syms, *(t.placeholder() for t in plan.terms)]

@@ -30,12 +30,25 @@ None: ``u*|v|`` is as good.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
 from ._evaluate import Program, _Step
+
+_Cofactor = tuple[tuple[int, ...], tuple[int, ...], float]
+"""A term's factors besides a sum: multipliers, divisors, and the constant."""
+
+_SIGNLESS = frozenset(
+    ["square", "exp", "abs", "sqrt", "rsqrt", "cosh", "erfc", "sigmoid", "acos", "heaviside"]
+)
+"""Operations whose values are never negative (or NaN): their magnitudes are themselves."""
+
+_SHADE = 1.0 - 2.0**-40
+"""The bounds are shaded down by this factor, so that their own roundings (a few units of
+2^-53 apart from the running bound's) cannot lift them above it."""
 
 _DEPTH = 8
 """How deep products are followed into their factors."""
@@ -47,12 +60,16 @@ class _SumFactor:
     summands: tuple[int, ...]  # its summands' values
     const: float  # its constant summand
     weight: float  # the powers met between the term and the sum
+    # Where the term is the sum times other factors (products only, the sum a multiplier):
+    # those factors (multipliers, divisors) and the product of the constants met; else None.
+    cofactor: _Cofactor | None = None
 
 
 @dataclass(frozen=True)
 class _Term:
     slot: int
-    sums: tuple[_SumFactor, ...]
+    sums: tuple[_SumFactor, ...]  # the sums in it that may cancel
+    own: float  # |T| counts this many times (its rounding in the output, sums that cannot cancel)
 
 
 @dataclass(frozen=True)
@@ -64,13 +81,16 @@ class _OutputFloor:
 
 class Floors:
     """The structural lower bounds of ``program``'s outputs (see the module's docstring).
+    ``nonneg_inputs`` are the inputs that are never negative (a variable sampled from a range
+    that starts at 0 or above): they save taking magnitudes, and show sums that cannot cancel.
 
     :attr:`slots` are the intermediate values the bounds read; :meth:`retaining` returns the
     program with those kept as extra outputs, and :meth:`lower` computes the bounds from them.
     """
 
-    def __init__(self, program: Program) -> None:
+    def __init__(self, program: Program, nonneg_inputs: Sequence[int] = ()) -> None:
         self.program = program
+        self.nonneg = self._signless(set(nonneg_inputs))
         self.outputs: list[_OutputFloor | None] = [self._output(r) for r in program.outputs]
         wanted: set[int] = set()
         for out in self.outputs:
@@ -79,7 +99,14 @@ class Floors:
                 for s in term.sums:
                     wanted.add(s.slot)
                     wanted.update(s.summands)
+                    if s.cofactor is not None:
+                        wanted.update(s.cofactor[0] + s.cofactor[1])
         self.slots = sorted(wanted)
+        self.signed = wanted - self.nonneg
+        # A sum whose every term counts at least once: sum_j |T_j| + |c| >= |value|.
+        self.covers = [
+            o is not None and o.is_sum and all(t.own >= 1 for t in o.terms) for o in self.outputs
+        ]
 
     def __bool__(self) -> bool:
         return any(o is not None for o in self.outputs)
@@ -97,51 +124,38 @@ class Floors:
     ) -> list[torch.Tensor | None]:
         """Each output's lower bound (None: no better than ``u*|value|``), from the program's
         ``inputs`` and the ``kept`` values (the extra outputs of :meth:`retaining`)."""
-        n_in = self.program.n_inputs
+        return self.lower_checked(inputs, kept, u)[0]
+
+    def lower_checked(
+        self, inputs: Sequence[torch.Tensor], kept: Sequence[torch.Tensor], u: float
+    ) -> tuple[list[torch.Tensor | None], list[bool]]:
+        """:meth:`lower`, and for each output whether its bound is at least ``u*|value|``
+        (shaded) at every point: it :attr:`covers` the value, and no part of it overflowed."""
         vals = dict(zip(self.slots, kept, strict=True))
-        vals.update(enumerate(inputs[:n_in]))
-        mags: dict[int, torch.Tensor] = {}
-        rel: dict[int, torch.Tensor] = {}  # a sum's S/|s|
-
-        def mag(slot: int) -> torch.Tensor:
-            if slot not in mags:
-                mags[slot] = vals[slot].abs()
-            return mags[slot]
-
-        def spread(s: _SumFactor) -> torch.Tensor:  # S_s / |s|
-            if s.slot not in rel:
-                total = mag(s.summands[0]).clone()
-                for x in s.summands[1:]:
-                    total.add_(mag(x))
-                if s.const:
-                    total.add_(abs(s.const))
-                rel[s.slot] = total.div_(mag(s.slot))
-            return rel[s.slot]
-
+        vals.update(enumerate(inputs[: self.program.n_inputs]))
+        quick = _Reader(vals, self.signed)
         out: list[torch.Tensor | None] = []
-        for floor in self.outputs:
+        whole = []
+        for floor, covers in zip(self.outputs, self.covers, strict=True):
             if floor is None:
                 out.append(None)
+                whole.append(False)
                 continue
-            # u*(sum_j |T_j|*(1 + sum_s w_s*S_s/|s|) + |c|), or for a product u*|P|*sum_s ...
-            acc: torch.Tensor | None = None
-            for term in floor.terms:
-                size = mag(term.slot)
-                if floor.is_sum:
-                    acc = size.clone() if acc is None else acc.add_(size)
-                for s in term.sums:
-                    if acc is None:
-                        acc = size * spread(s)
-                        if s.weight != 1.0:
-                            acc.mul_(s.weight)
-                    else:
-                        acc.addcmul_(size, spread(s), value=s.weight)
-            assert acc is not None
-            if floor.const:
-                acc.add_(abs(floor.const))
-            # 0 * inf where a factor is 0 (the product is 0 too): 0 is a lower bound.
-            out.append(acc.mul_(u).nan_to_num_(nan=0.0, posinf=0.0))
-        return out
+            low = _accumulate(floor, quick, careful=False).mul_(u * _SHADE)
+            whole.append(covers)
+            # Where a summand overflows or is 0*inf (a sum that is 0 under a power), those
+            # points are done again, each summand on its own.
+            if not math.isfinite(float(low.sum())):
+                whole[-1] = False
+                at = _nonfinite(low)
+                if at.numel():
+                    at_vals = {k: v.index_select(0, at) for k, v in vals.items()}
+                    picked = _Reader(at_vals, self.signed)
+                    redone = _accumulate(floor, picked, careful=True).mul_(u * _SHADE)
+                    low.index_copy_(0, at, redone)
+                low.nan_to_num_(nan=0.0, posinf=0.0)
+            out.append(low)
+        return out, whole
 
     # -- the analysis ----------------------------------------------------------------------
 
@@ -156,31 +170,70 @@ class Floors:
         if step is None:
             return None
         if step.op == "add" and self._rounds(step):
-            terms = tuple(_Term(a, self._sums(a, 1.0, 0)) for a in step.args)
+            terms = tuple(self._term(a, 1.0) for a in step.args)
             return _OutputFloor(terms, float(step.param), True)
-        sums = self._sums(ref, 1.0, 0)
-        if sums and step.op != "add":
-            return _OutputFloor((_Term(ref, sums),), 0.0, False)
+        if step.op != "add":
+            term = self._term(ref, 0.0)
+            if term.sums:  # (else no better than u*|value|)
+                return _OutputFloor((term,), 0.0, False)
         return None
+
+    def _term(self, slot: int, own: float) -> _Term:
+        """A term and the sums in it. A sum of values that are never negative does not
+        cancel: its S/|s| is 1, and it adds its weight to the term's own count."""
+        found = self._sums(slot, 1.0, 0, ((), (), 1.0))
+        cancelling = tuple(s for s in found if not self._plain(s.slot))
+        own += sum(s.weight for s in found if self._plain(s.slot))
+        return _Term(slot, cancelling, own)
+
+    def _plain(self, slot: int) -> bool:
+        """Whether a sum step adds values that are never negative (and a constant >= 0)."""
+        step = self._step(slot)
+        assert step is not None
+        return step.n_neg == 0 and float(step.param) >= 0 and set(step.args) <= self.nonneg
+
+    def _signless(self, nonneg: set[int]) -> set[int]:
+        """The slots whose values are never negative (or are NaN), given such inputs."""
+        n_in = self.program.n_inputs
+        for k, step in enumerate(self.program.steps):
+            args_ok = set(step.args) <= nonneg
+            param = float(step.param)
+            if (
+                step.op in _SIGNLESS
+                or (step.op == "add" and step.n_neg == 0 and param >= 0 and args_ok)
+                or (step.op == "mul" and param >= 0 and args_ok)
+                or (step.op in ("reciprocal", "pow") and args_ok)
+            ):
+                nonneg.add(n_in + k)
+        return nonneg
 
     @staticmethod
     def _rounds(step: _Step) -> bool:
         """Whether a sum step rounds at least once (k >= 1 in its bound)."""
         return len(step.args) - 1 + (float(step.param) != 0.0) >= 1
 
-    def _sums(self, slot: int, weight: float, depth: int) -> tuple[_SumFactor, ...]:
-        """The sums reached from ``slot`` through products and powers, with their weights."""
+    def _sums(
+        self, slot: int, weight: float, depth: int, path: _Cofactor | None = None
+    ) -> tuple[_SumFactor, ...]:
+        """The sums reached from ``slot`` through products and powers, with their weights, and
+        (``path``) the other factors met while the sum is a plain multiplier of the term."""
         step = self._step(slot)
         if step is None or depth > _DEPTH or weight == 0.0:
             return ()
         if step.op == "add":
             if not self._rounds(step):
                 return ()
-            return (_SumFactor(slot, tuple(step.args), float(step.param), weight),)
+            return (_SumFactor(slot, tuple(step.args), float(step.param), weight, path),)
         if step.op == "mul":
             found: tuple[_SumFactor, ...] = ()
-            for a in step.args:
-                found += self._sums(a, weight, depth + 1)
+            npos = len(step.args) - step.n_neg
+            for i, a in enumerate(step.args):
+                sub = None
+                if path is not None and i < npos:
+                    mult, div, const = path
+                    others = step.args[:i] + step.args[i + 1 : npos]
+                    sub = (mult + others, div + step.args[npos:], const * float(step.param))
+                found += self._sums(a, weight, depth + 1, sub)
             return found
         if step.op == "square":
             return self._sums(step.args[0], 2.0 * weight, depth + 1)
@@ -189,3 +242,92 @@ class Floors:
         if step.op == "reciprocal":
             return self._sums(step.args[0], weight, depth + 1)
         return ()
+
+
+class _Reader:
+    """Values by slot, their magnitudes and sums' spreads ``S_s/|s|``, each computed once."""
+
+    def __init__(self, vals: dict[int, torch.Tensor], signed: set[int]) -> None:
+        self.vals = vals
+        self.signed = signed  # the slots whose values may be negative
+        self.mags: dict[int, torch.Tensor] = {}
+        self.rel: dict[int, torch.Tensor] = {}
+        self.sizes: dict[int, torch.Tensor] = {}
+
+    def mag(self, slot: int) -> torch.Tensor:
+        if slot not in self.mags:
+            value = self.vals[slot]
+            self.mags[slot] = value.abs() if slot in self.signed else value
+        return self.mags[slot]
+
+    def size(self, s: _SumFactor) -> torch.Tensor:
+        """S_s: the sum of the magnitudes of s's summands."""
+        if s.slot not in self.sizes:
+            first, *rest = s.summands
+            if rest:
+                total = torch.add(self.mag(first), self.mag(rest[0]))
+                for x in rest[1:]:
+                    total.add_(self.mag(x))
+                if s.const:
+                    total.add_(abs(s.const))
+            else:  # (a sum that rounds has a constant then)
+                total = torch.add(self.mag(first), abs(s.const))
+            self.sizes[s.slot] = total
+        return self.sizes[s.slot]
+
+    def spread(self, s: _SumFactor) -> torch.Tensor:
+        """S_s / |s|."""
+        if s.slot not in self.rel:
+            self.rel[s.slot] = torch.div(self.size(s), self.mag(s.slot))
+        return self.rel[s.slot]
+
+
+def _accumulate(floor: _OutputFloor, r: _Reader, careful: bool) -> torch.Tensor:
+    """``sum_j |T_j|*(1 + sum_s w_s*S_s/|s|) + |c|`` (a product output without the 1), not yet
+    times u. Where a sum is a plain multiplier of its term, ``|T_j|/|s|`` is the product of
+    the term's other factors (:attr:`_SumFactor.cofactor`), which stays right where the sum is
+    0. ``careful``: a summand that is not finite (an overflow, or 0*inf where a sum is 0 under
+    a power) counts 0."""
+    acc: torch.Tensor | None = None
+
+    def add(part: torch.Tensor, weight: float) -> torch.Tensor:
+        if careful:
+            part.nan_to_num_(nan=0.0, posinf=0.0)
+        return part.mul_(weight) if acc is None else acc.add_(part, alpha=weight)
+
+    for term in floor.terms:
+        size = r.mag(term.slot)
+        if term.own:
+            acc = size * term.own if acc is None else acc.add_(size, alpha=term.own)
+        for s in term.sums:
+            if s.cofactor is None:
+                if acc is None or careful:
+                    acc = add(size * r.spread(s), s.weight)
+                else:
+                    acc.addcmul_(size, r.spread(s), value=s.weight)
+                continue
+            mult, div, const = s.cofactor
+            weight = abs(const) * s.weight
+            if not mult and not div:
+                if acc is None or careful:
+                    acc = add(r.size(s).clone(), weight)
+                else:
+                    acc.add_(r.size(s), alpha=weight)
+            elif len(mult) == 1 and not div and acc is not None and not careful:
+                acc.addcmul_(r.size(s), r.mag(mult[0]), value=weight)
+            else:
+                part = r.size(s).clone()
+                for m in mult:
+                    part.mul_(r.mag(m))
+                for d in div:
+                    part.div_(r.mag(d))
+                acc = add(part, weight)
+    assert acc is not None
+    if floor.const:
+        acc.add_(abs(floor.const))
+    return acc
+
+
+def _nonfinite(x: torch.Tensor) -> torch.Tensor:
+    """The indices where ``x`` is NaN or infinite."""
+    return torch.nonzero(~torch.isfinite(x)).flatten()

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ._bounds import UNIT_ROUNDOFF, run_bounded
-from ._compare import VAGUE_FRACTION, ErrorStats, Probe, Tolerance, _argmax
+from ._compare import VAGUE_FRACTION, ErrorStats, Probe, Tolerance, _abs_max, _argmax
 from ._pointwise import ratios_of
 from ._sample import sampled_blocks
 
@@ -114,20 +114,25 @@ def judge_chunk(
     # true ones and no larger: where none exceeds 1/2, no point needs more). The tolerances'
     # maxima follow from the values' (and the patched points').
     n_terms = len(progs.terms)
-    sized = [e.abs() if size is None else size for e, size in zip(ex, sizes, strict=True)]
-    peaks = [s.amax() for s in sized]
-    allowed_all = [
-        s.mul_(u * tol.factor) if size is None else size * (u * tol.factor)
-        for s, size, tol in zip(sized, sizes, tols, strict=True)
-    ]
-    # Where a term's formula cancels inside, its structural lower bound is the better one.
-    floors = progs.floors.lower(pts64, kept, u) if progs.floors else []
-    raised: list[torch.Tensor | None] = [None] * len(tols)
-    for i, floor in enumerate(floors):
-        if floor is not None:
-            allowed_i = allowed_all[i]
-            torch.maximum(allowed_i, floor.mul_(tols[i].factor), out=allowed_i)
-            raised[i] = allowed_i.amax()
+    # Where a term's formula cancels inside, its structural lower bound is the better one; where
+    # it covers the value (a sum of terms each counted), it is the only one needed.
+    floors, covering = progs.floors.lower_checked(pts64, kept, u) if progs.floors else ([], [])
+    allowed_all: list[torch.Tensor] = []
+    peaks: list[torch.Tensor] = []
+    raised: list[torch.Tensor | None] = []
+    for i, (e, size, tol) in enumerate(zip(ex, sizes, tols, strict=True)):
+        floor = floors[i] if i < len(floors) else None
+        if floor is not None and covering[i]:
+            peaks.append(_abs_max(e))
+            allowed = floor.mul_(tol.factor)
+        else:
+            sized = e.abs() if size is None else size
+            peaks.append(sized.amax())
+            allowed = sized.mul_(u * tol.factor) if size is None else sized * (u * tol.factor)
+            if floor is not None:
+                torch.maximum(allowed, floor.mul_(tol.factor), out=allowed)
+        allowed_all.append(allowed)
+        raised.append(None if floor is None else allowed.amax())
     ratios = [torch.div(err, t) for err, t in zip(errs, allowed_all, strict=True)]
     tops = _tops(ratios)
     extra: torch.Tensor | None = None
@@ -186,12 +191,13 @@ def _sample_of(
     def pick(x: torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:
         if not ranges:
             return x.new_empty(0, dtype=dtype)
-        return torch.cat([x[lo:hi] for lo, hi in ranges]).to(dtype, copy=True)
+        if len(ranges) == 1:
+            lo, hi = ranges[0]
+            return x[lo:hi].to(dtype, copy=True)
+        return torch.cat([x[lo:hi] for lo, hi in ranges]).to(dtype)  # (cat copies)
 
-    device = pts64[0].device
-    index = [torch.arange(start + lo, start + hi, device=device) for lo, hi in ranges]
     return BoundSample(
-        torch.cat(index) if index else torch.zeros(0, dtype=torch.int64, device=device),
+        [(start + lo, start + hi) for lo, hi in ranges],
         [pick(p) for p in pts64],
         [pick(a) for a in ag],
         [pick(e) for e in ex],
@@ -305,7 +311,7 @@ class BoundSample:
     what judging them needs: their values on both sides, and which of them the chunk gave the
     full bound already (``patched``; None: none)."""
 
-    index: torch.Tensor
+    ranges: list[tuple[int, int]]  # the points' global indices, as stretches [lo, hi)
     points: list[torch.Tensor]
     values: list[torch.Tensor]  # autograd (or derived), as float64
     exact: list[torch.Tensor]
@@ -325,17 +331,17 @@ def judge_sample(
     lower bounds left out: the largest reference error (and its point), and the share of a
     residual's points whose tolerance is not small against its size (the sample's unpatched
     points stand for ``stride`` points each)."""
-    chunks = [p for p in parts if p is not None and p.index.numel()]
+    chunks = [p for p in parts if p is not None and p.ranges]
     if not chunks:
         return
     cat = torch.cat
-    index = cat([c.index for c in chunks])
+    index = [i for c in chunks for lo, hi in c.ranges for i in range(lo, hi)]
     pts = [cat(col) for col in zip(*(c.points for c in chunks), strict=True)]
     values = [cat(col) for col in zip(*(c.values for c in chunks), strict=True)]
     exact = [cat(col) for col in zip(*(c.exact for c in chunks), strict=True)]
     patched = cat(
         [
-            torch.zeros_like(c.index, dtype=torch.bool) if c.patched is None else c.patched
+            torch.zeros_like(c.points[0], dtype=torch.bool) if c.patched is None else c.patched
             for c in chunks
         ]
     )
@@ -355,7 +361,7 @@ def judge_sample(
         if st.unsure is None or top > st.max_reference_error:
             st.max_reference_error = top
             st.unsure = Probe(
-                int(index[j]),
+                index[j],
                 [float(p[j]) for p in pts],
                 float(a[j]),
                 float(e[j]),

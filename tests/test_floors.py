@@ -24,6 +24,11 @@ CASES = [
     ("sqrt(1 + x**2 + y**2)*(x - y)**3", ["x=-2:2", "y=-2:2"]),
     ("sigmoid(20*x - 5*y)", ["x=0:1", "y=0:1"]),
     ("x1**2*sin(x2)", ["x1=0:1", "x2=0:1"]),
+    # Variables that are never negative (their magnitudes are not taken), a saturated front
+    # (tanh rounds to 1: its cancelling sums are exactly 0), sums that cannot cancel.
+    ("-tanh((x-0.5*t)/0.02)*exp(-x**2) + log(1+x**2+t**2)", ["x=0:1", "t=0:1"]),
+    ("x*tanh(x/0.02)**3 - tanh(y/0.05)/(1 + y**2)", ["x=0.5:1", "y=0.5:2"]),
+    ("(x - y)**2*exp(x + y) + x/(x + y)", ["x=0:1", "y=0:1"]),
 ]
 
 
@@ -69,6 +74,27 @@ def test_floors_see_the_cancellation_of_a_tanh_front() -> None:
     assert floor is not None
     plain = ex[0].abs() * u
     assert float((floor > 1e6 * plain).float().mean()) > 0.9
+
+
+def test_floors_hold_where_a_front_saturates() -> None:
+    # x/0.02 >= 40: tanh rounds to exactly 1, so 1 - tanh**2 is 0 and so are the exact
+    # derivatives, yet the running bound carries the rounding of tanh (the reference is off by
+    # up to ~100u there). The floor reads it through the factors beside the zero sum; before,
+    # 0 * inf there made it 0, and every such point needed the full bound.
+    expr, domain = "tanh(x/0.02)", ["x=0.8:1"]
+    progs = _programs(expr, domain)
+    pts = sample_box(_domain(expr, domain), 5, 0, 2000)
+    ex, kept = _exact_values(progs, pts)
+    u = UNIT_ROUNDOFF["float64"]
+    assert bool((ex[0] == 0).all()) and bool((ex[1] == 0).all())  # d/dx, d2/dx2
+    floors = progs.floors.lower(pts, kept, u)
+    _, bounds = run_bounded(progs.exact, pts, [x.abs() * u for x in pts], u)
+    for floor, bound in zip(floors[:2], bounds[:2], strict=True):
+        assert floor is not None
+        assert bool((floor > 0).all())
+        assert bool((floor <= bound).all())
+        # within a small factor of the bound (it was 0, a factor of infinity, before)
+        assert bool((bound <= 16 * floor).all())
 
 
 def test_a_program_without_sums_has_no_floors() -> None:
