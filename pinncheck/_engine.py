@@ -134,10 +134,10 @@ class Programs:
         self.exact = Program(
             [plan.exact_terms[t] for t in plan.terms], syms, cse=True, inplace=True
         )
-        # The same, also returning what the terms' structural lower bounds read (_floors).
+        # The same, also returning the sums of the terms' structural lower bounds (_floors).
         nonneg = [i for i, low in enumerate(plan.domain.lows) if low >= 0]
         self.floors = Floors(self.exact, nonneg)
-        self.exact_run = self.floors.retaining() if self.floors else self.exact
+        self.exact_run = self.floors.fused() if self.floors else self.exact
         # Derived quantities, from the term values (autograd's or exact) and the points.
         self.inputs = [*syms, *(t.placeholder() for t in plan.terms)]
         derived = [d.expr for d in plan.derived]
@@ -516,8 +516,8 @@ def exact_side(
 def _exact_values(
     progs: Programs, pts64: list[torch.Tensor]
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Exact values of every term and derived quantity, and the intermediate values the terms'
-    structural lower bounds read (:mod:`pinncheck._floors`)."""
+    """Exact values of every term and derived quantity, and the sums of the terms' structural
+    lower bounds (:mod:`pinncheck._floors`)."""
     out = progs.exact_run.run(pts64)
     k = len(progs.terms)
     ex, kept = out[:k], out[k:]

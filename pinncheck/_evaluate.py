@@ -14,6 +14,7 @@ becomes a subtraction and ``a * b**-1`` a division. No string is ever compiled o
 
 from __future__ import annotations
 
+import copy
 import itertools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -425,6 +426,49 @@ class Program:
             live += 1 - sum(s >= n_in for s in step.release)
             peak = max(peak, live + step.inplace)
         self.peak_live = peak
+
+    def extended(self, steps: Sequence[_Step], outputs: Sequence[int]) -> Program:
+        """A copy that also computes ``steps`` and returns ``outputs`` after its own.
+
+        The new steps are numbered as if appended after this program's (their args name this
+        program's slots or earlier new steps); each one runs as soon as its args exist, so the
+        values it reads are still in the caches and die, or are overwritten, early.
+        """
+        n_in, n_old = self.n_inputs, len(self.steps)
+
+        def ready(slot: int) -> int:  # the original step after which ``slot`` exists
+            return slot - n_in if slot < n_in + n_old else at[slot - n_in - n_old]
+
+        at: list[int] = []
+        for step in steps:
+            at.append(max((ready(a) for a in step.args), default=-1))
+        merged: list[_Step] = []
+        new_slot: dict[int, int] = {}
+        placed = iter(sorted(range(len(steps)), key=lambda k: at[k]))
+        pending = next(placed, None)
+        while pending is not None and at[pending] < 0:
+            new_slot[n_in + n_old + pending] = n_in + len(merged)
+            merged.append(steps[pending])
+            pending = next(placed, None)
+        for i, step in enumerate(self.steps):
+            new_slot[n_in + i] = n_in + len(merged)
+            merged.append(step)
+            while pending is not None and at[pending] == i:
+                new_slot[n_in + n_old + pending] = n_in + len(merged)
+                merged.append(steps[pending])
+                pending = next(placed, None)
+
+        def slot(s: int) -> int:
+            return s if s < n_in else new_slot[s]
+
+        prog = copy.copy(self)
+        prog.steps = [
+            _Step(st.op, tuple(slot(a) for a in st.args), st.param, st.n_neg) for st in merged
+        ]
+        prog.outputs = [slot(r) if isinstance(r, int) else r for r in self.outputs]
+        prog.outputs += [slot(r) for r in outputs]
+        prog.reschedule()
+        return prog
 
     def run(self, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """The expressions at ``inputs`` (one tensor per symbol, all of one shape)."""

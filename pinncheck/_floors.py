@@ -22,9 +22,26 @@ bound exactly as :func:`~pinncheck._bounds.run_bounded` computes it):
 Following products (and powers) down to the sums they contain, and stopping there, gives for
 each output ``L = u*(sum_j |T_j|*(1 + sum_s w_s*S_s/|s|) + |c|)`` (a product output is one term
 without the 1), where s runs over the sums found in term j with weights w_s (the powers met on
-the way) and ``S_s`` is the sum of the magnitudes of s's summands. ``L <= B`` at every point
-(where a factor is 0 the product is 0 and L is set to 0). Outputs with no such structure get
-None: ``u*|v|`` is as good.
+the way) and ``S_s`` is the sum of the magnitudes of s's summands. ``L <= B`` at every point.
+Outputs with no such structure get None: ``u*|v|`` is as good.
+
+Three refinements keep L cheap and useful:
+
+* Where a sum is a plain multiplier of its term (``T = a*s/d``, products only), ``|T|/|s|`` is
+  ``|a/d|``, the product of the term's other factors: ``B(T) >= |a/d|*B(s)`` holds where s is
+  exactly 0 too. That is common: where a front saturates, tanh rounds to 1 and
+  ``1 - tanh**2`` is 0, yet B carries the rounding of tanh (the reference is off by up to
+  ~100u there), and ``|T|*S/|s|`` would be 0*inf.
+* A sum of values that are never negative (squares, exponentials, variables sampled from a
+  range that starts at 0 or above...) cannot cancel: its ``S_s/|s|`` is 1, so it adds
+  ``w_s*|T_j|`` and nothing is divided; the magnitudes of such values need no ``abs``.
+* The exact program computes L's sums itself (:meth:`Floors.fused`), each step as soon as the
+  values it reads exist, so that those values are read while still in the caches and are not
+  kept past their use. Where a summand is not finite (an overflow, or 0*inf for a zero sum
+  under a power), those points are done again term by term from the program's intermediate
+  values, with that summand counted 0.
+
+L is shaded down by a factor ``1 - 2**-40``, so that its own roundings cannot lift it above B.
 """
 
 from __future__ import annotations
@@ -32,6 +49,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 import torch
@@ -103,6 +121,9 @@ class Floors:
                         wanted.update(s.cofactor[0] + s.cofactor[1])
         self.slots = sorted(wanted)
         self.signed = wanted - self.nonneg
+        outputs = {r for r in program.outputs if isinstance(r, int)}
+        self.owned = {k for k in wanted if k >= program.n_inputs and k not in outputs}
+        self._kept_program: Program | None = None
         # A sum whose every term counts at least once: sum_j |T_j| + |c| >= |value|.
         self.covers = [
             o is not None and o.is_sum and all(t.own >= 1 for t in o.terms) for o in self.outputs
@@ -112,50 +133,125 @@ class Floors:
         return any(o is not None for o in self.outputs)
 
     def retaining(self) -> Program:
-        """A copy of the program that also returns the values :meth:`lower` reads, after its
-        own outputs."""
+        """A copy of the program that also returns the values the bounds read (:attr:`slots`),
+        after its own outputs: what :meth:`lower` falls back on where a bound is not finite."""
         prog = copy.deepcopy(self.program)
         prog.outputs = [*prog.outputs, *self.slots]
         prog.reschedule()
         return prog
 
+    def fused(self) -> Program:
+        """A copy of the program that also returns, after its own outputs, each bound's sum
+        (before the factor u) for the outputs that have one. Each step of a bound runs as
+        soon as the values it reads exist (:meth:`Program.extended`)."""
+        program = self.program
+        base = program.n_inputs + len(program.steps)
+        steps: list[_Step] = []
+        memo: dict[tuple[str, tuple[int, ...], float, int], int] = {}
+
+        def emit(op: str, args: Sequence[int], param: float = 0.0, n_neg: int = 0) -> int:
+            key = (op, tuple(args), float(param), n_neg)
+            if key not in memo:
+                steps.append(_Step(op, tuple(args), param, n_neg))
+                memo[key] = base + len(steps) - 1
+            return memo[key]
+
+        def mag(k: int) -> int:
+            return k if k in self.nonneg else emit("abs", [k])
+
+        def times(k: int, w: float) -> int:  # (never an identity step: it would alias k)
+            return k if w == 1.0 else emit("mul", [k], w)
+
+        def size(sf: _SumFactor) -> int:  # S_s (a sum that rounds has 2 summands or a constant)
+            return emit("add", [mag(x) for x in sf.summands], abs(sf.const))
+
+        finals: list[int] = []
+        for floor in self.outputs:
+            if floor is None:
+                continue
+            parts: list[int] = []
+            for term in floor.terms:
+                if term.own:
+                    parts.append(times(mag(term.slot), term.own))
+                for sf in term.sums:
+                    if sf.cofactor is None:  # |T| * S_s / |s|
+                        args = [mag(term.slot), size(sf), mag(sf.slot)]
+                        parts.append(emit("mul", args, sf.weight, 1))
+                        continue
+                    mult, div, const = sf.cofactor
+                    args = [size(sf), *(mag(m) for m in mult), *(mag(d) for d in div)]
+                    weight = abs(const) * sf.weight
+                    if len(args) == 1:
+                        parts.append(times(args[0], weight))
+                    else:
+                        parts.append(emit("mul", args, weight, len(div)))
+            if len(parts) > 1 or floor.const:
+                final = emit("add", parts, abs(floor.const))
+            else:
+                final = parts[0]
+            if final < base or final in finals:  # (a value of its own: callers scale it in place)
+                # (abs ignores its param: this one only keeps the step from being shared)
+                final = emit("abs", [final], -1.0 - len(finals))
+            finals.append(final)
+        return program.extended(steps, finals)
+
     def lower(
-        self, inputs: Sequence[torch.Tensor], kept: Sequence[torch.Tensor], u: float
+        self, inputs: Sequence[torch.Tensor], sums: Sequence[torch.Tensor], u: float
     ) -> list[torch.Tensor | None]:
         """Each output's lower bound (None: no better than ``u*|value|``), from the program's
-        ``inputs`` and the ``kept`` values (the extra outputs of :meth:`retaining`)."""
-        return self.lower_checked(inputs, kept, u)[0]
+        ``inputs`` and the bounds' ``sums`` (the extra outputs of :meth:`fused`, scaled in
+        place)."""
+        return self.lower_checked(inputs, sums, u)[0]
 
     def lower_checked(
-        self, inputs: Sequence[torch.Tensor], kept: Sequence[torch.Tensor], u: float
-    ) -> tuple[list[torch.Tensor | None], list[bool]]:
-        """:meth:`lower`, and for each output whether its bound is at least ``u*|value|``
-        (shaded) at every point: it :attr:`covers` the value, and no part of it overflowed."""
-        vals = dict(zip(self.slots, kept, strict=True))
-        vals.update(enumerate(inputs[: self.program.n_inputs]))
-        quick = _Reader(vals, self.signed)
+        self,
+        inputs: Sequence[torch.Tensor],
+        sums: Sequence[torch.Tensor],
+        u: float,
+        scales: Sequence[float] | None = None,
+    ) -> tuple[list[torch.Tensor | None], list[torch.Tensor | None], list[bool]]:
+        """:meth:`lower`, each bound times ``scales[i]`` as well (default 1), and for each
+        output the bound's largest value (0-dim), and whether the bound is at least
+        ``u*|value|`` (shaded) at every point: it :attr:`covers` the value, and no part of it
+        overflowed."""
         out: list[torch.Tensor | None] = []
+        tops: list[torch.Tensor | None] = []
         whole = []
-        for floor, covers in zip(self.outputs, self.covers, strict=True):
+        given = iter(sums)
+        for i, (floor, covers) in enumerate(zip(self.outputs, self.covers, strict=True)):
             if floor is None:
                 out.append(None)
+                tops.append(None)
                 whole.append(False)
                 continue
-            low = _accumulate(floor, quick, careful=False).mul_(u * _SHADE)
+            factor = u * _SHADE * (1.0 if scales is None else scales[i])
+            low = next(given).mul_(factor)
+            top = low.amax()
             whole.append(covers)
             # Where a summand overflows or is 0*inf (a sum that is 0 under a power), those
-            # points are done again, each summand on its own.
-            if not math.isfinite(float(low.sum())):
+            # points are done again from the values the bound reads, each summand on its own.
+            if not math.isfinite(float(top)):
                 whole[-1] = False
                 at = _nonfinite(low)
                 if at.numel():
-                    at_vals = {k: v.index_select(0, at) for k, v in vals.items()}
-                    picked = _Reader(at_vals, self.signed)
-                    redone = _accumulate(floor, picked, careful=True).mul_(u * _SHADE)
-                    low.index_copy_(0, at, redone)
+                    low.index_copy_(0, at, self._careful(floor, inputs, at).mul_(factor))
                 low.nan_to_num_(nan=0.0, posinf=0.0)
+                top = low.amax()
             out.append(low)
-        return out, whole
+            tops.append(top)
+        return out, tops, whole
+
+    def _careful(
+        self, floor: _OutputFloor, inputs: Sequence[torch.Tensor], at: torch.Tensor
+    ) -> torch.Tensor:
+        """A bound's sum at the points ``at``, each summand that is not finite counted 0."""
+        if self._kept_program is None:
+            self._kept_program = self.retaining()
+        picked = [x.index_select(0, at) for x in inputs[: self.program.n_inputs]]
+        kept = self._kept_program.run(picked)[len(self.program.outputs) :]
+        vals = dict(zip(self.slots, kept, strict=True))
+        vals.update(enumerate(picked))
+        return _accumulate(floor, _Reader(vals, self.signed, self.owned))
 
     # -- the analysis ----------------------------------------------------------------------
 
@@ -245,19 +341,24 @@ class Floors:
 
 
 class _Reader:
-    """Values by slot, their magnitudes and sums' spreads ``S_s/|s|``, each computed once."""
+    """Values by slot, their magnitudes and sums' sizes ``S_s``, each computed once."""
 
-    def __init__(self, vals: dict[int, torch.Tensor], signed: set[int]) -> None:
+    def __init__(
+        self, vals: dict[int, torch.Tensor], signed: set[int], owned: AbstractSet[int] = frozenset()
+    ) -> None:
         self.vals = vals
         self.signed = signed  # the slots whose values may be negative
+        self.owned = owned  # the slots whose values no one else reads
         self.mags: dict[int, torch.Tensor] = {}
-        self.rel: dict[int, torch.Tensor] = {}
         self.sizes: dict[int, torch.Tensor] = {}
 
     def mag(self, slot: int) -> torch.Tensor:
         if slot not in self.mags:
             value = self.vals[slot]
-            self.mags[slot] = value.abs() if slot in self.signed else value
+            if slot not in self.signed:
+                self.mags[slot] = value
+            else:  # (in place where the value is the bounds' own copy)
+                self.mags[slot] = value.abs_() if slot in self.owned else value.abs()
         return self.mags[slot]
 
     def size(self, s: _SumFactor) -> torch.Tensor:
@@ -275,53 +376,32 @@ class _Reader:
             self.sizes[s.slot] = total
         return self.sizes[s.slot]
 
-    def spread(self, s: _SumFactor) -> torch.Tensor:
-        """S_s / |s|."""
-        if s.slot not in self.rel:
-            self.rel[s.slot] = torch.div(self.size(s), self.mag(s.slot))
-        return self.rel[s.slot]
 
-
-def _accumulate(floor: _OutputFloor, r: _Reader, careful: bool) -> torch.Tensor:
-    """``sum_j |T_j|*(1 + sum_s w_s*S_s/|s|) + |c|`` (a product output without the 1), not yet
-    times u. Where a sum is a plain multiplier of its term, ``|T_j|/|s|`` is the product of
-    the term's other factors (:attr:`_SumFactor.cofactor`), which stays right where the sum is
-    0. ``careful``: a summand that is not finite (an overflow, or 0*inf where a sum is 0 under
-    a power) counts 0."""
+def _accumulate(floor: _OutputFloor, r: _Reader) -> torch.Tensor:
+    """What :meth:`Floors.fused` computes for ``floor`` (before the factor u), each summand
+    that is not finite (an overflow, or 0*inf where a sum is 0 under a power) counted 0."""
     acc: torch.Tensor | None = None
 
-    def add(part: torch.Tensor, weight: float) -> torch.Tensor:
-        if careful:
-            part.nan_to_num_(nan=0.0, posinf=0.0)
-        return part.mul_(weight) if acc is None else acc.add_(part, alpha=weight)
+    def add(part: torch.Tensor, weight: float = 1.0) -> None:
+        nonlocal acc
+        part = part.nan_to_num(nan=0.0, posinf=0.0)
+        acc = part.mul_(weight) if acc is None else acc.add_(part, alpha=weight)
 
     for term in floor.terms:
         size = r.mag(term.slot)
         if term.own:
-            acc = size * term.own if acc is None else acc.add_(size, alpha=term.own)
+            add(size, term.own)
         for s in term.sums:
             if s.cofactor is None:
-                if acc is None or careful:
-                    acc = add(size * r.spread(s), s.weight)
-                else:
-                    acc.addcmul_(size, r.spread(s), value=s.weight)
+                add(size * r.size(s) / r.mag(s.slot), s.weight)
                 continue
             mult, div, const = s.cofactor
-            weight = abs(const) * s.weight
-            if not mult and not div:
-                if acc is None or careful:
-                    acc = add(r.size(s).clone(), weight)
-                else:
-                    acc.add_(r.size(s), alpha=weight)
-            elif len(mult) == 1 and not div and acc is not None and not careful:
-                acc.addcmul_(r.size(s), r.mag(mult[0]), value=weight)
-            else:
-                part = r.size(s).clone()
-                for m in mult:
-                    part.mul_(r.mag(m))
-                for d in div:
-                    part.div_(r.mag(d))
-                acc = add(part, weight)
+            part = r.size(s).clone()
+            for m in mult:
+                part.mul_(r.mag(m))
+            for d in div:
+                part.div_(r.mag(d))
+            add(part, abs(const) * s.weight)
     assert acc is not None
     if floor.const:
         acc.add_(abs(floor.const))

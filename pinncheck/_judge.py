@@ -82,7 +82,8 @@ def judge_chunk(
     if full:
         in_bounds: list[torch.Tensor | None] = [x.abs().mul_(u) for x in pts64]
         bounds = _bounds_at(progs, pts64, in_bounds, ex[: len(progs.terms)], u)
-        allowed_all, references = [], []
+        allowed_full: list[torch.Tensor] = []
+        references = []
         floors: list[torch.Tensor | None] | None = None
         for i, (b, tol, size, e) in enumerate(zip(bounds, tols, sizes, ex, strict=True)):
             size = e.abs() if size is None else size
@@ -97,14 +98,14 @@ def judge_chunk(
                     low = low if floor is None else torch.maximum(low, floor)
                 b = torch.where(torch.isfinite(b), b, low)
             if tol.override:
-                allowed_all.append(size.mul(tol.rtol or 0.0).add_(tol.atol or 0.0))
+                allowed_full.append(size.mul(tol.rtol or 0.0).add_(tol.atol or 0.0))
             else:
-                allowed_all.append(b * tol.factor)
+                allowed_full.append(b * tol.factor)
             references.append(b.mul_(to_ref))
-        ratios, tops = ratios_of(errs, allowed_all)
+        ratios, tops = ratios_of(errs, allowed_full)
         judged = [
             Judged(*judged)
-            for judged in zip(allowed_all, references, errs, ratios, tops, strict=True)
+            for judged in zip(allowed_full, references, errs, ratios, tops, strict=True)
         ]
         for i in range(len(progs.terms), len(judged)):
             judged[i].over_reference = _top(ex[i].abs().div_(references[i]))
@@ -116,7 +117,10 @@ def judge_chunk(
     n_terms = len(progs.terms)
     # Where a term's formula cancels inside, its structural lower bound is the better one; where
     # it covers the value (a sum of terms each counted), it is the only one needed.
-    floors, covering = progs.floors.lower_checked(pts64, kept, u) if progs.floors else ([], [])
+    factors = [t.factor for t in tols[:n_terms]]
+    floors, floor_tops, covering = (
+        progs.floors.lower_checked(pts64, kept, u, factors) if progs.floors else ([], [], [])
+    )
     allowed_all: list[torch.Tensor] = []
     peaks: list[torch.Tensor] = []
     raised: list[torch.Tensor | None] = []
@@ -124,13 +128,14 @@ def judge_chunk(
         floor = floors[i] if i < len(floors) else None
         if floor is not None and covering[i]:
             peaks.append(_abs_max(e))
-            allowed = floor.mul_(tol.factor)
-        else:
-            sized = e.abs() if size is None else size
-            peaks.append(sized.amax())
-            allowed = sized.mul_(u * tol.factor) if size is None else sized * (u * tol.factor)
-            if floor is not None:
-                torch.maximum(allowed, floor.mul_(tol.factor), out=allowed)
+            allowed_all.append(floor)
+            raised.append(floor_tops[i])
+            continue
+        sized = e.abs() if size is None else size
+        peaks.append(sized.amax())
+        allowed = sized.mul_(u * tol.factor) if size is None else sized * (u * tol.factor)
+        if floor is not None:
+            torch.maximum(allowed, floor, out=allowed)
         allowed_all.append(allowed)
         raised.append(None if floor is None else allowed.amax())
     ratios = [torch.div(err, t) for err, t in zip(errs, allowed_all, strict=True)]

@@ -61,6 +61,25 @@ def _domain(expr: str, domain: list[str]) -> Domain:
     return prepare_check(expr, domain, n=10).domain
 
 
+@pytest.mark.parametrize(("expr", "domain"), CASES)
+def test_the_fused_bounds_equal_the_term_by_term_ones(expr: str, domain: list[str]) -> None:
+    # Two computations of one formula: the steps the exact program runs (Floors.fused) and the
+    # fallback that reads the program's intermediate values (used where a sum is not finite).
+    progs = _programs(expr, domain)
+    if not progs.floors:
+        return
+    pts = sample_box(_domain(expr, domain), 7, 0, 5000)
+    _, sums = _exact_values(progs, pts)
+    fused = progs.floors.lower(pts, sums, 1.0)
+    every = torch.arange(5000)
+    for floor, out in zip(progs.floors.outputs, fused, strict=True):
+        if floor is None:
+            continue
+        assert out is not None
+        again = progs.floors._careful(floor, pts, every)
+        assert torch.allclose(out, again, rtol=1e-12, atol=0.0)
+
+
 def test_floors_see_the_cancellation_of_a_tanh_front() -> None:
     # d/dx tanh(x/0.02) = 50*(1 - tanh**2): in the flat part the value is tiny but carries the
     # rounding of the 1 (about u), which u*|value| misses by orders of magnitude.

@@ -62,6 +62,36 @@ def test_program_evaluates_like_numpy_and_leaves_inputs_alone(cse: bool, inplace
         assert torch.equal(p, c)  # in place never writes into the inputs
 
 
+def test_extended_program_runs_new_steps_among_its_own() -> None:
+    from pinncheck._evaluate import _Step
+
+    e = parse_expression("exp(-t)*sin(pi*x)*cos(pi*y)")
+    exprs = [sympy.diff(e, x, y), sympy.diff(e, t, t), e]
+    prog = Program(exprs, [x, y, t], cse=True, inplace=True)
+    n = prog.n_inputs + len(prog.steps)
+    # |first output| + 2*x (slots numbered as if appended), and |x| alone (inputs only)
+    extra = [
+        _Step("abs", (prog.outputs[0],)),
+        _Step("add", (n, 0, 0)),
+        _Step("abs", (0,)),
+    ]
+    ext = prog.extended(extra, [n + 1, n + 2])
+    assert ext.steps[0].op == "abs" and ext.steps[0].args == (0,)  # runs before the rest
+    pts = _inputs()
+    copies = [p.clone() for p in pts]
+    got = ext.run(pts)
+    want = [_reference(v, copies) for v in exprs]
+    assert len(got) == 5
+    for g, w in zip(got[:3], want, strict=True):
+        torch.testing.assert_close(g, w, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(got[3], want[0].abs() + 2 * copies[0], rtol=1e-12, atol=0.0)
+    torch.testing.assert_close(got[4], copies[0].abs(), rtol=0.0, atol=0.0)
+    assert got[4] is not pts[0]
+    for p, c in zip(pts, copies, strict=True):
+        assert torch.equal(p, c)
+    assert len(prog.run(pts)) == 3  # the original is unchanged
+
+
 def test_evaluator_shares_steps_across_calls() -> None:
     pts = _inputs()
     ev = Evaluator(dict(zip([x, y, t], pts, strict=True)))
