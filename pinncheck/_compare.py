@@ -205,6 +205,7 @@ class ErrorStats:
         ratio_max: float | None = None,
         exact_max: torch.Tensor | None = None,
         tolerance_max: torch.Tensor | None = None,
+        vague: int | None = None,
     ) -> None:
         """Fold in one chunk: values at the points ``offset .. offset+len-1``, with each
         point's ``tolerance`` and the bound on the ``reference`` (exact side)'s own error; a
@@ -216,7 +217,8 @@ class ErrorStats:
         to mean that no term is missing. ``err``, ``ratio``, ``ratio_max``, ``exact_max`` and
         ``tolerance_max``: ``|autograd - exact|``, ``err / tolerance`` (0 where both are 0) and
         its largest value, ``max |exact|`` and the tolerance's largest value (0-dim tensors),
-        when the caller has them already."""
+        and ``vague``, how many points' tolerances are not small against ``size``, when the
+        caller has them already."""
         e = exact
         if err is None:
             err = torch.sub(autograd, e).abs_()  # float64 (a float32 autograd widens exactly)
@@ -228,9 +230,12 @@ class ErrorStats:
         if not isinstance(reference, float):
             row.append(reference.amax())
         if size is not None:
-            row.append(torch.count_nonzero(tolerance > VAGUE_FRACTION * size))
+            if vague is None:
+                row.append(torch.count_nonzero(tolerance > VAGUE_FRACTION * size))
+            else:
+                row.append(torch.tensor(vague))
         if self.track_autograd:
-            row.append(autograd.abs().amax().to(torch.float64))
+            row.append(_abs_max(autograd).to(torch.float64))
         flat = torch.stack([x.to(torch.float64) for x in row]).tolist()
         # The common case, every error and tolerance finite, costs no extra pass.
         if math.isfinite(flat[0] + flat[3]):

@@ -461,6 +461,7 @@ def _run_chunk(
             ratio_max=j.ratio_max,
             exact_max=j.size_max if k < 0 else None,
             tolerance_max=j.allowed_max,
+            vague=j.vague,
         )
         if k >= 0:
             if size is None:

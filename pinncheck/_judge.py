@@ -75,11 +75,13 @@ def judge_chunk(
     returned as that number rather than as a tensor.
     """
     to_ref = REFERENCE_SAFETY * UNIT_ROUNDOFF["float64"] / u
-    errs = [torch.sub(a, e).abs_() for a, e in zip(ag, ex, strict=True)]
+    errs: list[torch.Tensor]
+    ratios: list[torch.Tensor]
     full = (
         n_total <= ALL_BOUNDS_UP_TO or u > UNIT_ROUNDOFF["float32"] or any(t.override for t in tols)
     )
     if full:
+        errs = [torch.sub(a, e).abs_() for a, e in zip(ag, ex, strict=True)]
         in_bounds: list[torch.Tensor | None] = [x.abs().mul_(u) for x in pts64]
         bounds = _bounds_at(progs, pts64, in_bounds, ex[: len(progs.terms)], u)
         allowed_full: list[torch.Tensor] = []
@@ -121,39 +123,44 @@ def judge_chunk(
     floors, floor_tops, covering = (
         progs.floors.lower_checked(pts64, kept, u, factors) if progs.floors else ([], [], [])
     )
+    errs = []
     allowed_all: list[torch.Tensor] = []
+    ratios = []
     peaks: list[torch.Tensor] = []
     raised: list[torch.Tensor | None] = []
-    for i, (e, size, tol) in enumerate(zip(ex, sizes, tols, strict=True)):
+    # One quantity at a time, so that its values are still in the caches when they are read.
+    for i, (a, e, size, tol) in enumerate(zip(ag, ex, sizes, tols, strict=True)):
+        err = torch.sub(a, e).abs_()
         floor = floors[i] if i < len(floors) else None
         if floor is not None and covering[i]:
             peaks.append(_abs_max(e))
-            allowed_all.append(floor)
+            allowed = floor
             raised.append(floor_tops[i])
-            continue
-        sized = e.abs() if size is None else size
-        peaks.append(sized.amax())
-        allowed = sized.mul_(u * tol.factor) if size is None else sized * (u * tol.factor)
-        if floor is not None:
-            torch.maximum(allowed, floor, out=allowed)
+        else:
+            sized = e.abs() if size is None else size
+            peaks.append(sized.amax())
+            allowed = sized.mul_(u * tol.factor) if size is None else sized * (u * tol.factor)
+            if floor is not None:
+                torch.maximum(allowed, floor, out=allowed)
+            raised.append(None if floor is None else allowed.amax())
+        errs.append(err)
         allowed_all.append(allowed)
-        raised.append(None if floor is None else allowed.amax())
-    ratios = [torch.div(err, t) for err, t in zip(errs, allowed_all, strict=True)]
+        ratios.append(torch.div(err, allowed))
     tops = _tops(ratios)
     extra: torch.Tensor | None = None
     # A residual's exact value against the lower bound of its reference bound (u*to_ref times
     # its size): a point above it needs the full bound to say whether the candidate solves.
     lowest_ref = u * to_ref
-    over: dict[int, torch.Tensor] = {}
+    over: dict[int, torch.Tensor] = {}  # (signed until a point needs it whole)
     for i, (ratio, top) in enumerate(zip(ratios, tops, strict=True)):
         if top > 0.5:
             extra = _above(ratio, 0.5, extra)
         if i >= n_terms:
             size = sizes[i]
             assert size is not None
-            over[i] = ex[i].abs().div_(size)
-            if _top(over[i]) > lowest_ref:
-                extra = _above(over[i], lowest_ref, extra)
+            over[i] = torch.div(ex[i], size)
+            if _abs_top(over[i]) > lowest_ref:
+                extra = _above(over[i].abs_(), lowest_ref, extra)
     tol_max = [
         p * (u * tol.factor) if r is None else r
         for p, tol, r in zip(peaks, tols, raised, strict=True)
@@ -165,6 +172,7 @@ def judge_chunk(
             tops = _tops(ratios)
             tol_max = [torch.maximum(a, b) for a, b in zip(tol_max, patched, strict=True)]
             for i, q in over.items():  # (there, against the full reference bound)
+                q.abs_()
                 ref = allowed_all[i].index_select(0, at_idx).mul_(to_ref / tols[i].factor)
                 exact = ex[i].index_select(0, at_idx).abs_()
                 q.index_copy_(0, at_idx, exact.div_(ref).mul_(lowest_ref))
@@ -176,7 +184,9 @@ def judge_chunk(
         )
     ]
     for i, q in over.items():
-        judged[i].over_reference = _top(q) / lowest_ref
+        judged[i].over_reference = _abs_top(q) / lowest_ref
+        if extra is None and u * tols[i].factor <= VAGUE_FRACTION:
+            judged[i].vague = 0  # (the tolerance is u*K times the size at every point)
     return judged, sample
 
 
@@ -237,6 +247,12 @@ def _top(x: torch.Tensor) -> float:
     """The largest value of ``x``, NaN ignored (as 0)."""
     top = float(x.amax())
     return float(x.nan_to_num(nan=0.0, posinf=math.inf).amax()) if math.isnan(top) else top
+
+
+def _abs_top(x: torch.Tensor) -> float:
+    """The largest value of ``|x|``, NaN ignored (as 0)."""
+    top = float(_abs_max(x))
+    return _top(x.abs()) if math.isnan(top) else top
 
 
 def _tops(ratios: list[torch.Tensor]) -> list[float]:
@@ -304,6 +320,7 @@ class Judged:
     allowed_max: torch.Tensor | None = None  # allowed's largest value, where known (0-dim)
     size_max: torch.Tensor | None = None  # max |exact| (a residual's: max of its size), or None
     over_reference: float | None = None  # a residual's largest |exact| / reference bound
+    vague: int | None = None  # a residual's points whose tolerance is not small, where known
 
     def reference_tensor(self) -> torch.Tensor:
         ref = self.reference
