@@ -233,7 +233,7 @@ class ErrorStats:
             if vague is None:
                 row.append(torch.count_nonzero(tolerance > VAGUE_FRACTION * size))
             else:
-                row.append(torch.tensor(vague))
+                row.append(err.new_full((), float(vague)))
         if self.track_autograd:
             row.append(_abs_max(autograd).to(torch.float64))
         flat = torch.stack([x.to(torch.float64) for x in row]).tolist()
