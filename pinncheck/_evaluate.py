@@ -91,6 +91,7 @@ class _Step:
     inplace: bool = False  # write into args[0] (set by Program where that is safe)
     chain: bool = False  # write into this step's own intermediates (no autograd)
     release: tuple[int, ...] = ()  # slots to drop after this step (set by Program)
+    weights: tuple[float, ...] = ()  # wsum: each arg's weight
 
 
 def _chain(
@@ -143,6 +144,23 @@ def _mul(xs: list[torch.Tensor], step: _Step) -> torch.Tensor:
     return acc
 
 
+def _wsum(xs: list[torch.Tensor], step: _Step) -> torch.Tensor:
+    # w0*x0 + w1*x1 + ... + param (no lowered expression has it: pinncheck._floors emits it).
+    w = step.weights
+    if step.inplace:
+        acc = xs[0] if w[0] == 1.0 else xs[0].mul_(w[0])
+        rest = 1
+    elif w[0] == 1.0 and len(xs) > 1:
+        acc = torch.add(xs[0], xs[1], alpha=w[1])
+        rest = 2
+    else:
+        acc = torch.mul(xs[0], w[0])
+        rest = 1
+    for x, wx in zip(xs[rest:], w[rest:], strict=True):
+        acc.add_(x, alpha=wx)
+    return acc.add_(step.param) if step.param else acc
+
+
 def _unary(name: str) -> Callable[[list[torch.Tensor], _Step], torch.Tensor]:
     fn = getattr(torch, name)
 
@@ -165,6 +183,7 @@ def _pow(xs: list[torch.Tensor], step: _Step) -> torch.Tensor:
 _OPS: dict[str, Callable[[list[torch.Tensor], _Step], torch.Tensor]] = {
     "add": _add,
     "mul": _mul,
+    "wsum": _wsum,
     "square": _square,
     "pow": _pow,
     # A constant to a tensor power, and a tensor to a tensor power.
@@ -463,7 +482,8 @@ class Program:
 
         prog = copy.copy(self)
         prog.steps = [
-            _Step(st.op, tuple(slot(a) for a in st.args), st.param, st.n_neg) for st in merged
+            _Step(st.op, tuple(slot(a) for a in st.args), st.param, st.n_neg, weights=st.weights)
+            for st in merged
         ]
         prog.outputs = [slot(r) if isinstance(r, int) else r for r in self.outputs]
         prog.outputs += [slot(r) for r in outputs]

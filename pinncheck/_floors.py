@@ -147,20 +147,26 @@ class Floors:
         program = self.program
         base = program.n_inputs + len(program.steps)
         steps: list[_Step] = []
-        memo: dict[tuple[str, tuple[int, ...], float, int], int] = {}
+        memo: dict[tuple[object, ...], int] = {}
 
-        def emit(op: str, args: Sequence[int], param: float = 0.0, n_neg: int = 0) -> int:
-            key = (op, tuple(args), float(param), n_neg)
-            if key not in memo:
-                steps.append(_Step(op, tuple(args), param, n_neg))
+        def emit(
+            op: str,
+            args: Sequence[int],
+            param: float = 0.0,
+            n_neg: int = 0,
+            weights: Sequence[float] = (),
+            share: bool = True,
+        ) -> int:
+            key = (op, tuple(args), float(param), n_neg, tuple(weights))
+            if key not in memo or not share:
+                steps.append(_Step(op, tuple(args), param, n_neg, weights=tuple(weights)))
+                if not share:
+                    return base + len(steps) - 1
                 memo[key] = base + len(steps) - 1
             return memo[key]
 
         def mag(k: int) -> int:
             return k if k in self.nonneg else emit("abs", [k])
-
-        def times(k: int, w: float) -> int:  # (never an identity step: it would alias k)
-            return k if w == 1.0 else emit("mul", [k], w)
 
         def size(sf: _SumFactor) -> int:  # S_s (a sum that rounds has 2 summands or a constant)
             return emit("add", [mag(x) for x in sf.summands], abs(sf.const))
@@ -169,30 +175,23 @@ class Floors:
         for floor in self.outputs:
             if floor is None:
                 continue
-            parts: list[int] = []
+            parts: list[tuple[float, int]] = []  # (weight, value)
             for term in floor.terms:
                 if term.own:
-                    parts.append(times(mag(term.slot), term.own))
+                    parts.append((term.own, mag(term.slot)))
                 for sf in term.sums:
                     if sf.cofactor is None:  # |T| * S_s / |s|
                         args = [mag(term.slot), size(sf), mag(sf.slot)]
-                        parts.append(emit("mul", args, sf.weight, 1))
+                        parts.append((sf.weight, emit("mul", args, 1.0, 1)))
                         continue
                     mult, div, const = sf.cofactor
                     args = [size(sf), *(mag(m) for m in mult), *(mag(d) for d in div)]
-                    weight = abs(const) * sf.weight
-                    if len(args) == 1:
-                        parts.append(times(args[0], weight))
-                    else:
-                        parts.append(emit("mul", args, weight, len(div)))
-            if len(parts) > 1 or floor.const:
-                final = emit("add", parts, abs(floor.const))
-            else:
-                final = parts[0]
-            if final < base or final in finals:  # (a value of its own: callers scale it in place)
-                # (abs ignores its param: this one only keeps the step from being shared)
-                final = emit("abs", [final], -1.0 - len(finals))
-            finals.append(final)
+                    value = args[0] if len(args) == 1 else emit("mul", args, 1.0, len(div))
+                    parts.append((abs(const) * sf.weight, value))
+            parts.sort(key=lambda p: p[0] != 1.0)  # (a first weight of 1 saves an operation)
+            weights, values = [w for w, _ in parts], [v for _, v in parts]
+            # (a step of its own for each output: callers scale the bounds in place)
+            finals.append(emit("wsum", values, abs(floor.const), 0, weights, share=False))
         return program.extended(steps, finals)
 
     def lower(

@@ -74,19 +74,27 @@ def test_extended_program_runs_new_steps_among_its_own() -> None:
         _Step("abs", (prog.outputs[0],)),
         _Step("add", (n, 0, 0)),
         _Step("abs", (0,)),
+        _Step("wsum", (n, 1), 0.5, weights=(1.0, 3.0)),  # |first| + 3*y + 0.5
+        _Step("wsum", (n + 2, n), 0.0, weights=(2.0, -1.0)),  # 2|x| - |first|
+        _Step("abs", (1,)),
+        _Step("wsum", (n + 5, n), 1.0, weights=(2.0, 1.0)),  # 2|y| + |first| + 1, in place
     ]
-    ext = prog.extended(extra, [n + 1, n + 2])
+    ext = prog.extended(extra, [n + 1, n + 2, n + 3, n + 4, n + 6])
+    assert any(st.op == "wsum" and st.inplace for st in ext.steps)
     assert ext.steps[0].op == "abs" and ext.steps[0].args == (0,)  # runs before the rest
     pts = _inputs()
     copies = [p.clone() for p in pts]
     got = ext.run(pts)
     want = [_reference(v, copies) for v in exprs]
-    assert len(got) == 5
+    assert len(got) == 8
     for g, w in zip(got[:3], want, strict=True):
         torch.testing.assert_close(g, w, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(got[3], want[0].abs() + 2 * copies[0], rtol=1e-12, atol=0.0)
     torch.testing.assert_close(got[4], copies[0].abs(), rtol=0.0, atol=0.0)
     assert got[4] is not pts[0]
+    torch.testing.assert_close(got[5], want[0].abs() + 3 * copies[1] + 0.5, rtol=1e-12, atol=0.0)
+    torch.testing.assert_close(got[6], 2 * copies[0].abs() - want[0].abs(), rtol=1e-12, atol=0.0)
+    torch.testing.assert_close(got[7], 2 * copies[1] + want[0].abs() + 1, rtol=1e-12, atol=0.0)
     for p, c in zip(pts, copies, strict=True):
         assert torch.equal(p, c)
     assert len(prog.run(pts)) == 3  # the original is unchanged
