@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import torch
 
+from ._evaluate import _OPS as _OPS_PLAIN
 from ._evaluate import Program, _Step, heaviside_of, sign_of
 
 UNIT_ROUNDOFF: dict[str, float] = {
@@ -75,6 +77,22 @@ def _sum(xs: list[_Value], step: _Step, u: float) -> _Value:
         bound.add_(x.b).add_(x.abs, alpha=k * u)
     if c:
         acc = acc + c
+        bound.add_((k + 1) * u * abs(c))
+    return _Value(acc, bound)
+
+
+def _weighted_sum(xs: list[_Value], step: _Step, u: float) -> _Value:
+    # w0*x0 + w1*x1 + ... + c: each weighted term rounds once, each of the k additions rounds
+    # its partial sum: error <= sum(|w_i| b_i) + (k + 1)*u*sum(|w_i x_i|) (+ the constant's).
+    c = float(step.param)
+    k = len(xs) - 1 + (c != 0.0)
+    acc = _OPS_PLAIN["wsum"]([x.v for x in xs], replace(step, inplace=False))
+    bound: torch.Tensor | None = None
+    for x, w in zip(xs, step.weights, strict=True):
+        part = torch.add(x.b, x.abs, alpha=(k + 1) * u).mul_(abs(w))
+        bound = part if bound is None else bound.add_(part)
+    assert bound is not None
+    if c:
         bound.add_((k + 1) * u * abs(c))
     return _Value(acc, bound)
 
@@ -251,6 +269,7 @@ def _reciprocal_rule(xs: list[_Value], step: _Step, u: float) -> _Value:
 
 _OPS: dict[str, Rule] = {
     "add": _sum,
+    "wsum": _weighted_sum,
     "mul": _product,
     "square": _square,
     "pow": _power,

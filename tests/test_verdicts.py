@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 
 import mpmath
 import pytest
+import sympy
 import torch
 
 from pinncheck import check, residual, verify
@@ -194,6 +195,38 @@ def test_every_operation_has_an_error_bound_and_a_high_precision_value() -> None
     report = check("Max(x, y) + Min(x, 2*y) + Heaviside(x - 0.5) + sech(x)", ["x=0:1", "y=0:1"])
     assert report.status == "pass"
     assert all(d.stats.max_reference_error < 1e-12 for d in report.derivatives)
+
+
+def test_a_weighted_sum_bound_holds_against_exact_arithmetic() -> None:
+    # wsum is emitted by pinncheck._floors, not by lowering: its rule is checked on its own,
+    # against the sum computed exactly in rationals from the same float64 inputs.
+    from fractions import Fraction
+
+    from pinncheck._bounds import run_bounded
+    from pinncheck._evaluate import Program, _Step
+
+    x = sympy.Symbol("x", real=True)
+    prog = Program([sympy.sin(x)], [x])
+    n = prog.n_inputs + len(prog.steps)
+    weights = (1.0, -3.3, 1e-3)
+    step = _Step("wsum", (1, 0, 1), 0.1, weights=weights)
+    ext = prog.extended([step], [n])
+    g = torch.Generator().manual_seed(2)
+    pts = [torch.rand(2000, generator=g, dtype=torch.float64) * 200 - 100]
+    values, bounds = run_bounded(ext, [pts[0].clone()], [None], 2.0**-53)
+    assert torch.equal(values[1], ext.run([pts[0].clone()])[1])
+    sines = values[0].tolist()
+    sine_bounds = bounds[0].tolist()
+    for i, xi in enumerate(pts[0].tolist()):
+        exact = (
+            Fraction(weights[0]) * Fraction(sines[i])
+            + Fraction(weights[1]) * Fraction(xi)
+            + Fraction(weights[2]) * Fraction(sines[i])
+            + Fraction(0.1)
+        )
+        # the sines' own errors are in the bound too; here only the sum's rounding counts
+        carried = Fraction((abs(weights[0]) + abs(weights[2])) * sine_bounds[i])
+        assert abs(Fraction(values[1][i].item()) - exact) <= Fraction(bounds[1][i].item()) - carried
 
 
 def test_bounded_evaluation_gives_the_plain_values() -> None:
