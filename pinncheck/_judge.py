@@ -18,7 +18,6 @@ import torch
 from ._bounds import UNIT_ROUNDOFF, run_bounded
 from ._compare import VAGUE_FRACTION, ErrorStats, Probe, Tolerance, _abs_max, _argmax
 from ._pointwise import ratios_of
-from ._sample import sampled_blocks
 
 if TYPE_CHECKING:
     from ._engine import Programs
@@ -29,21 +28,25 @@ REFERENCE_SAFETY = 2.0
 BOUND_STRIDE = 64
 """Runs of more than :data:`ALL_BOUNDS_UP_TO` points compute the full running error bound at
 every point whose verdict could depend on it, and at a sample of the others: one point in this
-many, chosen by global index (fewer in long runs, see :func:`sample_stride`), so chunking
-changes nothing; see :func:`judge_chunk` and :func:`judge_sample`."""
+many (fewer in long runs, see :func:`sample_stride`), the run's first ones by global index, so
+chunking changes nothing (each point is drawn independently, so the first ones are as random a
+sample as any); see :func:`judge_chunk` and :func:`judge_sample`."""
 ALL_BOUNDS_UP_TO = 1 << 16
 SAMPLE_CAP = 1 << 14
 """Long runs widen the sample's stride so that it holds at most about this many points."""
-SAMPLE_BLOCK = 1 << 10
-"""The sample is made of whole blocks of this many consecutive points (see _sample_ranges)."""
 DENSE_SHARE = 8
 """Where more than 1/this of a chunk's points get the full bound, their ratios are computed
 again over the whole chunk (cheaper than gathering and scattering them)."""
 
 
 def sample_stride(n_total: int) -> int:
-    """The bound sample takes one block of :data:`SAMPLE_BLOCK` points in this many."""
+    """The bound sample takes one point in this many."""
     return max(BOUND_STRIDE, -(-n_total // SAMPLE_CAP))
+
+
+def sample_size(n_total: int) -> int:
+    """How many of the run's first points make up the bound sample."""
+    return -(-n_total // sample_stride(n_total))
 
 
 def judge_chunk(
@@ -60,7 +63,8 @@ def judge_chunk(
 ) -> tuple[list[Judged], BoundSample | None]:
     """Each quantity's tolerance, reference error bound and error ``|autograd - exact|`` at
     every point of the chunk, the ratio of the two and its largest value; and the chunk's part
-    of the run's bound sample (None where every point has its full bound).
+    of the run's bound sample (None where every point has its full bound, or where the chunk
+    holds none of the sample).
 
     The running bound B of a value v is at least ``u*|v|`` (its last rounding; for a residual,
     ``u*sum|term|``), so ``K*u*|v|`` is a lower bound of the model's tolerance ``K*B``; so is
@@ -176,7 +180,7 @@ def judge_chunk(
                 ref = allowed_all[i].index_select(0, at_idx).mul_(to_ref / tols[i].factor)
                 exact = ex[i].index_select(0, at_idx).abs_()
                 q.index_copy_(0, at_idx, exact.div_(ref).mul_(lowest_ref))
-    sample = _sample_of(start, pts64, ag, ex, sizes, extra, sample_stride(n_total))
+    sample = _sample_of(start, pts64, ag, ex, sizes, extra, n_total)
     judged = [
         Judged(allowed, to_ref / tol.factor, err, ratio, top, t_max, peak)
         for allowed, tol, err, ratio, top, t_max, peak in zip(
@@ -197,28 +201,25 @@ def _sample_of(
     ex: list[torch.Tensor],
     sizes: Sequence[torch.Tensor | None],
     patched: torch.Tensor | None,
-    stride: int,
-) -> BoundSample:
+    n_total: int,
+) -> BoundSample | None:
     """The chunk's points of the run's bound sample, with their values (copies: the chunk's
-    tensors are let go)."""
-    ranges = sampled_blocks(start, pts64[0].numel(), stride, SAMPLE_BLOCK)
+    tensors are let go); None where it has none."""
+    hi = min(pts64[0].numel(), sample_size(n_total) - start)
+    if hi <= 0:
+        return None
 
     def pick(x: torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-        if not ranges:
-            return x.new_empty(0, dtype=dtype)
-        if len(ranges) == 1:
-            lo, hi = ranges[0]
-            return x[lo:hi].to(dtype, copy=True)
-        return torch.cat([x[lo:hi] for lo, hi in ranges]).to(dtype)  # (cat copies)
+        return x[:hi].to(dtype, copy=True)
 
     return BoundSample(
-        [(start + lo, start + hi) for lo, hi in ranges],
+        (start, start + hi),
         [pick(p) for p in pts64],
         [pick(a) for a in ag],
         [pick(e) for e in ex],
         [None if s is None else pick(s) for s in sizes],
         None if patched is None else pick(patched, torch.bool),
-        stride,
+        sample_stride(n_total),
     )
 
 
@@ -329,11 +330,11 @@ class Judged:
 
 @dataclass
 class BoundSample:
-    """A chunk's points of the run's bound sample (every ``stride``-th by global index), with
+    """A chunk's points of the run's bound sample (the run's first ``1/stride`` of its points), with
     what judging them needs: their values on both sides, and which of them the chunk gave the
     full bound already (``patched``; None: none)."""
 
-    ranges: list[tuple[int, int]]  # the points' global indices, as stretches [lo, hi)
+    span: tuple[int, int]  # the points' global indices, [lo, hi)
     points: list[torch.Tensor]
     values: list[torch.Tensor]  # autograd (or derived), as float64
     exact: list[torch.Tensor]
@@ -353,11 +354,11 @@ def judge_sample(
     lower bounds left out: the largest reference error (and its point), and the share of a
     residual's points whose tolerance is not small against its size (the sample's unpatched
     points stand for ``stride`` points each)."""
-    chunks = [p for p in parts if p is not None and p.ranges]
+    chunks = [p for p in parts if p is not None]
     if not chunks:
         return
     cat = torch.cat
-    index = [i for c in chunks for lo, hi in c.ranges for i in range(lo, hi)]
+    index = [i for c in chunks for i in range(*c.span)]
     pts = [cat(col) for col in zip(*(c.points for c in chunks), strict=True)]
     values = [cat(col) for col in zip(*(c.values for c in chunks), strict=True)]
     exact = [cat(col) for col in zip(*(c.exact for c in chunks), strict=True)]

@@ -355,28 +355,26 @@ def test_an_inconclusive_equation_says_why_in_the_summary_line() -> None:
     assert "could hide in rounding" in result.output
 
 
-@pytest.mark.parametrize(("start", "m", "stride"), [(0, 5000, 2), (1000, 3000, 2), (7, 131072, 64)])
-def test_the_bound_sample_is_one_block_in_stride_whatever_the_chunks(
-    start: int, m: int, stride: int
-) -> None:
-    from pinncheck._judge import SAMPLE_BLOCK
-    from pinncheck._sample import sampled_blocks
+@pytest.mark.parametrize("n", [70_000, 1_000_003, 3 * 10**7])
+def test_the_bound_sample_is_the_same_points_whatever_the_chunks(n: int) -> None:
+    from pinncheck._judge import SAMPLE_CAP, _sample_of, sample_size, sample_stride
 
-    def _sample_ranges(start: int, m: int, stride: int) -> list[tuple[int, int]]:
-        return sampled_blocks(start, m, stride, SAMPLE_BLOCK)
+    count = sample_size(n)
+    assert count * sample_stride(n) >= n > (count - 1) * sample_stride(n)
+    assert count <= SAMPLE_CAP + 1 and (n > 64 * SAMPLE_CAP or sample_stride(n) == 64)
 
-    picked = [start + i for lo, hi in _sample_ranges(start, m, stride) for i in range(lo, hi)]
-    expected = [i for i in range(start, start + m) if (i // SAMPLE_BLOCK) % stride == 0]
-    assert picked == expected
-    # Split into two chunks anywhere: the same points.
-    cut = m // 3
-    halves = [start + i for lo, hi in _sample_ranges(start, cut, stride) for i in range(lo, hi)]
-    halves += [
-        start + cut + i
-        for lo, hi in _sample_ranges(start + cut, m - cut, stride)
-        for i in range(lo, hi)
-    ]
-    assert halves == expected
+    def picked(chunk: int) -> list[int]:
+        out: list[int] = []
+        for start in range(0, min(n, 4 * count + chunk), chunk):
+            m = min(chunk, n - start)
+            index = torch.arange(start, start + m, dtype=torch.float64)
+            part = _sample_of(start, [index], [index], [index], [None], None, n)
+            if part is not None:
+                assert part.points[0].tolist() == list(range(*part.span))
+                out += part.points[0].long().tolist()
+        return out
+
+    assert picked(131072) == picked(4999) == picked(100) == list(range(count))
 
 
 @pytest.mark.parametrize("extra", [-1000, 1000])
