@@ -49,6 +49,13 @@ def sample_size(n_total: int) -> int:
     return -(-n_total // sample_stride(n_total))
 
 
+def sample_span(start: int, m: int, n_total: int) -> tuple[int, int] | None:
+    """The global indices ``[lo, hi)`` of the bound sample among the points ``start ..
+    start+m-1`` (None: none of them)."""
+    hi = min(start + m, sample_size(n_total))
+    return (start, hi) if hi > start else None
+
+
 def judge_chunk(
     progs: Programs,
     pts64: list[torch.Tensor],
@@ -180,7 +187,7 @@ def judge_chunk(
                 ref = allowed_all[i].index_select(0, at_idx).mul_(to_ref / tols[i].factor)
                 exact = ex[i].index_select(0, at_idx).abs_()
                 q.index_copy_(0, at_idx, exact.div_(ref).mul_(lowest_ref))
-    sample = _sample_of(start, pts64, ag, ex, sizes, extra, n_total)
+    sample = _sample_of(progs, start, pts64, ag, ex, sizes, extra, n_total, u)
     judged = [
         Judged(allowed, to_ref / tol.factor, err, ratio, top, t_max, peak)
         for allowed, tol, err, ratio, top, t_max, peak in zip(
@@ -195,6 +202,7 @@ def judge_chunk(
 
 
 def _sample_of(
+    progs: Programs,
     start: int,
     pts64: list[torch.Tensor],
     ag: list[torch.Tensor],
@@ -202,24 +210,32 @@ def _sample_of(
     sizes: Sequence[torch.Tensor | None],
     patched: torch.Tensor | None,
     n_total: int,
+    u: float,
 ) -> BoundSample | None:
     """The chunk's points of the run's bound sample, with their values (copies: the chunk's
-    tensors are let go); None where it has none."""
-    hi = min(pts64[0].numel(), sample_size(n_total) - start)
-    if hi <= 0:
+    tensors are let go) and their full bounds (computed here, on the chunk's worker thread);
+    None where it has none."""
+    span = sample_span(start, pts64[0].numel(), n_total)
+    if span is None:
         return None
+    hi = span[1] - start
 
     def pick(x: torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:
         return x[:hi].to(dtype, copy=True)
 
+    pts = [pick(p) for p in pts64]
+    exact = [pick(e) for e in ex]
+    n_terms = len(progs.terms)
+    bounds = _bounds_at(progs, pts, [x.abs().mul_(u) for x in pts], exact[:n_terms], u)
     return BoundSample(
-        (start, start + hi),
-        [pick(p) for p in pts64],
+        span,
+        pts,
         [pick(a) for a in ag],
-        [pick(e) for e in ex],
+        exact,
         [None if s is None else pick(s) for s in sizes],
         None if patched is None else pick(patched, torch.bool),
         sample_stride(n_total),
+        bounds,
     )
 
 
@@ -341,6 +357,7 @@ class BoundSample:
     sizes: list[torch.Tensor | None]
     patched: torch.Tensor | None
     stride: int
+    bounds: list[torch.Tensor]  # the full running bounds there (the terms', the derived ones')
 
 
 def judge_sample(
@@ -350,10 +367,10 @@ def judge_sample(
     u: float,
     totals: Sequence[ErrorStats],
 ) -> None:
-    """Compute the full bound at the run's sample points in one batch, and fold in what the
-    lower bounds left out: the largest reference error (and its point), and the share of a
-    residual's points whose tolerance is not small against its size (the sample's unpatched
-    points stand for ``stride`` points each)."""
+    """From the full bounds at the run's sample points, fold in what the lower bounds left
+    out: the largest reference error (and its point), and the share of a residual's points
+    whose tolerance is not small against its size (the sample's unpatched points stand for
+    ``stride`` points each)."""
     chunks = [p for p in parts if p is not None]
     if not chunks:
         return
@@ -370,7 +387,7 @@ def judge_sample(
     )
     stride = chunks[0].stride
     n_terms = len(progs.terms)
-    bounds = _bounds_at(progs, pts, [x.abs().mul_(u) for x in pts], exact[:n_terms], u)
+    bounds = [cat(col) for col in zip(*(c.bounds for c in chunks), strict=True)]
     to_ref = REFERENCE_SAFETY * UNIT_ROUNDOFF["float64"] / u
     for i, (st, b, tol, a, e) in enumerate(zip(totals, bounds, tols, values, exact, strict=True)):
         size = None if i < n_terms else cat([c.sizes[i] for c in chunks])  # type: ignore[misc]

@@ -357,7 +357,7 @@ def test_an_inconclusive_equation_says_why_in_the_summary_line() -> None:
 
 @pytest.mark.parametrize("n", [70_000, 1_000_003, 3 * 10**7])
 def test_the_bound_sample_is_the_same_points_whatever_the_chunks(n: int) -> None:
-    from pinncheck._judge import SAMPLE_CAP, _sample_of, sample_size, sample_stride
+    from pinncheck._judge import SAMPLE_CAP, sample_size, sample_span, sample_stride
 
     count = sample_size(n)
     assert count * sample_stride(n) >= n > (count - 1) * sample_stride(n)
@@ -366,12 +366,10 @@ def test_the_bound_sample_is_the_same_points_whatever_the_chunks(n: int) -> None
     def picked(chunk: int) -> list[int]:
         out: list[int] = []
         for start in range(0, min(n, 4 * count + chunk), chunk):
-            m = min(chunk, n - start)
-            index = torch.arange(start, start + m, dtype=torch.float64)
-            part = _sample_of(start, [index], [index], [index], [None], None, n)
-            if part is not None:
-                assert part.points[0].tolist() == list(range(*part.span))
-                out += part.points[0].long().tolist()
+            span = sample_span(start, min(chunk, n - start), n)
+            if span is not None:
+                assert span[0] == start
+                out += list(range(*span))
         return out
 
     assert picked(131072) == picked(4999) == picked(100) == list(range(count))
