@@ -55,6 +55,11 @@ class EquationResult(QuantityResult):
     def agreement(self) -> str:
         return self.stats.status()
 
+    def conditioning_scale(self) -> float:
+        # A residual that solves is ~0 by design, rounding and all: its formula is judged
+        # against the size of its terms, not against its own (tiny) value.
+        return self.term_scale or self.stats.max_abs_exact
+
     @property
     def solves(self) -> str:
         if self.symbolic == "proved":

@@ -86,6 +86,10 @@ class QuantityResult:
     def status(self) -> str:
         return self.stats.status()
 
+    def conditioning_scale(self) -> float:
+        """The size against which the formula's rounding is judged ill-conditioned."""
+        return self.stats.max_abs_exact
+
     @property
     def worst_tolerance(self) -> float:
         """The tolerance at the worst point (NaN without one)."""
@@ -196,9 +200,10 @@ def conditioning_warnings(results: Sequence[QuantityResult], dtype: str) -> list
     for r in results:
         s = r.stats
         probe = s.unsure
-        if probe is None or not s.finite or s.max_abs_exact == 0.0:
+        scale = r.conditioning_scale()
+        if probe is None or not s.finite or scale == 0.0:
             continue
-        units = s.max_reference_error / (REFERENCE_SAFETY * u64 * s.max_abs_exact)
+        units = s.max_reference_error / (REFERENCE_SAFETY * u64 * scale)
         if units > ILL_CONDITIONED and math.isfinite(units):
             where = ", ".join(f"{n}={v:.6g}" for n, v in zip(r.variables, probe.point, strict=True))
             out.append(

@@ -424,3 +424,21 @@ def test_the_term_scale_is_the_largest_sum_of_terms_on_every_path(extra: int) ->
     (eq,) = report.equations
     assert eq.status == "fail"  # (not a solution)
     assert 1.6 < eq.term_scale <= 2 * math.sin(1.0) + 1e-8
+
+
+def test_a_residual_that_solves_is_not_called_ill_conditioned() -> None:
+    # Its exact value is ~0 by design, rounding and all: against its terms' size (1.9) the
+    # formula is well-conditioned. (It was called ill-conditioned against its own ~1e-16.)
+    report = residual(
+        "u_t + u*u_x = nu*u_xx",
+        {"u": "c - A*tanh(A*(x - c*t)/(2*nu))"},
+        ["x=-1:1", "t=0:1"],
+        param={"nu": "0.05", "A": "0.5", "c": "0.25"},
+        n=20_000,
+    )
+    assert report.status == "pass"
+    assert not [w for w in report.warnings if "ill-conditioned" in w]
+    # while argument rounding at x ~ 1e6 is ill-conditioned against the terms too
+    far = residual("u_xx + u", {"u": "sin(x)"}, ["x=1e6:1e6+1"], n=20_000)
+    assert far.status == "pass"
+    assert any("ill-conditioned" in w and "eq1" in w for w in far.warnings)
