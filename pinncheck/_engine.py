@@ -37,6 +37,7 @@ from ._floors import Floors
 from ._judge import (
     BoundSample,
     References,
+    floor_scales,
     judge_chunk,
     judge_sample,
 )
@@ -138,6 +139,7 @@ class Programs:
         nonneg = [i for i, low in enumerate(plan.domain.lows) if low >= 0]
         self.floors = Floors(self.exact, nonneg)
         self.exact_run = self.floors.fused() if self.floors else self.exact
+        self._scaled: dict[tuple[float, ...], Program] = {}
         # Derived quantities, from the term values (autograd's or exact) and the points.
         self.inputs = [*syms, *(t.placeholder() for t in plan.terms)]
         derived = [d.expr for d in plan.derived]
@@ -145,6 +147,13 @@ class Programs:
         parts = [p for d in plan.derived for p in d.parts]
         self.parts = Program(parts, self.inputs, cse=True, inplace=True) if parts else None
         self.part_counts = [len(d.parts) for d in plan.derived]
+
+    def exact_for(self, scales: Sequence[float]) -> Program:
+        """:attr:`exact_run` with the bounds' sums times ``scales`` (see Floors.fused)."""
+        key = tuple(scales)
+        if key not in self._scaled:
+            self._scaled[key] = self.floors.fused(scales) if self.floors else self.exact
+        return self._scaled[key]
 
     def bytes_per_point(self, dtype: torch.dtype, order: int) -> int:
         """A generous estimate of one point's share of a chunk's peak memory."""
@@ -428,13 +437,14 @@ def _run_chunk(
     # running error bound for the run's dtype where it is needed (see judge_chunk).
     pts64 = [x.detach().to(torch.float64) for x in leaves]
     u = UNIT_ROUNDOFF[str(dtype).removeprefix("torch.")]
-    ex, kept = _exact_values(progs, pts64)
+    scales = floor_scales(progs, tols, u, n_total)
+    ex, kept = _exact_values(progs, pts64, scales)
     part_sums = _part_sums(progs, pts64 + ex[: len(progs.terms)])
     # Each quantity's size at each point: |value|, or for a residual the sum of its terms'.
     # (None for a term: |exact| is computed where needed, not kept.)
     sizes = [None for _ in progs.terms] + part_sums
     judged, sample = judge_chunk(
-        progs, pts64, ex, ag + ag_derived, sizes, tols, u, start, n_total, kept
+        progs, pts64, ex, ag + ag_derived, sizes, tols, u, start, n_total, kept, scales is not None
     )
     _sync(device)
     t3 = time.perf_counter()
@@ -515,11 +525,12 @@ def exact_side(
 
 
 def _exact_values(
-    progs: Programs, pts64: list[torch.Tensor]
+    progs: Programs, pts64: list[torch.Tensor], floor_scales: Sequence[float] | None = None
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Exact values of every term and derived quantity, and the sums of the terms' structural
-    lower bounds (:mod:`pinncheck._floors`)."""
-    out = progs.exact_run.run(pts64)
+    lower bounds (:mod:`pinncheck._floors`), times ``floor_scales`` where given."""
+    run = progs.exact_run if floor_scales is None else progs.exact_for(floor_scales)
+    out = run.run(pts64)
     k = len(progs.terms)
     ex, kept = out[:k], out[k:]
     if progs.derived is not None:

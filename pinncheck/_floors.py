@@ -146,10 +146,16 @@ class Floors:
         prog.reschedule()
         return prog
 
-    def fused(self) -> Program:
+    def scales(self, u: float, factors: Sequence[float]) -> list[float]:
+        """What :meth:`fused` multiplies each output's bound sum by, for unit roundoff ``u``
+        and the tolerance factors K: the tolerance's lower bound ``K*L`` itself."""
+        return [u * _SHADE * k for k in factors]
+
+    def fused(self, scales: Sequence[float] | None = None) -> Program:
         """A copy of the program that also returns, after its own outputs, each bound's sum
-        (before the factor u) for the outputs that have one. Each step of a bound runs as
-        soon as the values it reads exist (:meth:`Program.extended`)."""
+        (before the factor u), times ``scales[i]`` for output i, for the outputs that have
+        one. Each step of a bound runs as soon as the values it reads exist
+        (:meth:`Program.extended`)."""
         program = self.program
         base = program.n_inputs + len(program.steps)
         steps: list[_Step] = []
@@ -178,9 +184,10 @@ class Floors:
             return emit("add", [mag(x) for x in sf.summands], abs(sf.const))
 
         finals: list[int] = []
-        for floor in self.outputs:
+        for i, floor in enumerate(self.outputs):
             if floor is None:
                 continue
+            scale = 1.0 if scales is None else scales[i]
             parts: list[tuple[float, int]] = []  # (weight, value)
             for term in floor.terms:
                 if term.own:
@@ -195,9 +202,10 @@ class Floors:
                     value = args[0] if len(args) == 1 else emit("mul", args, 1.0, len(div))
                     parts.append((abs(const) * sf.weight, value))
             parts.sort(key=lambda p: p[0] != 1.0)  # (a first weight of 1 saves an operation)
-            weights, values = [w for w, _ in parts], [v for _, v in parts]
+            weights, values = [w * scale for w, _ in parts], [v for _, v in parts]
             # (a step of its own for each output: callers scale the bounds in place)
-            finals.append(emit("wsum", values, abs(floor.const), 0, weights, share=False))
+            const = abs(floor.const) * scale
+            finals.append(emit("wsum", values, const, 0, weights, share=False))
         return program.extended(steps, finals)
 
     def lower(
@@ -214,11 +222,13 @@ class Floors:
         sums: Sequence[torch.Tensor],
         u: float,
         scales: Sequence[float] | None = None,
+        prescaled: bool = False,
     ) -> tuple[list[torch.Tensor | None], list[torch.Tensor | None], list[bool]]:
         """:meth:`lower`, each bound times ``scales[i]`` as well (default 1), and for each
         output the bound's largest value (0-dim), and whether the bound is at least
         ``u*|value|`` (shaded) at every point: it :attr:`covers` the value, and no part of it
-        overflowed."""
+        overflowed. ``prescaled``: the sums come from ``fused(self.scales(u, scales))``, so
+        they are the bounds already."""
         out: list[torch.Tensor | None] = []
         tops: list[torch.Tensor | None] = []
         whole = []
@@ -230,7 +240,7 @@ class Floors:
                 whole.append(False)
                 continue
             factor = u * _SHADE * (1.0 if scales is None else scales[i])
-            low = next(given).mul_(factor)
+            low = next(given) if prescaled else next(given).mul_(factor)
             top = low.amax()
             whole.append(covers)
             # Where a summand overflows or is 0*inf (a sum that is 0 under a power), those

@@ -32,7 +32,7 @@ many (fewer in long runs, see :func:`sample_stride`), the run's first ones by gl
 chunking changes nothing (each point is drawn independently, so the first ones are as random a
 sample as any); see :func:`judge_chunk` and :func:`judge_sample`."""
 ALL_BOUNDS_UP_TO = 1 << 16
-SAMPLE_CAP = 1 << 14
+SAMPLE_CAP = 1 << 13
 """Long runs widen the sample's stride so that it holds at most about this many points."""
 DENSE_SHARE = 8
 """Where more than 1/this of a chunk's points get the full bound, their ratios are computed
@@ -56,6 +56,24 @@ def sample_span(start: int, m: int, n_total: int) -> tuple[int, int] | None:
     return (start, hi) if hi > start else None
 
 
+def every_point_bounded(n_total: int, u: float, tols: Sequence[Tolerance]) -> bool:
+    """Whether a run computes the full bound at every point (see :func:`judge_chunk`)."""
+    return (
+        n_total <= ALL_BOUNDS_UP_TO or u > UNIT_ROUNDOFF["float32"] or any(t.override for t in tols)
+    )
+
+
+def floor_scales(
+    progs: Programs, tols: Sequence[Tolerance], u: float, n_total: int
+) -> list[float] | None:
+    """What the exact program scales the structural lower bounds by, so that they come out as
+    tolerances' lower bounds ``K*L`` (None: the run has no use for that, see
+    :func:`judge_chunk`)."""
+    if not progs.floors or every_point_bounded(n_total, u, tols):
+        return None
+    return progs.floors.scales(u, [t.factor for t in tols[: len(progs.terms)]])
+
+
 def judge_chunk(
     progs: Programs,
     pts64: list[torch.Tensor],
@@ -67,6 +85,7 @@ def judge_chunk(
     start: int,
     n_total: int,
     kept: Sequence[torch.Tensor] = (),
+    prescaled: bool = False,
 ) -> tuple[list[Judged], BoundSample | None]:
     """Each quantity's tolerance, reference error bound and error ``|autograd - exact|`` at
     every point of the chunk, the ratio of the two and its largest value; and the chunk's part
@@ -84,13 +103,14 @@ def judge_chunk(
     also come from a sample of them, judged once per run (:func:`judge_sample`). The model's
     reference bound is then ``REFERENCE_SAFETY*u64/(K*u)`` times the tolerance at every point,
     returned as that number rather than as a tensor.
+
+    ``kept`` are the structural bounds' sums from the exact program; ``prescaled``: they are
+    ``K*L`` already (the program was built with :func:`floor_scales`).
     """
     to_ref = REFERENCE_SAFETY * UNIT_ROUNDOFF["float64"] / u
     errs: list[torch.Tensor]
     ratios: list[torch.Tensor]
-    full = (
-        n_total <= ALL_BOUNDS_UP_TO or u > UNIT_ROUNDOFF["float32"] or any(t.override for t in tols)
-    )
+    full = every_point_bounded(n_total, u, tols)
     if full:
         errs = [torch.sub(a, e).abs_() for a, e in zip(ag, ex, strict=True)]
         in_bounds: list[torch.Tensor | None] = [x.abs().mul_(u) for x in pts64]
@@ -132,7 +152,9 @@ def judge_chunk(
     # it covers the value (a sum of terms each counted), it is the only one needed.
     factors = [t.factor for t in tols[:n_terms]]
     floors, floor_tops, covering = (
-        progs.floors.lower_checked(pts64, kept, u, factors) if progs.floors else ([], [], [])
+        progs.floors.lower_checked(pts64, kept, u, factors, prescaled)
+        if progs.floors
+        else ([], [], [])
     )
     errs = []
     allowed_all: list[torch.Tensor] = []

@@ -80,6 +80,23 @@ def test_the_fused_bounds_equal_the_term_by_term_ones(expr: str, domain: list[st
         assert torch.allclose(out, again, rtol=1e-12, atol=0.0)
 
 
+def test_prescaled_bounds_equal_the_scaled_sums() -> None:
+    # A run's exact program can return the bounds times u*K already (Programs.exact_for).
+    expr, domain = CASES[0]
+    progs = _programs(expr, domain)
+    pts = sample_box(_domain(expr, domain), 7, 0, 3000)
+    u, factors = 2.0**-53, [20.0 + i for i in range(len(progs.terms))]
+    _, sums = _exact_values(progs, pts)
+    plain, _, _ = progs.floors.lower_checked(pts, sums, u, factors)
+    _, scaled = _exact_values(progs, pts, progs.floors.scales(u, factors))
+    ready, _, _ = progs.floors.lower_checked(pts, scaled, u, factors, prescaled=True)
+    assert any(a is not None for a in plain)
+    for a, b in zip(plain, ready, strict=True):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-13, atol=0.0)
+
+
 def test_floors_see_the_cancellation_of_a_tanh_front() -> None:
     # d/dx tanh(x/0.02) = 50*(1 - tanh**2): in the flat part the value is tiny but carries the
     # rounding of the 1 (about u), which u*|value| misses by orders of magnitude.
