@@ -729,12 +729,14 @@ def _log_ratio(ratio: np.ndarray, data: MapsData) -> np.ndarray:
         return np.log10(np.clip(ratio, data.lo, data.hi))
 
 
-def _ends_and_middle(ax: Any, edges: tuple[np.ndarray, ...]) -> None:
-    """Three ticks per axis of a panel: the domain's ends and its middle (fewer labels to
-    lay out, and the ends are what a reader looks for)."""
-    for (lo, hi), axis in zip(((e[0], e[-1]) for e in edges), (ax.xaxis, ax.yaxis), strict=False):
-        at = [float(lo), float(lo + hi) / 2, float(hi)]
-        axis.set_ticks(at, labels=[f"{v:.3g}" for v in at])
+def _few_ticks(ax: Any, axes: str = "xy") -> None:
+    """At most four round ticks on each of a panel's ``axes`` (fewer labels to lay out and
+    draw; the domain's bounds are in the figure's title)."""
+    from matplotlib.ticker import MaxNLocator
+
+    for name in axes:
+        axis = ax.xaxis if name == "x" else ax.yaxis
+        axis.set_major_locator(MaxNLocator(nbins=3, steps=[1, 2, 2.5, 5, 10]))
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -775,7 +777,7 @@ def _draw_profile(ax: Any, panel: Panel, data: MapsData, norm: Any, cmap: Any) -
     )
     ax.yaxis.set_minor_locator(_null_locator())
     ax.set_xlim(edges[0], edges[-1])
-    _ends_and_middle(ax, (edges,))
+    _few_ticks(ax, "x")
     ax.set_xlabel(panel.variables[0], fontsize=9, labelpad=2)
     ax.set_ylabel(
         "|error| / tolerance" if panel.measure == "error" else "|exact| / bound",
@@ -823,7 +825,7 @@ def _draw_grid(ax: Any, panel: Panel, data: MapsData, norm: Any, cmap: Any) -> N
         ax.plot(x, y, marker="*", mfc="white", mec="black", ms=size, mew=1, clip_on=False)
     ax.set_xlim(ex[0], ex[-1])
     ax.set_ylim(ey[0], ey[-1])
-    _ends_and_middle(ax, (ex, ey))
+    _few_ticks(ax)
     ax.set_xlabel(panel.variables[0], fontsize=9, labelpad=2)
     ax.set_ylabel(panel.variables[1], fontsize=9, labelpad=2)
 
