@@ -118,7 +118,12 @@ class ErrorMaps:
     say) and counts their points, sampled again, only when :meth:`result` is asked for.
     ``solves``: also map each equation's "solves" ratio ``|exact| / reference`` (what
     ``residual`` tests to say whether the candidate solves the PDE; not for ``verify`` or
-    ``--any-residual``).
+    ``--any-residual``). ``lazy_counts`` (with ``largest``; what plots use): once every bin
+    of every grid has a point, a chunk with no failing and no undefined point is binned only
+    where it is sampled (its largest ratios) and searched for worst points as usual; its
+    points are counted, sampled again, only when :meth:`result` asks for exact counts. Until
+    then each bin's ``count`` is a lower bound that is 0 exactly where the bin has no point;
+    everything else in the result is as without it.
 
     The sink streams, at a cost of a few passes over a chunk's coordinates: the counts come
     from each point's bin (one ``bincount`` per grid, shared by the quantities), the failing
@@ -142,10 +147,13 @@ class ErrorMaps:
         largest: bool = True,
         solves: bool = True,
         sample: int = DEFAULT_SAMPLE,
+        lazy_counts: bool = False,
     ) -> None:
         if profile_bins < 1 or min(pair_bins) < 1 or worst < 0 or sample < 1:
             raise ValueError("bins and sample must be positive and worst not negative")
         self.largest = largest
+        self.lazy_counts = lazy_counts
+        self._points = 0  # the points merged so far, whether binned or skipped
         self.solves = solves
         self.sample = sample
         self.stride = 1
@@ -202,6 +210,7 @@ class ErrorMaps:
         self._worst = [[] for _ in series]
         self._top = [-math.inf] * s
         self._skipped = []
+        self._points = 0
         self._offsets = {g.cells: torch.arange(s)[:, None] * g.cells for g in self._grids}
         self._snapshot = _Snapshot(
             tuple(-math.inf for _ in series), tuple(g.count > 0 for g in self._grids)
@@ -218,8 +227,16 @@ class ErrorMaps:
             return self._partial_counts(view)
         m, n_series = len(view), len(self._series)
         snap = self._snapshot
-        cells = self._all_cells(view)
         rows = self._rows(view)
+        if self._lazy(rows, snap):  # nothing new to count here: the sample and worst points
+            pieces = self._sampled(view.start, m)
+            sampled = self._all_cells_of([_take(p, pieces) for p in view.points]) if pieces else []
+            largest = self._largest(pieces, sampled, None, rows, [None] * n_series)
+            worst = self._chunk_worst(view, rows, snap.floors)
+            none: list[Any] = [None] * len(self._grids)  # (no bin gets its first point)
+            skipped = _Skipped(view.start, view.start + m)
+            return skipped, (largest, none, worst, [r.top for r in rows])
+        cells = self._all_cells(view)
         fails = [_nonzero(r.ratio > 1) if r.top > 1 else None for r in rows]
         undefined = [_nonzero(r.ratio == -math.inf) if r.careful else None for r in rows]
         failing, bad = _flat(fails, m), _flat(undefined, m)
@@ -231,7 +248,8 @@ class ErrorMaps:
             )
             for g, cell in zip(self._grids, cells, strict=True)
         ]
-        largest = self._largest(view.start, cells, rows, fails)
+        pieces = self._sampled(view.start, m)
+        largest = self._largest(pieces, [_take(c, pieces) for c in cells], cells, rows, fails)
         fresh = [
             None if occupied is None else self._first_points(cell, count, rows, occupied)
             for cell, (count, _, _), occupied in zip(cells, counts, snap.occupied, strict=True)
@@ -243,7 +261,7 @@ class ErrorMaps:
         if partial is None:
             return
         if isinstance(partial, _Skipped):
-            self._skipped.append((partial.start, partial.stop))
+            self._skip(partial)
             return
         counts, rest = partial
         if self.largest:
@@ -258,7 +276,12 @@ class ErrorMaps:
                     )
                 if local is not None:
                     torch.maximum(g.max_ratio, local, out=g.max_ratio)
-        for g, (count, failing, undefined) in zip(self._grids, counts, strict=True):
+        if isinstance(counts, _Skipped):
+            self._skip(counts)
+            counts = ()
+        else:  # (every point lies in one bin of each grid)
+            self._points += int(counts[0][0].sum())
+        for g, (count, failing, undefined) in zip(self._grids, counts, strict=False):
             g.count += count
             if failing is not None:
                 g.failing += failing
@@ -277,12 +300,19 @@ class ErrorMaps:
     # -- the result ------------------------------------------------------------------------
 
     def result(
-        self, info: RunInfo | None = None, statuses: Mapping[str, str] | None = None
+        self,
+        info: RunInfo | None = None,
+        statuses: Mapping[str, str] | None = None,
+        counts: bool = True,
     ) -> ErrorMapsResult:
         """The maps aggregated so far (CPU tensors; the sink can go on). ``info`` titles the
-        run; ``statuses`` gives each quantity's status by name (shown in titles)."""
+        run; ``statuses`` gives each quantity's status by name (shown in titles).
+        ``counts=False``: do not count the points of the chunks a ``lazy_counts`` sink left
+        out (each bin's ``count`` is then a lower bound, 0 exactly where the bin has no
+        point; a plot needs no more); they stay to be counted by a later call."""
         layout = self._layout()
-        self._count_skipped()
+        if counts or not self.largest:
+            self._count_skipped()
         d = len(layout.variables)
         statuses = statuses or {}
         maps: dict[tuple[int, str], QuantityMap] = {}
@@ -304,7 +334,7 @@ class ErrorMaps:
                 profiles=profiles,
                 pairs=pairs,
                 worst=tuple(WorstPoint(i, p, r, v, e) for r, i, p, v, e in self._worst[s]),
-                count=int(first.count.sum()),
+                count=self._points,
                 failing=int(first.failing.sum()),
                 undefined=int(first.undefined.sum()),
                 max_ratio=self._top[s] if self._top[s] > -math.inf else math.nan,
@@ -346,6 +376,24 @@ class ErrorMaps:
         )
         return _Snapshot(floors, occupied)
 
+    def _lazy(self, rows: Sequence[_Row], snap: _Snapshot) -> bool:
+        """Whether a lazy_counts sink leaves the chunk's counts for later: every bin of every
+        grid has a point already, and no series has a failing or undefined point in it."""
+        return (
+            self.lazy_counts
+            and self._layout().resample is not None
+            and all(o is None for o in snap.occupied)
+            and all(r.top <= 1 and not r.careful for r in rows)
+        )
+
+    def _skip(self, chunk: _Skipped) -> None:
+        """Keep a chunk left out of the counts (next to the one before it, in one range)."""
+        self._points += chunk.stop - chunk.start
+        if self._skipped and self._skipped[-1][1] == chunk.start:
+            self._skipped[-1] = (self._skipped[-1][0], chunk.stop)
+        else:
+            self._skipped.append((chunk.start, chunk.stop))
+
     def _sampled(self, start: int, m: int) -> list[tuple[int, int]]:
         """The chunk's sampled points, as ranges of positions: the run's blocks of
         :data:`SAMPLE_BLOCK` points whose number is a multiple of :attr:`stride` (all points
@@ -356,32 +404,28 @@ class ErrorMaps:
 
     def _largest(
         self,
-        start: int,
-        cells: Sequence[torch.Tensor],
+        pieces: Sequence[tuple[int, int]],
+        sampled_cells: Sequence[torch.Tensor],
+        cells: Sequence[torch.Tensor] | None,
         rows: Sequence[_Row],
         fails: Sequence[torch.Tensor | None],
     ) -> list[torch.Tensor | None]:
         """Per grid, the largest ratio in each bin (series, cells) over the chunk's sampled
-        and failing points (-inf where none; None when the chunk has none at all)."""
-        pieces = self._sampled(start, len(cells[0]))
+        points (at ``pieces``, in bins ``sampled_cells``) and failing points (in bins
+        ``cells``, every point's; None when none fails): -inf where none; None when the
+        chunk has none at all."""
         if not pieces and all(f is None for f in fails):
-            return [None] * len(cells)
-
-        def sample(t: torch.Tensor) -> torch.Tensor:
-            if len(pieces) == 1:
-                return t[pieces[0][0] : pieces[0][1]]
-            return torch.cat([t[a:b] for a, b in pieces])
-
-        sampled = torch.stack([sample(r.ratio) for r in rows]).view(-1) if pieces else None
+            return [None] * len(self._grids)
+        sampled = torch.stack([_take(r.ratio, pieces) for r in rows]).view(-1) if pieces else None
         out: list[torch.Tensor | None] = []
-        for g, cell in zip(self._grids, cells, strict=True):
+        for k, g in enumerate(self._grids):
             local = torch.full((len(rows), g.cells), -math.inf, dtype=torch.float64)
             if sampled is not None:
-                at = sample(cell).long()[None, :] + self._offsets[g.cells]
+                at = sampled_cells[k].long()[None, :] + self._offsets[g.cells]
                 local.view(-1).scatter_reduce_(0, at.view(-1), sampled, reduce="amax")
             for s, (row, fail) in enumerate(zip(rows, fails, strict=True)):
-                if fail is not None:  # every failing point
-                    at = cell.index_select(0, fail).long()
+                if fail is not None and cells is not None:  # every failing point
+                    at = cells[k].index_select(0, fail).long()
                     local[s].scatter_reduce_(0, at, row.ratio.index_select(0, fail), "amax")
             out.append(local)
         return out
@@ -645,6 +689,15 @@ def _bin_index(x: torch.Tensor, lo: float, hi: float, bins: int) -> torch.Tensor
     scale = bins / (hi - lo) if hi > lo else 0.0
     scaled = torch.mul(x, scale) if lo == 0 else torch.sub(x, lo).mul_(scale)
     return scaled.to(torch.int32).clamp_(0, bins - 1)
+
+
+def _take(t: torch.Tensor, pieces: Sequence[tuple[int, int]]) -> torch.Tensor:
+    """The entries of ``t`` at ``pieces`` (ranges of positions), in order."""
+    if len(pieces) == 1:
+        return t[pieces[0][0] : pieces[0][1]]
+    if not pieces:
+        return t[:0]
+    return torch.cat([t[a:b] for a, b in pieces])
 
 
 def _flat(positions: Sequence[torch.Tensor | None], m: int) -> torch.Tensor | None:

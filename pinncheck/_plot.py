@@ -112,7 +112,10 @@ class ProbeData:
 MARKED_WORST = 3
 """How many of each map's worst points are marked on its panels."""
 MAX_PROJECTIONS = 3
-"""Panels per quantity for three or more variables: its most structured pairs."""
+"""Panels per quantity for three or more variables, where it fails or is undefined: its most
+structured pairs (a quantity that passes gets one: see :func:`_projections`)."""
+PANEL_BUDGET = 12
+"""The most panels of a figure of three or more variables (one per quantity at least)."""
 LOWEST, HIGHEST = 1e-12, 1e20
 """The colour scale's widest range of ratios; ratios beyond it take its end colours (the
 colour bar shows an arrow at the clipped end)."""
@@ -181,7 +184,8 @@ class MapsData:
     """What :func:`plot_data` returns for a ``check``, ``residual`` or ``verify`` report.
 
     ``panels`` fill ``rows`` rows of ``cols`` panels, row by row (for three or more
-    variables, one row per quantity). All panels share one colour scale from ratio ``lo`` to
+    variables, each quantity's projections one after the other, see :func:`_projections`).
+    All panels share one colour scale from ratio ``lo`` to
     ``hi``; the pass/fail line, ratio 1, always lies inside it.
     """
 
@@ -245,7 +249,11 @@ def error_maps(solves: bool = True) -> Any:
     from ._termmap import PAIR_BINS, PROFILE_BINS
 
     return ErrorMaps(
-        profile_bins=PROFILE_BINS, pair_bins=PAIR_BINS, worst=MARKED_WORST, solves=solves
+        profile_bins=PROFILE_BINS,
+        pair_bins=PAIR_BINS,
+        worst=MARKED_WORST,
+        solves=solves,
+        lazy_counts=True,  # a plot shows where bins have points, not how many
     )
 
 
@@ -264,7 +272,7 @@ def _result(report: Any, maps: Any) -> Any:
 
     o = report.options
     info = RunInfo(report.kind, _subject(report), o.dtype_name, o.n, o.seed, report.status)
-    return maps.result(info, {q.name: q.status for q in quantities(report)})
+    return maps.result(info, {q.name: q.status for q in quantities(report)}, counts=False)
 
 
 def _subject(report: Any) -> str:
@@ -338,17 +346,16 @@ def _maps_data(report: Any, result: Any) -> MapsData:
         cols = min(2 if d == 1 else 3, len(panels))
         rows = -(-len(panels) // max(cols, 1))
     else:
-        from ._maps import ranked_pairs
-
-        cols = min(MAX_PROJECTIONS, d * (d - 1) // 2)
-        for q in series:
-            for k, (a, b) in enumerate(ranked_pairs(q)[:cols]):
+        chosen = _projections(series)
+        for q, pairs in zip(series, chosen, strict=True):
+            for k, (a, b) in enumerate(pairs):
                 grid = q.pair(result.variables[a], result.variables[b])
                 panel = _panel(q, grid, statuses, sets, result.variables)
-                if k:  # the row's first panel has the full title
+                if k:  # the quantity's first panel has the full title
                     panel.title = f"{q.name}, projected on ({', '.join(grid.variables)})"
                 panels.append(panel)
-        rows = len(series)
+        cols = min(MAX_PROJECTIONS, len(panels))  # (rows of three, the quantities in order)
+        rows = -(-len(panels) // max(cols, 1))
     values = np.concatenate([p.ratio.ravel() for p in panels]) if panels else np.zeros(0)
     positive = values[np.isfinite(values) & (values > 0)]
     lo = min(1e-2, float(positive.min())) if positive.size else 1e-2
@@ -364,6 +371,27 @@ def _maps_data(report: Any, result: Any) -> MapsData:
         stride=max(1, result.stride),
         sampled=sampled_points(result.n, result.stride),
     )
+
+
+def _projections(series: list[Any]) -> list[list[tuple[int, int]]]:
+    """The pairs of variables each series is drawn over, for three variables or more.
+
+    Each series gets its most structured pair (:func:`~pinncheck._maps.ranked_pairs`, which
+    puts first the pair along which its worst point stands out). A series that shows a
+    problem (failing or undefined points, or a "not a solution" map) gets its next pairs too,
+    up to :data:`MAX_PROJECTIONS` in all, in the series' order while the figure has at most
+    :data:`PANEL_BUDGET` panels (or one per series, if there are more series)."""
+    from ._maps import ranked_pairs
+
+    ranked = [ranked_pairs(q) for q in series]
+    chosen = [r[:1] for r in ranked]
+    room = max(PANEL_BUDGET, len(series)) - len(series)
+    for q, pairs, more in zip(series, chosen, ranked, strict=True):
+        if q.failing or q.undefined or q.measure == "solves":
+            extra = more[1:MAX_PROJECTIONS][:room]
+            pairs += extra
+            room -= len(extra)
+    return chosen
 
 
 def _panel(
@@ -519,13 +547,14 @@ ERROR_CMAP = "RdBu_r"
 """Error maps: blue passes, white is the tolerance (ratio 1), red fails."""
 
 
-def _figure(width: float, height: float) -> Figure:
-    """A figure on the Agg canvas (no display, no pyplot)."""
+def _figure(width: float, height: float, constrained: bool = True) -> Figure:
+    """A figure on the Agg canvas (no display, no pyplot), with matplotlib's constrained
+    layout or none (the caller places the axes)."""
     require_matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), layout="constrained")
+    fig = Figure(figsize=(width, height), layout="constrained" if constrained else None)
     FigureCanvasAgg(fig)
     return fig
 
@@ -582,6 +611,23 @@ def _draw_probe(data: ProbeData) -> Figure:
     return fig
 
 
+# Error maps are laid out by hand (no layout engine): matplotlib's constrained layout measured
+# every tick label of every panel, twice per save, which was most of a figure's cost. Sizes in
+# inches.
+PANEL_2D = (3.7, 3.2)
+"""Width and height of a 2-D panel's cell (its axes, their labels and its title)."""
+PANEL_1D = (4.6, 2.9)
+"""...and of a 1-D panel's."""
+BAR_WIDTH = 1.45
+"""The colour bar's strip on the right: the bar, its tick labels and its label."""
+LEGEND_HEIGHT = 0.42
+"""The legend's strip at the bottom."""
+TITLE_LINE, PANEL_TITLE_LINE = 0.19, 0.155
+"""The height of a line of the figure's title (10 pt) and of a panel's (8.5 pt)."""
+PAD_LEFT, PAD_RIGHT, PAD_BOTTOM = 0.62, 0.18, 0.5
+"""A panel's axes inside its cell: room for the tick labels and the axis labels."""
+
+
 def _draw_maps(data: MapsData) -> Figure:
     import numpy as np
     from matplotlib import cm, colors
@@ -589,34 +635,49 @@ def _draw_maps(data: MapsData) -> Figure:
     from matplotlib.patches import Patch
 
     one = data.dimensions == 1
-    width, height = (4.6, 2.9) if one else (3.7, 3.2)
-    fig = _figure(max(6.5, width * data.cols + 1.4), height * data.rows + 1.3)
-    axs = fig.subplots(data.rows, data.cols, squeeze=False)
+    pw, ph = PANEL_1D if one else PANEL_2D
+    width = max(6.5, pw * data.cols + BAR_WIDTH)
+    pw = (width - BAR_WIDTH) / data.cols  # (a single panel takes the width the title needs)
+    note = data.note()
+    title = _wrap(data.title + (f"\n{note}" if note else ""), width, 10)
+    title_h = TITLE_LINE * (title.count("\n") + 1) + 0.15
+    heads = [_wrap(p.title, pw - PAD_RIGHT, 8.5) for p in data.panels]
+    head_h = PANEL_TITLE_LINE * max((h.count("\n") + 1 for h in heads), default=1) + 0.12
+    height = title_h + ph * data.rows + LEGEND_HEIGHT
+    fig = _figure(width, height, constrained=False)
+    fig.suptitle(title, y=1 - 0.08 / height, va="top", fontsize=10)
     low, high = math.log10(data.lo), math.log10(data.hi)
     norm = colors.TwoSlopeNorm(vmin=low, vcenter=0.0, vmax=high)
     cmap = _cmap(ERROR_CMAP, bad=(0.0, 0.0, 0.0, 0.0))
-    for ax, panel in zip(axs.flat, data.panels, strict=False):
+    for k, (panel, head) in enumerate(zip(data.panels, heads, strict=True)):
+        row, col = divmod(k, data.cols)
+        x0 = col * pw + PAD_LEFT
+        y0 = height - title_h - (row + 1) * ph + PAD_BOTTOM
+        box = (x0 / width, y0 / height, (pw - PAD_LEFT - PAD_RIGHT) / width)
+        ax = fig.add_axes((*box, (ph - PAD_BOTTOM - head_h) / height))
+        ax.tick_params(labelsize=7.5, length=3, pad=2)
         if one:
             _draw_profile(ax, panel, data, norm, cmap)
         else:
             _draw_grid(ax, panel, data, norm, cmap)
-    for ax in list(axs.flat)[len(data.panels) :]:
-        ax.set_visible(False)
+        ax.set_title(head, fontsize=8.5, pad=4)
+    bottom = (LEGEND_HEIGHT + PAD_BOTTOM) / height
+    top = 1 - (title_h + head_h) / height
+    cax = fig.add_axes((1 - (BAR_WIDTH - 0.12) / width, bottom, 0.16 / width, top - bottom))
     values = np.concatenate([p.ratio.ravel() for p in data.panels])
     low_end = bool(((values > 0) & (values < data.lo)).any())  # exact zeros are no clipping
     high_end = bool((values > data.hi).any())
     extend = {(0, 0): "neither", (1, 0): "min", (0, 1): "max", (1, 1): "both"}
     bar = fig.colorbar(
         cm.ScalarMappable(norm=norm, cmap=cmap),
-        ax=axs,
-        shrink=0.85,
-        pad=0.02,
+        cax=cax,
         extend=extend[(int(low_end), int(high_end))],
     )
     ticks = [0, *_decades(high), *(-t for t in _decades(-low))]
-    bar.set_ticks(ticks, labels=[f"$10^{{{t}}}$" if t else "1 = tolerance" for t in ticks])
+    bar.set_ticks(ticks, labels=[_power(t) if t else "1 = tolerance" for t in ticks])
+    bar.ax.tick_params(labelsize=8)
     bar.ax.axhline(0.0, color="black", lw=2)
-    bar.set_label("|error| / tolerance (largest per bin)")
+    bar.set_label("|error| / tolerance (largest per bin)", fontsize=9)
     handles = [
         Patch(color=UNDEFINED, label="undefined (NaN or inf)"),
         Line2D([], [], marker="*", ls="", mfc="white", mec="black", ms=9, label="worst points"),
@@ -625,10 +686,23 @@ def _draw_maps(data: MapsData) -> Figure:
         handles.insert(1, Patch(color=EMPTY, label="no sampled point"))
     if any(p.singular for p in data.panels):
         handles.append(Line2D([], [], color="black", ls=":", lw=1.5, label="singular set"))
-    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8)
-    note = data.note()
-    fig.suptitle(_wrapped(data.title + (f"\n{note}" if note else ""), fig), fontsize=10)
+    fig.legend(
+        handles=handles,
+        loc="lower center",
+        bbox_to_anchor=(0.5, 0.02 / height),
+        ncols=len(handles),
+        fontsize=8,
+        frameon=False,
+    )
     return fig
+
+
+def _wrap(text: str, width: float, size: float) -> str:
+    """``text`` with each line wrapped to ``width`` inches at a font of ``size`` points."""
+    import textwrap
+
+    chars = max(20, int(width * 72 / (0.56 * size)))
+    return "\n".join(textwrap.fill(line, chars) for line in text.split("\n"))
 
 
 def _wrapped(text: str, fig: Figure) -> str:
@@ -637,6 +711,19 @@ def _wrapped(text: str, fig: Figure) -> str:
 
     chars = max(40, int(fig.get_figwidth() * 12))
     return "\n".join(textwrap.fill(line, chars) for line in text.split("\n"))
+
+
+SUPERSCRIPTS = str.maketrans(
+    "-0123456789", "".join(map(chr, (0x207B, 0x2070, 0xB9, 0xB2, 0xB3, *range(0x2074, 0x207A))))
+)
+"""Digits and minus sign as superscripts, for 10 to a power as plain text in figures (never
+printed to a console, so no ASCII stand-in): matplotlib's mathtext parser, which
+``$10^{k}$`` needs, cost a process's first figure about 0.15 s of CPU."""
+
+
+def _power(k: int) -> str:
+    """``10`` to the power ``k``, in superscript characters (e.g. ``10⁻³``)."""
+    return "10" + str(k).translate(SUPERSCRIPTS)
 
 
 def _decades(span: float, most: int = 4) -> list[int]:
@@ -655,6 +742,25 @@ def _log_ratio(ratio: np.ndarray, data: MapsData) -> np.ndarray:
         return np.log10(np.clip(ratio, data.lo, data.hi))
 
 
+def _few_ticks(ax: Any, axes: str = "xy") -> None:
+    """At most four round ticks on each of a panel's ``axes`` (fewer labels to lay out and
+    draw; the domain's bounds are in the figure's title)."""
+    from matplotlib.ticker import MaxNLocator
+
+    for name in axes:
+        axis = ax.xaxis if name == "x" else ax.yaxis
+        axis.set_major_locator(MaxNLocator(nbins=3, steps=[1, 2, 2.5, 5, 10]))
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """The runs of consecutive true entries of a 1-D mask, as (first, past the last)."""
+    import numpy as np
+
+    padded = np.concatenate([[False], mask.astype(bool), [False]])
+    flips = np.flatnonzero(padded[1:] != padded[:-1])
+    return list(zip(flips[::2].tolist(), flips[1::2].tolist(), strict=True))
+
+
 def _draw_profile(ax: Any, panel: Panel, data: MapsData, norm: Any, cmap: Any) -> None:
     import numpy as np
 
@@ -664,10 +770,9 @@ def _draw_profile(ax: Any, panel: Panel, data: MapsData, norm: Any, cmap: Any) -
     ax.axhspan(1.0, data.hi * 4, color="#fddbc7", alpha=0.6, lw=0)
     ax.stairs(shown, edges, color="0.55", lw=0.8)
     ax.scatter(centres, shown, c=_log_ratio(panel.ratio, data), cmap=cmap, norm=norm, s=9, zorder=3)
-    for i in np.nonzero(panel.undefined)[0]:
-        ax.axvspan(edges[i], edges[i + 1], color=UNDEFINED, lw=0, zorder=1)
-    for i in np.nonzero(panel.empty)[0]:
-        ax.axvspan(edges[i], edges[i + 1], color=EMPTY, lw=0, zorder=1)
+    for mask, colour in ((panel.undefined, UNDEFINED), (panel.empty, EMPTY)):
+        for a, b in _runs(mask):  # one span per run of bins
+            ax.axvspan(edges[a], edges[b], color=colour, lw=0, zorder=1)
     ax.axhline(1.0, color="black", ls="--", lw=1)
     ax.text(edges[0], 1.0, " tolerance", va="bottom", fontsize=7)
     for (x,), r in zip(panel.worst, panel.worst_ratio, strict=True):
@@ -678,10 +783,26 @@ def _draw_profile(ax: Any, panel: Panel, data: MapsData, norm: Any, cmap: Any) -
             ax.axvline(x, color="black", ls=":", lw=1.5)
     ax.set_yscale("log")
     ax.set_ylim(data.lo / 2, data.hi * 2)
+    decades = range(math.ceil(math.log10(data.lo)), math.floor(math.log10(data.hi)) + 1)
+    step = max(1, math.ceil(len(decades) / 6))
+    ax.yaxis.set_ticks(
+        [10.0**k for k in decades[::step]], labels=[_power(k) for k in decades[::step]]
+    )
+    ax.yaxis.set_minor_locator(_null_locator())
     ax.set_xlim(edges[0], edges[-1])
-    ax.set_xlabel(panel.variables[0])
-    ax.set_ylabel("|error| / tolerance" if panel.measure == "error" else "|exact| / bound")
-    ax.set_title(panel.title, fontsize=8.5)
+    _few_ticks(ax, "x")
+    ax.set_xlabel(panel.variables[0], fontsize=9, labelpad=2)
+    ax.set_ylabel(
+        "|error| / tolerance" if panel.measure == "error" else "|exact| / bound",
+        fontsize=9,
+        labelpad=1,
+    )
+
+
+def _null_locator() -> Any:
+    from matplotlib.ticker import NullLocator
+
+    return NullLocator()
 
 
 def _draw_grid(ax: Any, panel: Panel, data: MapsData, norm: Any, cmap: Any) -> None:
@@ -690,11 +811,13 @@ def _draw_grid(ax: Any, panel: Panel, data: MapsData, norm: Any, cmap: Any) -> N
 
     ex, ey = panel.edges
     ax.set_facecolor(EMPTY)
-    # Rasterized: SVG and PDF embed each grid as one image, not a path per cell.
-    ax.pcolormesh(ex, ey, _log_ratio(panel.ratio, data).T, cmap=cmap, norm=norm, rasterized=True)
+    extent = (ex[0], ex[-1], ey[0], ey[-1])
+    # One image per panel (the bins are equal): SVG and PDF embed it at the bins' resolution.
+    image = dict(origin="lower", extent=extent, aspect="auto", interpolation="none")
+    ax.imshow(_log_ratio(panel.ratio, data).T, cmap=cmap, norm=norm, **image)
     if panel.undefined.any():
         undefined = np.ma.masked_where(~panel.undefined.T, np.ones(panel.undefined.T.shape))
-        ax.pcolormesh(ex, ey, undefined, cmap=colors.ListedColormap([UNDEFINED]), rasterized=True)
+        ax.imshow(undefined, cmap=colors.ListedColormap([UNDEFINED]), **image)
     for s in panel.singular:
         if s.g is not None and len(s.levels):
             g = np.ma.masked_invalid(s.g.T)
@@ -715,9 +838,9 @@ def _draw_grid(ax: Any, panel: Panel, data: MapsData, norm: Any, cmap: Any) -> N
         ax.plot(x, y, marker="*", mfc="white", mec="black", ms=size, mew=1, clip_on=False)
     ax.set_xlim(ex[0], ex[-1])
     ax.set_ylim(ey[0], ey[-1])
-    ax.set_xlabel(panel.variables[0])
-    ax.set_ylabel(panel.variables[1])
-    ax.set_title(panel.title, fontsize=8.5)
+    _few_ticks(ax)
+    ax.set_xlabel(panel.variables[0], fontsize=9, labelpad=2)
+    ax.set_ylabel(panel.variables[1], fontsize=9, labelpad=2)
 
 
 def figure(report: Any, maps: Any = None) -> Figure:

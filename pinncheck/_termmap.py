@@ -88,6 +88,7 @@ def sinks_for(
             worst=3 if plot else 0,
             largest=plot,
             solves=solves,
+            lazy_counts=plot,
         )
     ]
 
@@ -99,9 +100,11 @@ def attach(report: Any, sinks: Sequence[ErrorMaps], command: str, subject: str) 
     o = report.options
     info = RunInfo(command, subject, o.dtype_name, o.n, o.seed, report.status)
     statuses = {q.name: q.status for q in quantities(report)}
-    if not sinks[0].largest and not any(st in SHOWN for st in statuses.values()):
+    shown = any(st in SHOWN for st in statuses.values())
+    if not sinks[0].largest and not shown:
         return  # no map to show: the counts-only sink's skipped chunks stay uncounted
-    report.maps = sinks[0].result(info, statuses)
+    # (A plot's sink counts the chunks it left out only for a map, which shows the counts.)
+    report.maps = sinks[0].result(info, statuses, counts=shown)
 
 
 def run_with_maps(

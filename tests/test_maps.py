@@ -10,6 +10,7 @@ import pickle
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -571,5 +572,57 @@ def test_a_passing_run_leaves_every_chunk_to_the_counts_only_sink() -> None:
     sink = ErrorMaps(worst=0, largest=False)
     report = job.run(sinks=[sink])
     assert report.status == "pass"
-    assert sink._skipped == [(a, a + 500) for a in range(0, 4000, 500)]
+    assert sink._skipped == [(0, 4000)]  # (the chunks, one after the other, in one range)
     assert int(sink.result().quantities[0].profiles[0].count.sum()) == 4000
+
+
+def _lazy_and_eager(job_for: Any, **kw: Any) -> tuple[ErrorMaps, ErrorMaps]:
+    """The same run fed to a lazy_counts sink and to one that counts every chunk."""
+    sinks = []
+    for lazy in (True, False):
+        sink = ErrorMaps(pair_bins=(8, 8), profile_bins=16, worst=3, lazy_counts=lazy, **kw)
+        job_for().run(sinks=[sink])
+        sinks.append(sink)
+    return sinks[0], sinks[1]
+
+
+@pytest.mark.parametrize("case", ["pass", "fail", "undefined"])
+def test_lazy_counts_leave_quiet_chunks_for_later_and_change_nothing_else(
+    tmp_path: Path, case: str
+) -> None:
+    target = _buggy(tmp_path, "X > 0.999")  # (a failing point in a few chunks of 250)
+    jobs = {
+        "pass": lambda: prepare_check("sin(x)*exp(y)", ["x=0:1", "y=0:1"], n=6000, chunk_size=250),
+        "fail": lambda: prepare_verify(target, n=6000, base_dir=tmp_path, chunk_size=250, **HEAT),
+        "undefined": lambda: prepare_check(
+            "log(x)*y", ["x=-0.001:1", "y=0:1"], n=6000, chunk_size=250
+        ),
+    }
+    # (verify does not test whether its solution solves the PDE: no solves map, as in its CLI)
+    lazy, eager = _lazy_and_eager(jobs[case], sample=1000, solves=case != "fail")
+    # Chunks left out once every bin had a point; with failing or undefined points in most
+    # chunks, fewer are.
+    left_out = sum(b - a for a, b in lazy._skipped)
+    assert left_out >= (3000 if case == "pass" else 250), left_out
+    assert eager._skipped == []
+    quick = lazy.result(counts=False)
+    exact = eager.result()
+    for a, b in zip(quick.quantities, exact.quantities, strict=True):
+        assert (a.count, a.failing, a.undefined, a.worst) == (
+            b.count,
+            b.failing,
+            b.undefined,
+            b.worst,
+        )
+        assert a.count == 6000
+        for ga, gb in zip(a.profiles + a.pairs, b.profiles + b.pairs, strict=True):
+            assert torch.equal(ga.max_ratio.nan_to_num(-1.0), gb.max_ratio.nan_to_num(-1.0))
+            assert torch.equal(ga.failing, gb.failing) and torch.equal(ga.undefined, gb.undefined)
+            # Counts: a lower bound, zero exactly where the bin has no point.
+            assert torch.equal(ga.count > 0, gb.count > 0) and bool((ga.count <= gb.count).all())
+    assert lazy._skipped  # still to count; a result with counts counts them, exactly
+    counted = lazy.result()
+    assert lazy._skipped == []
+    for a, b in zip(counted.quantities, exact.quantities, strict=True):
+        for ga, gb in zip(a.profiles + a.pairs, b.profiles + b.pairs, strict=True):
+            assert torch.equal(ga.count, gb.count)

@@ -271,9 +271,11 @@ def test_the_heatmap_of_a_bug_where_x_above_0_9_fails_there_only(tmp_path: Path)
     assert cells[:, 0].min() > 0.85 and cells[:, 1].min() < 0.1 and cells[:, 1].max() > 0.9
     # The worst points are marked inside the failing band.
     assert panel.worst and all(x > 0.9 for x, _ in panel.worst)
-    # What the figure draws is this array: the mesh's colours are its log10, bin by bin.
-    mesh = figure(report, maps).axes[0].collections[0]
-    drawn = np.asarray(mesh.get_array()).reshape(len(et) - 1, len(ex) - 1).T
+    # What the figure draws is this array: the image's colours are its log10, bin by bin
+    # (rows along t, from its lower end).
+    image = figure(report, maps).axes[0].images[0]
+    assert image.origin == "lower" and image.get_extent() == [ex[0], ex[-1], et[0], et[-1]]
+    drawn = np.asarray(image.get_array()).T
     with np.errstate(divide="ignore"):
         expected = np.log10(np.clip(panel.ratio, data.lo, data.hi))
     assert np.allclose(drawn, expected, equal_nan=True)
@@ -370,12 +372,57 @@ def test_three_variables_show_each_quantitys_most_structured_pairs() -> None:
         sinks=[maps]
     )
     data = plot_data(report, maps)
-    assert (data.rows, data.cols, data.dimensions) == (4, 3, 4)
+    # Every derivative passes: one panel each, its most structured pair, in rows of three.
+    assert report.status == "pass"
+    assert (data.rows, data.cols, data.dimensions, len(data.panels)) == (2, 3, 4, 4)
     result = maps.result()
-    for row, q in enumerate(result.quantities):
-        shown = [p.variables for p in data.panels[3 * row : 3 * row + 3]]
-        expected = [(result.variables[a], result.variables[b]) for a, b in ranked_pairs(q)[:3]]
-        assert shown == expected and all(p.quantity == q.name for p in data.panels[3 * row :][:3])
+    for panel, q in zip(data.panels, result.quantities, strict=True):
+        a, b = ranked_pairs(q)[0]
+        assert panel.quantity == q.name and panel.variables == (
+            result.variables[a],
+            result.variables[b],
+        )
+
+
+def _heat3d_wrong_early_at_the_edge(x: Any, u: Any) -> Any:
+    """u_t - 0.1 (u_xx + u_yy) over (x, y, t), wrong where x > 0.8 while t < 0.3."""
+    import torch
+
+    def grad(f: Any) -> Any:
+        return torch.autograd.grad(f, x, torch.ones_like(f), create_graph=True)[0]
+
+    g = grad(u)
+    u_xx, u_yy = grad(g[:, 0:1])[:, 0:1], grad(g[:, 1:2])[:, 1:2]
+    r = g[:, 2:3] - 0.1 * (u_xx + u_yy)
+    wrong = (x[:, 0:1] > 0.8) & (x[:, 2:3] < 0.3)
+    return r + torch.where(wrong, 1e-4 * u_xx, torch.zeros_like(u))
+
+
+def test_three_variables_show_more_pairs_where_a_quantity_fails() -> None:
+    from pinncheck._maps import ranked_pairs
+    from pinncheck._plot import PANEL_BUDGET, error_maps, plot_data
+    from pinncheck._verify import prepare_verify
+
+    maps = error_maps()
+    job = prepare_verify(
+        _heat3d_wrong_early_at_the_edge,
+        "u_t - nu*(u_xx + u_yy)",
+        "u = sin(2*x + 1)*cos(y)*exp(-t) + x**2*y*t",
+        ["x=0:1", "y=0:1", "t=0:1"],
+        param=["nu=0.1"],
+        n=20_000,
+    )
+    report = job.run(sinks=[maps])
+    assert report.status == "fail"
+    data = plot_data(report, maps)
+    result = maps.result()
+    (q,) = result.quantities
+    # The failing equation gets its three projections, the pair with the worst point first.
+    assert [p.variables for p in data.panels] == [
+        (result.variables[a], result.variables[b]) for a, b in ranked_pairs(q)
+    ]
+    assert data.panels[0].variables == ("x", "t") and len(data.panels) <= PANEL_BUDGET
+    assert (data.rows, data.cols) == (1, 3)
 
 
 def test_titles_say_what_the_run_was() -> None:
@@ -619,3 +666,29 @@ def test_the_plot_maps_solves_only_for_a_residual_that_must_solve(tmp_path: Path
     counts = ErrorMaps(largest=False)
     sinks = PlotRequest(str(tmp_path / "plot.png")).sinks_with([counts], solves=True)
     assert len(sinks) == 2 and sinks[0] is counts and sinks[1].solves and sinks[1].largest
+
+
+def test_three_variables_keep_to_the_panel_budget_when_many_quantities_fail() -> None:
+    from pinncheck._check import prepare_check
+    from pinncheck._maps import ranked_pairs
+    from pinncheck._plot import MAX_PROJECTIONS, PANEL_BUDGET, error_maps, plot_data
+
+    maps = error_maps()
+    job = prepare_check("log(x)*y*z", ["x=-1:1", "y=0:1", "z=0:1"], n=3000, order=2)
+    report = job.run(sinks=[maps])
+    result = maps.result()
+    problems = [q for q in result.quantities if q.undefined or q.failing]
+    assert len(result.quantities) == 9 and len(problems) * MAX_PROJECTIONS > PANEL_BUDGET
+    data = plot_data(report, maps)
+    assert len(data.panels) == PANEL_BUDGET
+    # Every quantity has its most structured pair first; the extra pairs go to the first
+    # quantities with a problem, in the report's order.
+    names = [p.quantity for p in data.panels]
+    assert [name for i, name in enumerate(names) if name not in names[:i]] == [
+        q.name for q in result.quantities
+    ]
+    for q in result.quantities:
+        mine = [p.variables for p in data.panels if p.quantity == q.name]
+        a, b = ranked_pairs(q)[0]
+        assert mine[0] == (result.variables[a], result.variables[b])
+    assert [names.count(q.name) for q in problems][:2] == [MAX_PROJECTIONS, 2]
