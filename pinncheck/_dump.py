@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._errors import OptionError
+from ._output import DEFAULT_DUMP_LIMIT
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
 
     from ._pointwise import ChunkView, Layout
 
-DEFAULT_LIMIT = 100_000
+DEFAULT_LIMIT = DEFAULT_DUMP_LIMIT
 """Rows of a dump unless ``--dump-limit`` says otherwise."""
 FORMATS = (".csv", ".npz")
 META_COLUMNS = ("index", "selected")

@@ -149,10 +149,11 @@ class Programs:
         self.part_counts = [len(d.parts) for d in plan.derived]
 
     def exact_for(self, scales: Sequence[float]) -> Program:
-        """:attr:`exact_run` with the bounds' sums times ``scales`` (see Floors.fused)."""
+        """:attr:`exact_run` with the bounds' sums times ``scales`` (see Floors.fused; only
+        for a plan whose terms have bounds)."""
         key = tuple(scales)
         if key not in self._scaled:
-            self._scaled[key] = self.floors.fused(scales) if self.floors else self.exact
+            self._scaled[key] = self.floors.fused(scales)
         return self._scaled[key]
 
     def bytes_per_point(self, dtype: torch.dtype, order: int) -> int:

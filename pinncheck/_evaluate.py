@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import itertools
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import sympy
 import torch
@@ -455,36 +455,36 @@ class Program:
         """
         n_in, n_old = self.n_inputs, len(self.steps)
 
-        def ready(slot: int) -> int:  # the original step after which ``slot`` exists
+        def ready(slot: int) -> int:  # the original step after which ``slot`` exists (-1: none)
+            if slot < n_in:
+                return -1
             return slot - n_in if slot < n_in + n_old else at[slot - n_in - n_old]
 
         at: list[int] = []
         for step in steps:
             at.append(max((ready(a) for a in step.args), default=-1))
+        after: dict[int, list[int]] = {}  # original step (-1: none) -> the new steps after it
+        for k, i in enumerate(at):
+            after.setdefault(i, []).append(k)
         merged: list[_Step] = []
         new_slot: dict[int, int] = {}
-        placed = iter(sorted(range(len(steps)), key=lambda k: at[k]))
-        pending = next(placed, None)
-        while pending is not None and at[pending] < 0:
-            new_slot[n_in + n_old + pending] = n_in + len(merged)
-            merged.append(steps[pending])
-            pending = next(placed, None)
-        for i, step in enumerate(self.steps):
-            new_slot[n_in + i] = n_in + len(merged)
+
+        def place(step: _Step, old: int) -> None:
+            new_slot[old] = n_in + len(merged)
             merged.append(step)
-            while pending is not None and at[pending] == i:
-                new_slot[n_in + n_old + pending] = n_in + len(merged)
-                merged.append(steps[pending])
-                pending = next(placed, None)
+
+        for k in after.get(-1, []):
+            place(steps[k], n_in + n_old + k)
+        for i, step in enumerate(self.steps):
+            place(step, n_in + i)
+            for k in after.get(i, []):
+                place(steps[k], n_in + n_old + k)
 
         def slot(s: int) -> int:
             return s if s < n_in else new_slot[s]
 
         prog = copy.copy(self)
-        prog.steps = [
-            _Step(st.op, tuple(slot(a) for a in st.args), st.param, st.n_neg, weights=st.weights)
-            for st in merged
-        ]
+        prog.steps = [replace(st, args=tuple(slot(a) for a in st.args)) for st in merged]
         prog.outputs = [slot(r) if isinstance(r, int) else r for r in self.outputs]
         prog.outputs += [slot(r) for r in outputs]
         prog.reschedule()

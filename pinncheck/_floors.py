@@ -25,7 +25,7 @@ without the 1), where s runs over the sums found in term j with weights w_s (the
 the way) and ``S_s`` is the sum of the magnitudes of s's summands. ``L <= B`` at every point.
 Outputs with no such structure get None: ``u*|v|`` is as good.
 
-Three refinements keep L cheap and useful:
+Four refinements keep L cheap and useful:
 
 * Where a sum is a plain multiplier of its term (``T = a*s/d``, products only), ``|T|/|s|`` is
   ``|a/d|``, the product of the term's other factors: ``B(T) >= |a/d|*B(s)`` holds where s is
@@ -55,7 +55,6 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
-from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 import torch
@@ -108,8 +107,9 @@ class Floors:
     ``nonneg_inputs`` are the inputs that are never negative (a variable sampled from a range
     that starts at 0 or above): they save taking magnitudes, and show sums that cannot cancel.
 
-    :attr:`slots` are the intermediate values the bounds read; :meth:`retaining` returns the
-    program with those kept as extra outputs, and :meth:`lower` computes the bounds from them.
+    :meth:`fused` returns the program that also computes the bounds' sums; :meth:`lower` turns
+    them into bounds. :attr:`slots` are the intermediate values the bounds read, which
+    :meth:`retaining` keeps as extra outputs for the points where a sum is not finite.
     """
 
     def __init__(self, program: Program, nonneg_inputs: Sequence[int] = ()) -> None:
@@ -127,8 +127,6 @@ class Floors:
                         wanted.update(s.cofactor[0] + s.cofactor[1])
         self.slots = sorted(wanted)
         self.signed = wanted - self.nonneg
-        outputs = {r for r in program.outputs if isinstance(r, int)}
-        self.owned = {k for k in wanted if k >= program.n_inputs and k not in outputs}
         self._kept_program: Program | None = None
         # A sum whose every term counts at least once: sum_j |T_j| + |c| >= |value|.
         self.covers = [
@@ -266,7 +264,7 @@ class Floors:
         kept = self._kept_program.run(picked)[len(self.program.outputs) :]
         vals = dict(zip(self.slots, kept, strict=True))
         vals.update(enumerate(picked))
-        return _accumulate(floor, _Reader(vals, self.signed, self.owned))
+        return _accumulate(floor, _Reader(vals, self.signed))
 
     # -- the analysis ----------------------------------------------------------------------
 
@@ -363,22 +361,16 @@ class Floors:
 class _Reader:
     """Values by slot, their magnitudes and sums' sizes ``S_s``, each computed once."""
 
-    def __init__(
-        self, vals: dict[int, torch.Tensor], signed: set[int], owned: AbstractSet[int] = frozenset()
-    ) -> None:
-        self.vals = vals
+    def __init__(self, vals: dict[int, torch.Tensor], signed: set[int]) -> None:
+        self.vals = vals  # (the reader's own copies: their magnitudes are taken in place)
         self.signed = signed  # the slots whose values may be negative
-        self.owned = owned  # the slots whose values no one else reads
         self.mags: dict[int, torch.Tensor] = {}
         self.sizes: dict[int, torch.Tensor] = {}
 
     def mag(self, slot: int) -> torch.Tensor:
         if slot not in self.mags:
             value = self.vals[slot]
-            if slot not in self.signed:
-                self.mags[slot] = value
-            else:  # (in place where the value is the bounds' own copy)
-                self.mags[slot] = value.abs_() if slot in self.owned else value.abs()
+            self.mags[slot] = value.abs_() if slot in self.signed else value
         return self.mags[slot]
 
     def size(self, s: _SumFactor) -> torch.Tensor:

@@ -113,8 +113,7 @@ def judge_chunk(
     full = every_point_bounded(n_total, u, tols)
     if full:
         errs = [torch.sub(a, e).abs_() for a, e in zip(ag, ex, strict=True)]
-        in_bounds: list[torch.Tensor | None] = [x.abs().mul_(u) for x in pts64]
-        bounds = _bounds_at(progs, pts64, in_bounds, ex[: len(progs.terms)], u)
+        bounds = _bounds_at(progs, pts64, ex[: len(progs.terms)], u)
         allowed_full: list[torch.Tensor] = []
         references = []
         floors: list[torch.Tensor | None] | None = None
@@ -248,7 +247,7 @@ def _sample_of(
     pts = [pick(p) for p in pts64]
     exact = [pick(e) for e in ex]
     n_terms = len(progs.terms)
-    bounds = _bounds_at(progs, pts, [x.abs().mul_(u) for x in pts], exact[:n_terms], u)
+    bounds = _bounds_at(progs, pts, exact[:n_terms], u)
     return BoundSample(
         span,
         pts,
@@ -325,7 +324,7 @@ def _patch(
     in_pts = [pick(p) for p in pts64]
     # (the terms' values are inputs of the derived quantities' program only)
     sub_ex = [pick(e) for e in ex[: len(progs.terms)]] if progs.derived is not None else []
-    bounds = _bounds_at(progs, in_pts, [x.abs().mul_(u) for x in in_pts], sub_ex, u)
+    bounds = _bounds_at(progs, in_pts, sub_ex, u)
     dense = at.numel() * DENSE_SHARE > pts64[0].numel()
     maxima = []
     for b, tol, size, e, err, allowed_i, ratio_i in zip(
@@ -397,7 +396,7 @@ def judge_sample(
     if not chunks:
         return
     cat = torch.cat
-    index = [i for c in chunks for i in range(*c.span)]
+    first = chunks[0].span[0]  # (the chunks' spans follow each other)
     pts = [cat(col) for col in zip(*(c.points for c in chunks), strict=True)]
     values = [cat(col) for col in zip(*(c.values for c in chunks), strict=True)]
     exact = [cat(col) for col in zip(*(c.exact for c in chunks), strict=True)]
@@ -423,7 +422,7 @@ def judge_sample(
         if st.unsure is None or top > st.max_reference_error:
             st.max_reference_error = top
             st.unsure = Probe(
-                index[j],
+                first + j,
                 [float(p[j]) for p in pts],
                 float(a[j]),
                 float(e[j]),
@@ -464,13 +463,11 @@ class References(Sequence[torch.Tensor]):
 
 
 def _bounds_at(
-    progs: Programs,
-    pts: list[torch.Tensor],
-    in_bounds: list[torch.Tensor | None],
-    term_values: list[torch.Tensor],
-    u: float,
+    progs: Programs, pts: list[torch.Tensor], term_values: list[torch.Tensor], u: float
 ) -> list[torch.Tensor]:
-    """The running error bounds of the terms, then of the derived quantities, at ``pts``."""
+    """The running error bounds of the terms, then of the derived quantities, at ``pts``
+    (each point's coordinates rounded to the run's dtype: ``u*|x|``)."""
+    in_bounds: list[torch.Tensor | None] = [x.abs().mul_(u) for x in pts]
     _, bounds = run_bounded(progs.exact, pts, in_bounds, u)
     if progs.derived is None:
         return list(bounds)

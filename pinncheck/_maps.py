@@ -554,11 +554,13 @@ class ErrorMaps:
                 top[s] = float(ratio.index_select(0, bad).amax())
             fails.append(bad + s * m)
             undefined.append(torch.nonzero(~ok).squeeze(1) + s * m)
+        failing = torch.cat(fails) if fails else None  # (once, for every grid)
+        undefined_at = torch.cat(undefined) if undefined else None
         counts = [
             (
                 torch.bincount(cell, minlength=g.cells),
-                _per_bin(g, cell, torch.cat(fails) if fails else None, n_series),
-                _per_bin(g, cell, torch.cat(undefined) if undefined else None, n_series),
+                _per_bin(g, cell, failing, n_series),
+                _per_bin(g, cell, undefined_at, n_series),
             )
             for g, cell in zip(self._grids, cells, strict=True)
         ]

@@ -24,6 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 from ._text import use_ascii_fallback
 
+DEFAULT_DUMP_LIMIT = 100_000
+"""Most rows ``--dump-points`` writes by default (:mod:`pinncheck._dump`; kept here, where the
+CLI reads it at start-up without importing the dump module)."""
+
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 

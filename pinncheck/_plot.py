@@ -699,17 +699,18 @@ def _draw_maps(data: MapsData) -> Figure:
 
 def _wrap(text: str, width: float, size: float) -> str:
     """``text`` with each line wrapped to ``width`` inches at a font of ``size`` points."""
-    import textwrap
-
-    chars = max(20, int(width * 72 / (0.56 * size)))
-    return "\n".join(textwrap.fill(line, chars) for line in text.split("\n"))
+    return _fill(text, max(20, int(width * 72 / (0.56 * size))))
 
 
 def _wrapped(text: str, fig: Figure) -> str:
     """``text`` with each line wrapped to the figure's width (a title must not be cut off)."""
+    return _fill(text, max(40, int(fig.get_figwidth() * 12)))
+
+
+def _fill(text: str, chars: int) -> str:
+    """Each line of ``text`` wrapped to ``chars`` characters."""
     import textwrap
 
-    chars = max(40, int(fig.get_figwidth() * 12))
     return "\n".join(textwrap.fill(line, chars) for line in text.split("\n"))
 
 
@@ -935,7 +936,7 @@ class PlotRequest:
         if shared is None:
             if self._maps is None:
                 self._maps = error_maps(solves)
-            return [*others, *self.sinks]
+            return [*others, self._maps]
         self._maps = shared
         return list(others)
 

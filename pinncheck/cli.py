@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from typer.core import TyperArgument, TyperCommand
 
-from ._dump import DEFAULT_LIMIT as DEFAULT_DUMP_LIMIT  # (stdlib imports only)
 from ._errors import ExitCode, OptionError, PinncheckError, UserCodeError
 from ._output import (
     CLOSED_PIPE_EXIT,
+    DEFAULT_DUMP_LIMIT,
     UNBOUNDED_WIDTH,
     UNWRITABLE_EXIT,
     StdoutClosed,
