@@ -21,8 +21,12 @@ carry their Jacobian's coupling matrix (:attr:`pinncheck._probe.ProbeReport.coup
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import io
-import math
+import os
+import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,24 +63,41 @@ def plot_format(path: str | Path) -> str:
     return FORMATS[suffix]
 
 
+MISSING = (
+    "--plot needs matplotlib, which is not installed in this environment (it is an "
+    f"optional extra of pinncheck). Install it with: {INSTALL} (or pip install "
+    "matplotlib), then run the command again; everything else works without it."
+)
+
+
 def require_matplotlib() -> None:
     """Raise :class:`OptionError` (exit code 2) with the install command unless matplotlib
     can be imported."""
+    settle_imports()
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise OptionError(
-            "--plot needs matplotlib, which is not installed in this environment (it is an "
-            f"optional extra of pinncheck). Install it with: {INSTALL} (or pip install "
-            "matplotlib), then run the command again; everything else works without it."
-        ) from None
+        raise OptionError(MISSING) from None
+
+
+def _installed() -> bool:
+    """Whether matplotlib can be found, without importing it (a module set to None in
+    ``sys.modules`` counts as missing, as ``import`` would find it)."""
+    if "matplotlib" in sys.modules:
+        return sys.modules["matplotlib"] is not None
+    try:
+        return importlib.util.find_spec("matplotlib") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def check_target(path: str | Path) -> str:
-    """Validate a ``--plot`` path before a run: its format, matplotlib, and a folder to write
-    into. Returns the format."""
+    """Validate a ``--plot`` path before a run: its format, that matplotlib is installed
+    (found, not imported: see :func:`preload`), and a folder to write into. Returns the
+    format."""
     fmt = plot_format(path)
-    require_matplotlib()
+    if not _installed():
+        raise OptionError(MISSING)
     folder = Path(path).expanduser().parent
     if not folder.is_dir():
         raise OptionError(f"--plot {path}: the folder {folder} does not exist; create it first.")
@@ -85,6 +106,52 @@ def check_target(path: str | Path) -> str:
             f"--plot {path} is a folder; give a file name ending in .png, .svg or .pdf."
         )
     return fmt
+
+
+# Importing matplotlib while the points stream -------------------------------------------------
+
+_CANVAS = ("matplotlib.figure", "matplotlib.backends.backend_agg")
+DRAWING_MODULES = {
+    "png": (*_CANVAS, "PIL.PngImagePlugin"),
+    "svg": (*_CANVAS, "matplotlib.backends.backend_svg"),
+    "pdf": (*_CANVAS, "matplotlib.backends.backend_pdf"),
+}
+"""What drawing a figure of each format imports (the rest of matplotlib comes with them)."""
+
+_loader: threading.Thread | None = None
+
+
+def preload(fmt: str = "png") -> None:
+    """Start importing what drawing a ``fmt`` figure needs on a background thread, so that
+    the imports (about 0.4 s of CPU) overlap a run instead of following it.
+
+    The CLI calls this as a run starts. Drawing waits for the thread; so does any
+    ``os.fork`` of the process (a fork while another thread holds an import lock could leave
+    the child waiting on it forever). A failed import is not reported here: drawing imports
+    the module again and reports it."""
+    global _loader
+    if _loader is not None:
+        return
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(before=settle_imports)
+    names = DRAWING_MODULES.get(fmt, DRAWING_MODULES["png"])
+    _loader = threading.Thread(target=_import_all, args=(names,), name="pinncheck-plot-import")
+    _loader.start()
+
+
+def _import_all(names: tuple[str, ...]) -> None:
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - drawing imports it again and says why
+            return
+
+
+def settle_imports() -> None:
+    """Wait for :func:`preload`'s imports, if any are under way (not from its own thread)."""
+    loader = _loader
+    if loader is not None and loader is not threading.current_thread():
+        loader.join()
 
 
 # The figure's data ---------------------------------------------------------------------------
@@ -535,322 +602,19 @@ def _probe_caption(r: Any) -> str:
     return found + "."
 
 
-# Drawing -------------------------------------------------------------------------------------
-
-UNDEFINED = "#f2b701"
-"""The colour of undefined values (NaN or inf) in every plot."""
-EMPTY = "#d9d9d9"
-"""The colour of bins without a sampled point (outside a --where region)."""
-DIAGONAL = "#b2182b"
-"""The colour of the probe matrix's diagonal."""
-ERROR_CMAP = "RdBu_r"
-"""Error maps: blue passes, white is the tolerance (ratio 1), red fails."""
-
-
-def _figure(width: float, height: float, constrained: bool = True) -> Figure:
-    """A figure on the Agg canvas (no display, no pyplot), with matplotlib's constrained
-    layout or none (the caller places the axes)."""
-    require_matplotlib()
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), layout="constrained" if constrained else None)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _cmap(name: str, bad: Any, under: str | None = None) -> Any:
-    import matplotlib
-
-    return matplotlib.colormaps[name].with_extremes(bad=bad, under=under)
-
-
-def _draw_probe(data: ProbeData) -> Figure:
-    import numpy as np
-    from matplotlib import colors
-
-    b = len(data.relative)
-    if b == 0:
-        fig = _figure(7.0, 2.0)
-        fig.suptitle(_wrapped(data.title, fig), fontsize=10)
-        fig.supxlabel(_wrapped(data.caption, fig), fontsize=9)
-        return fig
-    fig = _figure(10.5, 4.6)
-    left, right = fig.subplots(1, 2, width_ratios=[1.2, 1.0])
-    off_mask = ~np.eye(b, dtype=bool)
-    rel = np.where(off_mask, data.relative, np.nan)
-    positive = rel[np.isfinite(rel) & (rel > 0)]
-    hi = max(1.0, float(positive.max()) if positive.size else 1.0)
-    lo = min(data.tolerance / 10, float(positive.min()) if positive.size else data.tolerance)
-    norm = colors.LogNorm(vmin=lo, vmax=hi)
-    cmap = _cmap("Blues", bad=UNDEFINED, under="white")
-    # Exact zeros (a pointwise model's off-diagonal) fall below the scale: white.
-    shown = np.where(off_mask & (data.relative == 0), lo / 10, np.where(off_mask, data.relative, 1))
-    image = left.imshow(shown, cmap=cmap, norm=norm, interpolation="nearest")
-    diagonal = np.ma.masked_where(off_mask, np.ones((b, b)))
-    left.imshow(diagonal, cmap=colors.ListedColormap([DIAGONAL]), interpolation="nearest")
-    left.set_xlabel("input point j")
-    left.set_ylabel("output point i")
-    left.set_title("|dy_i/dx_j| / |dy_i/dx_i|; diagonal in red, undefined in gold", fontsize=9)
-    bar = fig.colorbar(image, ax=left, extend="min", shrink=0.9)
-    bar.set_label("off-diagonal coupling (white: exactly 0)")
-    bar.ax.axhline(data.tolerance, color="black", lw=1.5)
-    rows = np.arange(b)
-    ratio = np.where(np.isfinite(data.row_ratio), data.row_ratio, np.nan)
-    floor = data.tolerance / 100
-    right.semilogy(rows, np.maximum(ratio, floor), "o-", ms=3, color="#2166ac", lw=1)
-    right.axhline(data.tolerance, color="black", ls="--", lw=1, label="coupling tolerance")
-    top = float(np.nanmax(ratio)) if np.isfinite(ratio).any() else 0.0
-    right.set_ylim(floor / 2, max(10 * data.tolerance, 2 * top))
-    right.set_xlabel("output point i")
-    right.set_ylabel("off-diagonal / diagonal")
-    right.set_title("each point's coupling to the others (bottom: exactly 0)", fontsize=9)
-    right.legend(loc="upper right", fontsize=8)
-    fig.suptitle(_wrapped(data.title, fig), fontsize=10)
-    fig.supxlabel(_wrapped(data.caption, fig), fontsize=9)
-    return fig
-
-
-# Error maps are laid out by hand (no layout engine): matplotlib's constrained layout measured
-# every tick label of every panel, twice per save, which was most of a figure's cost. Sizes in
-# inches.
-PANEL_2D = (3.7, 3.2)
-"""Width and height of a 2-D panel's cell (its axes, their labels and its title)."""
-PANEL_1D = (4.6, 2.9)
-"""...and of a 1-D panel's."""
-BAR_WIDTH = 1.45
-"""The colour bar's strip on the right: the bar, its tick labels and its label."""
-LEGEND_HEIGHT = 0.42
-"""The legend's strip at the bottom."""
-TITLE_LINE, PANEL_TITLE_LINE = 0.19, 0.155
-"""The height of a line of the figure's title (10 pt) and of a panel's (8.5 pt)."""
-PAD_LEFT, PAD_RIGHT, PAD_BOTTOM = 0.62, 0.18, 0.5
-"""A panel's axes inside its cell: room for the tick labels and the axis labels."""
-
-
-def _draw_maps(data: MapsData) -> Figure:
-    import numpy as np
-    from matplotlib import cm, colors
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
-    one = data.dimensions == 1
-    pw, ph = PANEL_1D if one else PANEL_2D
-    width = max(6.5, pw * data.cols + BAR_WIDTH)
-    pw = (width - BAR_WIDTH) / data.cols  # (a single panel takes the width the title needs)
-    note = data.note()
-    title = _wrap(data.title + (f"\n{note}" if note else ""), width, 10)
-    title_h = TITLE_LINE * (title.count("\n") + 1) + 0.15
-    heads = [_wrap(p.title, pw - PAD_RIGHT, 8.5) for p in data.panels]
-    head_h = PANEL_TITLE_LINE * max((h.count("\n") + 1 for h in heads), default=1) + 0.12
-    height = title_h + ph * data.rows + LEGEND_HEIGHT
-    fig = _figure(width, height, constrained=False)
-    fig.suptitle(title, y=1 - 0.08 / height, va="top", fontsize=10)
-    low, high = math.log10(data.lo), math.log10(data.hi)
-    norm = colors.TwoSlopeNorm(vmin=low, vcenter=0.0, vmax=high)
-    cmap = _cmap(ERROR_CMAP, bad=(0.0, 0.0, 0.0, 0.0))
-    for k, (panel, head) in enumerate(zip(data.panels, heads, strict=True)):
-        row, col = divmod(k, data.cols)
-        x0 = col * pw + PAD_LEFT
-        y0 = height - title_h - (row + 1) * ph + PAD_BOTTOM
-        box = (x0 / width, y0 / height, (pw - PAD_LEFT - PAD_RIGHT) / width)
-        ax = fig.add_axes((*box, (ph - PAD_BOTTOM - head_h) / height))
-        ax.tick_params(labelsize=7.5, length=3, pad=2)
-        if one:
-            _draw_profile(ax, panel, data, norm, cmap)
-        else:
-            _draw_grid(ax, panel, data, norm, cmap)
-        ax.set_title(head, fontsize=8.5, pad=4)
-    bottom = (LEGEND_HEIGHT + PAD_BOTTOM) / height
-    top = 1 - (title_h + head_h) / height
-    cax = fig.add_axes((1 - (BAR_WIDTH - 0.12) / width, bottom, 0.16 / width, top - bottom))
-    values = np.concatenate([p.ratio.ravel() for p in data.panels])
-    low_end = bool(((values > 0) & (values < data.lo)).any())  # exact zeros are no clipping
-    high_end = bool((values > data.hi).any())
-    extend = {(0, 0): "neither", (1, 0): "min", (0, 1): "max", (1, 1): "both"}
-    bar = fig.colorbar(
-        cm.ScalarMappable(norm=norm, cmap=cmap),
-        cax=cax,
-        extend=extend[(int(low_end), int(high_end))],
-    )
-    ticks = [0, *_decades(high), *(-t for t in _decades(-low))]
-    bar.set_ticks(ticks, labels=[_power(t) if t else "1 = tolerance" for t in ticks])
-    bar.ax.tick_params(labelsize=8)
-    bar.ax.axhline(0.0, color="black", lw=2)
-    bar.set_label("|error| / tolerance (largest per bin)", fontsize=9)
-    handles = [
-        Patch(color=UNDEFINED, label="undefined (NaN or inf)"),
-        Line2D([], [], marker="*", ls="", mfc="white", mec="black", ms=9, label="worst points"),
-    ]
-    if not one:
-        handles.insert(1, Patch(color=EMPTY, label="no sampled point"))
-    if any(p.singular for p in data.panels):
-        handles.append(Line2D([], [], color="black", ls=":", lw=1.5, label="singular set"))
-    fig.legend(
-        handles=handles,
-        loc="lower center",
-        bbox_to_anchor=(0.5, 0.02 / height),
-        ncols=len(handles),
-        fontsize=8,
-        frameon=False,
-    )
-    return fig
-
-
-def _wrap(text: str, width: float, size: float) -> str:
-    """``text`` with each line wrapped to ``width`` inches at a font of ``size`` points."""
-    return _fill(text, max(20, int(width * 72 / (0.56 * size))))
-
-
-def _wrapped(text: str, fig: Figure) -> str:
-    """``text`` with each line wrapped to the figure's width (a title must not be cut off)."""
-    return _fill(text, max(40, int(fig.get_figwidth() * 12)))
-
-
-def _fill(text: str, chars: int) -> str:
-    """Each line of ``text`` wrapped to ``chars`` characters."""
-    import textwrap
-
-    return "\n".join(textwrap.fill(line, chars) for line in text.split("\n"))
-
-
-SUPERSCRIPTS = str.maketrans(
-    "-0123456789", "".join(map(chr, (0x207B, 0x2070, 0xB9, 0xB2, 0xB3, *range(0x2074, 0x207A))))
-)
-"""Digits and minus sign as superscripts, for 10 to a power as plain text in figures (never
-printed to a console, so no ASCII stand-in): matplotlib's mathtext parser, which
-``$10^{k}$`` needs, cost a process's first figure about 0.15 s of CPU."""
-
-
-def _power(k: int) -> str:
-    """``10`` to the power ``k``, in superscript characters (e.g. ``10⁻³``)."""
-    return "10" + str(k).translate(SUPERSCRIPTS)
-
-
-def _decades(span: float, most: int = 4) -> list[int]:
-    """Whole decades ``1 .. span`` to label on one side of the colour bar: at most ``most``,
-    evenly spaced (each side of ratio 1 has half the bar, however many decades it spans)."""
-    top = math.floor(span + 1e-9)
-    step = max(1, math.ceil(top / most))
-    return list(range(step, top + 1, step))
-
-
-def _log_ratio(ratio: np.ndarray, data: MapsData) -> np.ndarray:
-    """log10 of the ratio, clipped to the colour scale (0 and tiny ratios at its bottom)."""
-    import numpy as np
-
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.log10(np.clip(ratio, data.lo, data.hi))
-
-
-def _few_ticks(ax: Any, axes: str = "xy") -> None:
-    """At most four round ticks on each of a panel's ``axes`` (fewer labels to lay out and
-    draw; the domain's bounds are in the figure's title)."""
-    from matplotlib.ticker import MaxNLocator
-
-    for name in axes:
-        axis = ax.xaxis if name == "x" else ax.yaxis
-        axis.set_major_locator(MaxNLocator(nbins=3, steps=[1, 2, 2.5, 5, 10]))
-
-
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """The runs of consecutive true entries of a 1-D mask, as (first, past the last)."""
-    import numpy as np
-
-    padded = np.concatenate([[False], mask.astype(bool), [False]])
-    flips = np.flatnonzero(padded[1:] != padded[:-1])
-    return list(zip(flips[::2].tolist(), flips[1::2].tolist(), strict=True))
-
-
-def _draw_profile(ax: Any, panel: Panel, data: MapsData, norm: Any, cmap: Any) -> None:
-    import numpy as np
-
-    (edges,) = panel.edges
-    centres = (edges[:-1] + edges[1:]) / 2
-    shown = np.clip(panel.ratio, data.lo, data.hi)
-    ax.axhspan(1.0, data.hi * 4, color="#fddbc7", alpha=0.6, lw=0)
-    ax.stairs(shown, edges, color="0.55", lw=0.8)
-    ax.scatter(centres, shown, c=_log_ratio(panel.ratio, data), cmap=cmap, norm=norm, s=9, zorder=3)
-    for mask, colour in ((panel.undefined, UNDEFINED), (panel.empty, EMPTY)):
-        for a, b in _runs(mask):  # one span per run of bins
-            ax.axvspan(edges[a], edges[b], color=colour, lw=0, zorder=1)
-    ax.axhline(1.0, color="black", ls="--", lw=1)
-    ax.text(edges[0], 1.0, " tolerance", va="bottom", fontsize=7)
-    for (x,), r in zip(panel.worst, panel.worst_ratio, strict=True):
-        y = min(max(r, data.lo), data.hi)
-        ax.plot(x, y, marker="*", mfc="white", mec="black", ms=10, zorder=4, clip_on=False)
-    for s in panel.singular:
-        for (x,) in s.at:
-            ax.axvline(x, color="black", ls=":", lw=1.5)
-    ax.set_yscale("log")
-    ax.set_ylim(data.lo / 2, data.hi * 2)
-    decades = range(math.ceil(math.log10(data.lo)), math.floor(math.log10(data.hi)) + 1)
-    step = max(1, math.ceil(len(decades) / 6))
-    ax.yaxis.set_ticks(
-        [10.0**k for k in decades[::step]], labels=[_power(k) for k in decades[::step]]
-    )
-    ax.yaxis.set_minor_locator(_null_locator())
-    ax.set_xlim(edges[0], edges[-1])
-    _few_ticks(ax, "x")
-    ax.set_xlabel(panel.variables[0], fontsize=9, labelpad=2)
-    ax.set_ylabel(
-        "|error| / tolerance" if panel.measure == "error" else "|exact| / bound",
-        fontsize=9,
-        labelpad=1,
-    )
-
-
-def _null_locator() -> Any:
-    from matplotlib.ticker import NullLocator
-
-    return NullLocator()
-
-
-def _draw_grid(ax: Any, panel: Panel, data: MapsData, norm: Any, cmap: Any) -> None:
-    import numpy as np
-    from matplotlib import colors
-
-    ex, ey = panel.edges
-    ax.set_facecolor(EMPTY)
-    extent = (ex[0], ex[-1], ey[0], ey[-1])
-    # One image per panel (the bins are equal): SVG and PDF embed it at the bins' resolution.
-    image = dict(origin="lower", extent=extent, aspect="auto", interpolation="none")
-    ax.imshow(_log_ratio(panel.ratio, data).T, cmap=cmap, norm=norm, **image)
-    if panel.undefined.any():
-        undefined = np.ma.masked_where(~panel.undefined.T, np.ones(panel.undefined.T.shape))
-        ax.imshow(undefined, cmap=colors.ListedColormap([UNDEFINED]), **image)
-    for s in panel.singular:
-        if s.g is not None and len(s.levels):
-            g = np.ma.masked_invalid(s.g.T)
-            if g.count() and g.min() < max(s.levels) and g.max() > min(s.levels):
-                ax.contour(
-                    s.x,
-                    s.y,
-                    g,
-                    levels=sorted(s.levels),
-                    colors="black",
-                    linestyles=":",
-                    linewidths=1.5,
-                )
-        for x, y in s.at:
-            ax.plot(x, y, marker="+", color="black", ms=10, mew=1.5)
-    for i, (x, y) in enumerate(panel.worst):
-        size = 13 if i == 0 else 9
-        ax.plot(x, y, marker="*", mfc="white", mec="black", ms=size, mew=1, clip_on=False)
-    ax.set_xlim(ex[0], ex[-1])
-    ax.set_ylim(ey[0], ey[-1])
-    _few_ticks(ax)
-    ax.set_xlabel(panel.variables[0], fontsize=9, labelpad=2)
-    ax.set_ylabel(panel.variables[1], fontsize=9, labelpad=2)
-
-
 def figure(report: Any, maps: Any = None) -> Figure:
     """The matplotlib :class:`~matplotlib.figure.Figure` of ``report`` (on the Agg canvas),
-    to adjust before saving; ``maps`` as for :func:`save_plot`."""
+    to adjust before saving; ``maps`` as for :func:`save_plot`.
+
+    An error-map figure has one ``Axes`` (``fig.axes[0]``), without axes of its own, whose
+    data coordinates are inches from the figure's lower left corner: each panel is a box on it
+    (see :mod:`pinncheck._drawing`). A probe figure has an ``Axes`` per panel."""
+    from ._drawing import draw_maps, draw_probe
+
     data = plot_data(report, maps)
     if isinstance(data, ProbeData):
-        return _draw_probe(data)
-    return _draw_maps(data)
+        return draw_probe(data)
+    return draw_maps(data)
 
 
 def _render(fig: Figure, fmt: str) -> bytes:
@@ -899,15 +663,15 @@ class PlotRequest:
     """A command's ``--plot PATH``: checked before the run, a sink during it, a file after.
 
     ``PlotRequest(None)`` asks for nothing (no sinks, nothing saved, matplotlib not
-    imported). ``streams=False`` (probe) needs no sink: the report carries its data.
+    imported). ``streams=False`` (probe) needs no sink: the report carries its data. Asking
+    for the sinks starts importing matplotlib on a background thread (:func:`preload`).
     """
 
     def __init__(self, path: str | None, *, streams: bool = True) -> None:
         self.path = path
         self.streams = streams
         self._maps: Any = None
-        if path is not None:
-            check_target(path)
+        self.format = check_target(path) if path is not None else None
 
     @property
     def wants_maps(self) -> bool:
@@ -919,9 +683,14 @@ class PlotRequest:
         """What the run must feed: the error maps, when a plot of them is asked for."""
         if not self.wants_maps:
             return []
+        self._starting()
         if self._maps is None:
             self._maps = error_maps()
         return [self._maps]
+
+    def _starting(self) -> None:
+        """The run is about to start: import matplotlib meanwhile (:func:`preload`)."""
+        preload(self.format or "png")
 
     def sinks_with(self, others: list[Any], solves: bool = True) -> list[Any]:
         """The run's sinks: ``others`` (such as the terminal map's), plus the plot's own
@@ -932,6 +701,7 @@ class PlotRequest:
 
         if not self.wants_maps:
             return list(others)
+        self._starting()
         shared = next((s for s in others if isinstance(s, ErrorMaps) and s.largest), None)
         if shared is None:
             if self._maps is None:

@@ -4,6 +4,7 @@ behind them (pinncheck._plot)."""
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import struct
 import subprocess
@@ -236,6 +237,49 @@ def test_a_plot_imports_matplotlib_on_the_agg_canvas_only(tmp_path: Path) -> Non
     assert "CODE 0" in p.stdout and "PYPLOT False True" in p.stdout, p.stdout + p.stderr
 
 
+def test_a_plot_request_checks_for_matplotlib_without_importing_it(tmp_path: Path) -> None:
+    # Importing matplotlib (about 0.4 s) starts with the run, on a thread, not before it.
+    code = (
+        "import sys\n"
+        "from pinncheck._plot import PlotRequest\n"
+        f"PlotRequest({str(tmp_path / 'a.png')!r})\n"
+        "print('LOADED', 'matplotlib' in sys.modules)\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "LOADED False" in p.stdout, p.stdout + p.stderr
+
+
+@needs_matplotlib
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+def test_a_fork_waits_for_matplotlib_to_finish_importing() -> None:
+    # A fork while the import thread holds an import lock could leave the child waiting on
+    # it forever (pinncheck forks for SymPy's time budgets, a user's code may fork too): the
+    # fork waits for the imports first.
+    code = (
+        "import os, sys\n"
+        "from pinncheck import _plot\n"
+        "_plot.preload('png')\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    os._exit(0)\n"
+        "os.waitpid(pid, 0)\n"
+        "print('ALIVE', _plot._loader.is_alive(), 'DONE', 'matplotlib.figure' in sys.modules)\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "ALIVE False DONE True" in p.stdout, p.stdout + p.stderr
+
+
+def test_tick_labels_tell_round_values_apart_with_the_fewest_digits() -> None:
+    from pinncheck._drawing import _tick_labels
+
+    assert _tick_labels([0.0, 0.5, 1.0]) == ["0.0", "0.5", "1.0"]
+    assert _tick_labels([-0.0, 0.25, 0.5]) == ["0.00", "0.25", "0.50"]
+    assert _tick_labels([0.0, 20000.0, 40000.0]) == ["0", "20000", "40000"]
+    assert _tick_labels([-1e-6, 0.0, 1e-6]) == ["-1e-6", "0", "1e-6"]
+    assert _tick_labels([0.0, 2.5e-7, 5e-7]) == ["0", "2.5e-7", "5.0e-7"]
+    assert _tick_labels([1e5, 2e5]) == ["1e5", "2e5"]
+
+
 # The data behind the plots -------------------------------------------------------------------
 
 
@@ -273,12 +317,27 @@ def test_the_heatmap_of_a_bug_where_x_above_0_9_fails_there_only(tmp_path: Path)
     assert panel.worst and all(x > 0.9 for x, _ in panel.worst)
     # What the figure draws is this array: the image's colours are its log10, bin by bin
     # (rows along t, from its lower end).
-    image = figure(report, maps).axes[0].images[0]
-    assert image.origin == "lower" and image.get_extent() == [ex[0], ex[-1], et[0], et[-1]]
+    fig = figure(report, maps)
+    (canvas,) = fig.axes  # one canvas in inches: panels are boxes on it
+    image = canvas.images[0]
+    assert image.origin == "lower"
     drawn = np.asarray(image.get_array()).T
     with np.errstate(divide="ignore"):
         expected = np.log10(np.clip(panel.ratio, data.lo, data.hi))
     assert np.allclose(drawn, expected, equal_nan=True)
+    # ...and the worst points' stars sit where they are in (x, t): map the image's box
+    # (inches) back to the domain.
+    x0, x1, y0, y1 = image.get_extent()
+    assert 0 < x0 < x1 < fig.get_figwidth() and 0 < y0 < y1 < fig.get_figheight()
+    stars = [line for line in canvas.get_lines() if line.get_marker() == "*"]
+    assert len(stars) == len(panel.worst)
+    for line, (x, t) in zip(stars, panel.worst, strict=True):
+        (sx,), (sy,) = line.get_xdata(), line.get_ydata()
+        back = (
+            ex[0] + (sx - x0) / (x1 - x0) * (ex[-1] - ex[0]),
+            et[0] + (sy - y0) / (y1 - y0) * (et[-1] - et[0]),
+        )
+        assert back == pytest.approx((x, t), abs=1e-9)
 
 
 @needs_matplotlib
