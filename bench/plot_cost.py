@@ -1,7 +1,7 @@
 """``python -m bench.plot_cost``: what ``--plot`` adds to a run (docs/pictures.md quotes it).
 
     python -m bench.plot_cost [-n 1e6 -n 1e7] [--rounds 3] [--vars 2 --vars 3] [--threads 1]
-                              [--no-command]
+                              [--no-command] [--fixed]
 
 Two measurements per check (``--vars 2``: ``x1**2*sin(x2) + exp(x1*x2)``, five derivatives;
 ``--vars 3``: ``exp(-t)*sin(pi*x)*cos(pi*y)``, nine), each repeated with the runs alternating,
@@ -17,7 +17,13 @@ medians reported:
   and peak memory (RSS) of the process, which adds the fixed costs of importing matplotlib and
   drawing the figure.
 
-``--threads`` sets torch's threads, in this process and (``OMP_NUM_THREADS``) in the
+``--fixed`` adds a third: the CPU time of what ``--plot`` costs whatever ``n``, each part in a
+fresh process (importing what drawing needs; drawing and encoding the figure).
+
+The whole command's figures include medians of the paired differences and ratios (the runs
+alternate, and which goes first alternates too).
+
+``--threads`` sets torch's threads (0: torch's default, as a user runs it), in this process and (``OMP_NUM_THREADS``) in the
 commands: 1 by default, where CPU time is steadiest on a shared machine; CPU time (user +
 system) is quoted next to wall time for that reason.
 """
@@ -82,23 +88,66 @@ def _timed(sink: Any, into: list[float]) -> Any:
 def command(
     n: int, rounds: int, folder: Path, fmt: str, variables: int = 2
 ) -> dict[str, dict[str, float]]:
+    """The whole command with and without ``--plot``, alternating: medians of each, and the
+    medians of the paired differences and ratios (``extra_*``; steadier on a shared
+    machine, where one run's time moves with the load)."""
     exe = Path(sys.executable).with_name("pinncheck")
     expr, domain = CASES[variables]
     base = [str(exe), "check", expr, *(a for d in domain for a in ("-d", d)), "-n", str(n)]
     base += ["-f", fmt]
     runs: dict[str, list[tuple[float, float, float]]] = {"plain": [], "plot": []}
-    for _ in range(rounds):
-        for mode in runs:
+    for r in range(rounds):
+        for mode in sorted(runs, reverse=r % 2 == 1):  # alternate which goes first
             argv = base + (["--plot", str(folder / "cost.png")] if mode == "plot" else [])
             runs[mode].append(_measure(argv))
-    return {
-        mode: {
-            "wall_s": statistics.median(r[0] for r in rs),
-            "cpu_s": statistics.median(r[1] for r in rs),
-            "rss_mb": statistics.median(r[2] for r in rs),
-        }
-        for mode, rs in runs.items()
+    out: dict[str, dict[str, float]] = {
+        "extra": {},
+        **{
+            mode: {
+                "wall_s": statistics.median(r[0] for r in rs),
+                "cpu_s": statistics.median(r[1] for r in rs),
+                "rss_mb": statistics.median(r[2] for r in rs),
+            }
+            for mode, rs in runs.items()
+        },
     }
+    pairs = list(zip(runs["plain"], runs["plot"], strict=True))
+    for k, name in ((0, "wall"), (1, "cpu")):
+        out["extra"][f"{name}_s"] = statistics.median(q[k] - p[k] for p, q in pairs)
+        out["extra"][f"{name}_ratio"] = statistics.median(q[k] / p[k] for p, q in pairs)
+    return out
+
+
+FIXED = """
+import sys, time
+from pinncheck._check import prepare_check
+from pinncheck import _plot
+expr, domain = {case!r}
+job = prepare_check(expr, domain, n=200_000)
+maps = _plot.error_maps()
+report = job.run(sinks=[maps])
+t = time.process_time()
+_plot.preload("png")
+_plot.settle_imports()
+imported = time.process_time() - t
+t = time.process_time()
+_plot.plot_png(report, maps)
+print(imported, time.process_time() - t)
+"""
+
+
+def fixed(rounds: int, variables: int) -> dict[str, float]:
+    """The CPU time of the parts of ``--plot`` that do not grow with ``n``, each in a fresh
+    process (as a command pays them): importing what drawing needs, and drawing the
+    figure and encoding it as PNG (n = 200,000: every bin already has points)."""
+    code = FIXED.format(case=CASES[variables])
+    parts: dict[str, list[float]] = {"import": [], "draw": []}
+    for _ in range(rounds):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        imported, drawn = map(float, out.stdout.split())
+        parts["import"].append(imported)
+        parts["draw"].append(drawn)
+    return {k: statistics.median(v) for k, v in parts.items()}
 
 
 def _measure(argv: list[str]) -> tuple[float, float, float]:
@@ -118,13 +167,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-n", type=float, action="append", help="points (repeatable)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--vars", type=int, action="append", choices=sorted(CASES))
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads; 0: its default")
     parser.add_argument("--no-command", action="store_true", help="streaming only")
+    parser.add_argument("--fixed", action="store_true", help="also the fixed parts' CPU time")
     args = parser.parse_args(argv)
     import torch
 
-    torch.set_num_threads(args.threads)
-    os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)
     sizes = [int(n) for n in (args.n or [1e6, 1e7])]
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
@@ -137,16 +188,25 @@ def main(argv: list[str] | None = None) -> int:
                     f"calls {s['sink']:.3f} s ({100 * s['sink'] / s['plain']:.1f}% of the run)",
                     flush=True,
                 )
+                if args.fixed:
+                    f = fixed(args.rounds, variables)
+                    print(
+                        f"{variables} variables, fixed: importing {f['import']:.3f} s CPU, "
+                        f"drawing and encoding the PNG {f['draw']:.3f} s CPU",
+                        flush=True,
+                    )
                 if args.no_command:
                     continue
                 for fmt in ("table", "json"):
                     c = command(n, args.rounds, Path(tmp), fmt, variables)
-                    p, q = c["plain"], c["plot"]
+                    p, q, e = c["plain"], c["plot"], c["extra"]
                     print(
                         f"n={n:.0e} {variables} variables, command -f {fmt}: wall "
                         f"{p['wall_s']:.2f} -> {q['wall_s']:.2f} s, CPU {p['cpu_s']:.2f} -> "
-                        f"{q['cpu_s']:.2f} s ({100 * (q['cpu_s'] / p['cpu_s'] - 1):+.0f}%), "
-                        f"peak RSS {p['rss_mb']:.0f} -> {q['rss_mb']:.0f} MB",
+                        f"{q['cpu_s']:.2f} s; paired medians: wall {e['wall_s']:+.2f} s "
+                        f"({100 * (e['wall_ratio'] - 1):+.1f}%), CPU {e['cpu_s']:+.2f} s "
+                        f"({100 * (e['cpu_ratio'] - 1):+.1f}%); peak RSS {p['rss_mb']:.0f} -> "
+                        f"{q['rss_mb']:.0f} MB",
                         flush=True,
                     )
     return 0
