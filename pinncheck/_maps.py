@@ -48,7 +48,7 @@ DEFAULT_WORST = 16
 """How many of the worst points each map keeps."""
 DEFAULT_SAMPLE = 1 << 17
 """How many of a run's points (at most, rounded up to whole :data:`SAMPLE_BLOCK` blocks) the
-largest ratios of passing bins are taken from, with each bin's first point: every
+largest ratios of passing bins are taken from, with each bin's first defined point: every
 ``stride``-th block, ``stride = ceil(n / sample)`` (see :class:`ErrorMaps`)."""
 MAX_PAIR_CELLS = 1 << 20
 """The most 2-D bins kept over all pairs and quantities together: with many variables or
@@ -88,7 +88,8 @@ class _Snapshot:
     """What the chunks merged so far tell a new chunk's partial (read in worker threads)."""
 
     floors: tuple[float, ...]  # per series: the ratio a point must beat to be among the worst
-    occupied: tuple[torch.Tensor | None, ...]  # per grid: its bins with a point (None: all)
+    # Per grid, (series, cells): where a series has no ratio yet (None: it has one everywhere).
+    lacking: tuple[torch.Tensor | None, ...]
 
 
 @dataclass(frozen=True)
@@ -118,12 +119,16 @@ class ErrorMaps:
     say) and counts their points, sampled again, only when :meth:`result` is asked for.
     ``solves``: also map each equation's "solves" ratio ``|exact| / reference`` (what
     ``residual`` tests to say whether the candidate solves the PDE; not for ``verify`` or
-    ``--any-residual``). ``lazy_counts`` (with ``largest``; what plots use): once every bin
-    of every grid has a point, a chunk with no failing and no undefined point is binned only
-    where it is sampled (its largest ratios) and searched for worst points as usual; its
-    points are counted, sampled again, only when :meth:`result` asks for exact counts. Until
-    then each bin's ``count`` is a lower bound that is 0 exactly where the bin has no point;
-    everything else in the result is as without it.
+    ``--any-residual``). ``lazy_counts`` (with ``largest``; what plots use): a chunk with no
+    failing and no undefined point, none of whose points lies in a bin where a quantity has
+    no ratio yet (a bin without points, or one whose points so far are all undefined for it),
+    is binned only where it is sampled (its largest ratios) and searched for worst points as
+    usual; its points are counted, sampled again, only when :meth:`result` asks for exact
+    counts. Until then each bin's ``count`` is a lower bound that is 0 exactly where the bin
+    has no point; everything else in the result is as without it. (While some bin has no
+    ratio, telling costs such a chunk its points' bins, not their counts. A bin undefined at
+    every point of the run holds no chunk back: a chunk with a point there has an undefined
+    point, so it is binned anyway.)
 
     The sink streams, at a cost of a few passes over a chunk's coordinates: the counts come
     from each point's bin (one ``bincount`` per grid, shared by the quantities), the failing
@@ -133,10 +138,10 @@ class ErrorMaps:
     binned). Below, it is the largest over a sample (:attr:`stride`): the run's blocks of
     :data:`SAMPLE_BLOCK` consecutive points (by index) whose number is a multiple of ``stride
     = ceil(n / sample)`` (every point up to ``n = sample``; :func:`sampled_points` says how
-    many), and each bin's first point, so that no bin with points is left without a ratio. A
-    passing bin's largest ratio is then at most the exact one. The choice depends on the
-    points' indices only (the points are independent draws), so the result does not depend on
-    the chunk size.
+    many), and each bin's first point where the quantity is defined, so that no bin with a
+    defined point is left without a ratio. A passing bin's largest ratio is then at most the
+    exact one. The choice depends on the points' indices only (the points are independent
+    draws), so the result does not depend on the chunk size.
     """
 
     def __init__(
@@ -213,7 +218,10 @@ class ErrorMaps:
         self._points = 0
         self._offsets = {g.cells: torch.arange(s)[:, None] * g.cells for g in self._grids}
         self._snapshot = _Snapshot(
-            tuple(-math.inf for _ in series), tuple(g.count > 0 for g in self._grids)
+            tuple(-math.inf for _ in series),
+            tuple(torch.ones((s, g.cells), dtype=torch.bool) for g in self._grids)
+            if self.largest
+            else (),
         )
 
     def partial(self, view: ChunkView) -> Any:
@@ -228,15 +236,19 @@ class ErrorMaps:
         m, n_series = len(view), len(self._series)
         snap = self._snapshot
         rows = self._rows(view)
-        if self._lazy(rows, snap):  # nothing new to count here: the sample and worst points
-            pieces = self._sampled(view.start, m)
-            sampled = self._all_cells_of([_take(p, pieces) for p in view.points]) if pieces else []
-            largest = self._largest(pieces, sampled, None, rows, [None] * n_series)
-            worst = self._chunk_worst(view, rows, snap.floors)
-            none: list[Any] = [None] * len(self._grids)  # (no bin gets its first point)
-            skipped = _Skipped(view.start, view.start + m)
-            return skipped, (largest, none, worst, [r.top for r in rows])
-        cells = self._all_cells(view)
+        cells: list[torch.Tensor] | None = None
+        if (
+            self.lazy_counts
+            and layout.resample is not None
+            and all(r.top <= 1 and not r.careful for r in rows)
+        ):  # nothing fails or is undefined: the counts can wait, unless a point would give a
+            # bin its first ratio (see _lacks)
+            if any(lack is not None for lack in snap.lacking):
+                cells = self._all_cells(view.points)
+            if cells is None or not self._lacks(cells, snap.lacking):
+                return self._sampled_only(view, rows, snap, cells)
+        if cells is None:
+            cells = self._all_cells(view.points)
         fails = [_nonzero(r.ratio > 1) if r.top > 1 else None for r in rows]
         undefined = [_nonzero(r.ratio == -math.inf) if r.careful else None for r in rows]
         failing, bad = _flat(fails, m), _flat(undefined, m)
@@ -251,8 +263,10 @@ class ErrorMaps:
         pieces = self._sampled(view.start, m)
         largest = self._largest(pieces, [_take(c, pieces) for c in cells], cells, rows, fails)
         fresh = [
-            None if occupied is None else self._first_points(cell, count, rows, occupied)
-            for cell, (count, _, _), occupied in zip(cells, counts, snap.occupied, strict=True)
+            None if lack is None else self._first_points(cell, count, undefined_here, rows, lack)
+            for cell, (count, _, undefined_here), lack in zip(
+                cells, counts, snap.lacking, strict=True
+            )
         ]
         worst = self._chunk_worst(view, rows, snap.floors)
         return counts, (largest, fresh, worst, [r.top for r in rows])
@@ -267,26 +281,25 @@ class ErrorMaps:
         if self.largest:
             largest, fresh, worst, tops = rest
             for g, local, first in zip(self._grids, largest, fresh, strict=True):
-                if first is not None:  # (before the counts: which bins no earlier chunk had)
-                    bins, values_there = first
-                    new = torch.nonzero(g.count.index_select(0, bins) == 0).squeeze(1)
-                    at_new = bins.index_select(0, new)[None, :] + self._offsets[g.cells]
-                    g.max_ratio.view(-1).scatter_reduce_(
-                        0, at_new.view(-1), values_there.index_select(1, new).reshape(-1), "amax"
-                    )
+                if first is not None:  # (before the chunk's largest ratios: which bins have
+                    # none from the chunks before; the first defined point of a series in a
+                    # bin is in the first chunk that has one)
+                    at, values_there = first
+                    flat = g.max_ratio.view(-1)
+                    new = torch.nonzero(flat.index_select(0, at) == -math.inf).squeeze(1)
+                    flat.index_copy_(0, at.index_select(0, new), values_there.index_select(0, new))
                 if local is not None:
                     torch.maximum(g.max_ratio, local, out=g.max_ratio)
         if isinstance(counts, _Skipped):
             self._skip(counts)
-            counts = ()
-        else:  # (every point lies in one bin of each grid)
-            self._points += int(counts[0][0].sum())
-        for g, (count, failing, undefined) in zip(self._grids, counts, strict=False):
-            g.count += count
-            if failing is not None:
-                g.failing += failing
-            if undefined is not None:
-                g.undefined += undefined
+        else:
+            self._points += int(counts[0][0].sum())  # (every point lies in one bin of a grid)
+            for g, (count, failing, undefined) in zip(self._grids, counts, strict=True):
+                g.count += count
+                if failing is not None:
+                    g.failing += failing
+                if undefined is not None:
+                    g.undefined += undefined
         if not self.largest:
             self._top = [max(a, b) for a, b in zip(self._top, rest, strict=True)]
             return
@@ -359,31 +372,56 @@ class ErrorMaps:
     def nbytes(self) -> int:
         """The bytes of the tensors the sink keeps between chunks (they do not grow with n)."""
         tensors = [t for g in self._grids for t in (g.max_ratio, g.count, g.failing, g.undefined)]
-        occupied = sum(g.cells for g in self._grids)  # (the snapshot's flags, while some are 0)
-        return occupied + sum(t.element_size() * t.numel() for t in tensors)
+        tensors += [t for t in self._snapshot.lacking if t is not None]
+        return sum(t.element_size() * t.numel() for t in tensors)
 
     # -- internals -------------------------------------------------------------------------
 
     def _snap(self) -> _Snapshot:
-        """What the next partials read: the worst points' floors and the bins with points."""
+        """What the next partials read: the worst points' floors and where a series has no
+        ratio yet."""
         floors = tuple(
             kept[-1][0] if self.worst and len(kept) == self.worst else -math.inf
             for kept in self._worst
         )
-        occupied = tuple(
-            None if known is None or bool(known.all()) else g.count > 0
-            for g, known in zip(self._grids, self._snapshot.occupied, strict=True)
-        )
-        return _Snapshot(floors, occupied)
+        lacking = []
+        for g, before in zip(self._grids, self._snapshot.lacking, strict=True):
+            lack = None if before is None else g.max_ratio == -math.inf
+            lacking.append(lack if lack is not None and bool(lack.any()) else None)
+        return _Snapshot(floors, tuple(lacking))
 
-    def _lazy(self, rows: Sequence[_Row], snap: _Snapshot) -> bool:
-        """Whether a lazy_counts sink leaves the chunk's counts for later: every bin of every
-        grid has a point already, and no series has a failing or undefined point in it."""
-        return (
-            self.lazy_counts
-            and self._layout().resample is not None
-            and all(o is None for o in snap.occupied)
-            and all(r.top <= 1 and not r.careful for r in rows)
+    def _sampled_only(
+        self,
+        view: ChunkView,
+        rows: Sequence[_Row],
+        snap: _Snapshot,
+        cells: Sequence[torch.Tensor] | None,
+    ) -> Any:
+        """A lazy_counts sink's partial of a chunk whose counts wait: the largest ratios of
+        its sampled points and its worst points (``cells``: its points' bins, if known)."""
+        m = len(view)
+        pieces = self._sampled(view.start, m)
+        if cells is not None:
+            sampled = [_take(c, pieces) for c in cells]
+        else:
+            sampled = self._all_cells([_take(p, pieces) for p in view.points]) if pieces else []
+        largest = self._largest(pieces, sampled, None, rows, [None] * len(rows))
+        worst = self._chunk_worst(view, rows, snap.floors)
+        none: list[Any] = [None] * len(self._grids)  # (no bin gets its first ratio)
+        return _Skipped(view.start, view.start + m), (largest, none, worst, [r.top for r in rows])
+
+    @staticmethod
+    def _lacks(cells: Sequence[torch.Tensor], lacking: Sequence[torch.Tensor | None]) -> bool:
+        """Whether a point (in bins ``cells``) lies in a bin where some series has no ratio.
+
+        Every bin with a defined point has a ratio (:meth:`_first_points`), so a bin without
+        one is empty or undefined at every point so far, for that series; a chunk without an
+        undefined point with a point there would give it its first ratio, so a lazy_counts
+        sink bins it. A chunk with points in bins undefined at every point of the run has an
+        undefined point, so such bins never keep a sink binning every chunk."""
+        return any(
+            lack is not None and bool(lack.any(0).index_select(0, cell).any())
+            for cell, lack in zip(cells, lacking, strict=True)
         )
 
     def _skip(self, chunk: _Skipped) -> None:
@@ -431,24 +469,46 @@ class ErrorMaps:
         return out
 
     def _first_points(
-        self, cell: torch.Tensor, count: torch.Tensor, rows: Sequence[_Row], occupied: torch.Tensor
+        self,
+        cell: torch.Tensor,
+        count: torch.Tensor,
+        undefined: torch.Tensor | None,
+        rows: Sequence[_Row],
+        lacking: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """The chunk's first point in each bin that no chunk merged before had (as far as the
-        snapshot knows): the bins, and each series' ratio there. :meth:`merge` keeps those
-        still empty then, so that every bin with points has a ratio, whatever the chunks."""
-        fresh = (count > 0) & ~occupied
-        if not bool(fresh.any()):
+        """Each series' first defined point of the chunk in each bin (``count`` points there,
+        ``undefined`` per series) where that series has no ratio yet (``lacking``, as far as
+        the snapshot knows): their places in (series, cells), flattened, and the ratios
+        there. :meth:`merge` keeps those still without a ratio then, so that every bin with a
+        defined point has a ratio, whatever the chunks."""
+        wanted = lacking & (count > 0 if undefined is None else count > undefined)
+        bins = torch.nonzero(wanted.any(0)).squeeze(1)
+        if bins.numel() == 0:
             return None
-        if bool(occupied.any()):
-            at = _nonzero(fresh.index_select(0, cell))
+        m, cells = len(cell), lacking.shape[1]
+        if bool(lacking.all()):  # (nothing has a ratio yet: any point's bin may be wanted)
+            at, where = torch.arange(m), cell.long()
+        else:
+            in_wanted = torch.zeros(cells, dtype=torch.bool).index_fill_(0, bins, True)
+            at = _nonzero(in_wanted.index_select(0, cell))
             where = cell.index_select(0, at).long()
-        else:  # (the first chunk: every point's bin is new)
-            at, where = torch.arange(len(cell)), cell.long()
-        first = torch.full_like(fresh, len(cell), dtype=torch.int64)
-        first.scatter_reduce_(0, where, at, reduce="amin")
-        bins = torch.nonzero(fresh).squeeze(1)
-        points = first.index_select(0, bins)
-        return bins, torch.stack([r.ratio.index_select(0, points) for r in rows])
+
+        def first_of(keep: torch.Tensor | None) -> torch.Tensor:
+            """The first of the points ``at`` (those where ``keep``) in each of ``bins``."""
+            pos, place = (at, where) if keep is None else (at[keep], where[keep])
+            first = torch.full((cells,), m - 1, dtype=torch.int64)  # (where none: unread)
+            return first.scatter_reduce_(0, place, pos, "amin", include_self=False)[bins]
+
+        shared = first_of(None)  # the first point, defined wherever no row is careful
+        values = torch.stack(
+            [
+                r.ratio.index_select(0, first_of(r.ratio[at] > -math.inf) if r.careful else shared)
+                for r in rows
+            ]
+        )
+        keep = wanted.index_select(1, bins)
+        places = bins[None, :] + self._offsets[cells]
+        return places[keep], values[keep]
 
     def _quiet(self, view: ChunkView) -> bool:
         """Whether no series has a failing or undefined point in the chunk (so a counts-only
@@ -476,7 +536,7 @@ class ErrorMaps:
             for lo in range(a, b, RECOUNT_BLOCK):
                 hi = min(b, lo + RECOUNT_BLOCK)
                 pts = [p.cpu() for p in layout.resample(lo, hi)]
-                for g, cell in zip(self._grids, self._all_cells_of(pts), strict=True):
+                for g, cell in zip(self._grids, self._all_cells(pts), strict=True):
                     g.count += torch.bincount(cell, minlength=g.cells)
         self._skipped = []
 
@@ -503,10 +563,7 @@ class ErrorMaps:
             undefined=g.undefined[s].clone().view(g.shape),
         )
 
-    def _all_cells(self, view: ChunkView) -> list[torch.Tensor]:
-        return self._all_cells_of(view.points)
-
-    def _all_cells_of(self, points: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    def _all_cells(self, points: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Each point's cell in each grid (row-major over the grid's axes; int32)."""
         layout = self._layout()
         fine = [
@@ -524,7 +581,7 @@ class ErrorMaps:
     def _partial_counts(self, view: ChunkView) -> Any:
         """A chunk's counts per bin, and each series' largest ratio where a point fails."""
         n_series, m = len(self._series), len(view)
-        cells = self._all_cells(view)
+        cells = self._all_cells(view.points)
         fails: list[torch.Tensor] = []
         undefined: list[torch.Tensor] = []
         top = [-math.inf] * n_series

@@ -297,12 +297,12 @@ DumpLimitOpt = Annotated[
 ]
 
 
-def _point_dump(path: str | None, limit: int, seed: int, solves: bool = False) -> list[Any]:
+def _point_dump(path: str | None, limit: int, seed: int) -> list[Any]:
     """The --dump-points sink, its path and limit checked before any work (none without it)."""
     from ._dump import PointDump, check_limit
 
     check_limit(limit)
-    return [] if path is None else [PointDump(path, limit, seed, solves)]
+    return [] if path is None else [PointDump(path, limit, seed)]
 
 
 def _write_dump(sinks: list[Any], report: Any) -> None:
@@ -551,15 +551,17 @@ class _Extras:
         dump_limit: int,
         seed: int,
         plot: str | None,
-        solves: bool = False,
     ) -> None:
         self.table = fmt is Format.table
-        self.dumps = _point_dump(dump_points, dump_limit, seed, solves)
+        self.dumps = _point_dump(dump_points, dump_limit, seed)
         self.plot = _plot_request(plot)
 
     def run(self, job: Any, progress: Any, command: str, subject: str) -> Any:
+        from ._pointwise import must_solve
         from ._termmap import run_with_maps
 
+        for dump in self.dumps:  # (made before the job, to check its path before any work)
+            dump.solves = must_solve(command, job)
         return run_with_maps(
             job, progress, self.table, command, subject, self.plot, extra=self.dumps
         )
@@ -848,7 +850,7 @@ def residual(
 ) -> None:
     """Check PDE residuals of a candidate solution: autograd against SymPy, and if it solves."""
     with _errors("residual", fmt, debug):
-        extras = _Extras(fmt, dump_points, dump_limit, seed, plot, solves=not any_residual)
+        extras = _Extras(fmt, dump_points, dump_limit, seed, plot)
         from ._residual import prepare_residual
 
         with _progress(fmt, "residual") as progress:

@@ -238,6 +238,23 @@ def test_residual_dump_flags_where_the_candidate_does_not_solve(tmp_path: Path) 
     assert dump.finish(report).failing == 0
 
 
+@pytest.mark.parametrize("any_residual", [False, True])
+def test_the_residual_command_dumps_unsolved_points_unless_any_residual(
+    tmp_path: Path, any_residual: bool
+) -> None:
+    path = tmp_path / "points.csv"
+    r = run_cli(
+        "residual", "--pde", "u_t - nu*u_xx", "-s", "u = sin(pi*x)*exp(-t)", "--param", "nu=0.1",
+        "-d", "x=0:1", "-d", "t=0:1", "-n", "400", "--dump-points", str(path), "-f", "json",
+        *(["--any-residual"] if any_residual else []),
+    )  # fmt: skip
+    assert r.exit_code == (ExitCode.OK if any_residual else ExitCode.FAILED)
+    _, rows, meta = read_csv(path)
+    unsolved = sum(row["eq1.verdict"] == "unsolved" for row in rows)
+    assert len(rows) == 400 and meta["quantities"][-1]["unsolved"] == unsolved
+    assert (unsolved == 0) if any_residual else (unsolved > 0)
+
+
 def test_a_proved_solution_has_no_unsolved_points(tmp_path: Path) -> None:
     job = prepare_residual(
         "u_t - nu*u_xx",

@@ -260,6 +260,23 @@ def _reference_cells(pts: list[torch.Tensor], grid: Grid) -> torch.Tensor:
     return cell
 
 
+def _kept_max(
+    cell: torch.Tensor, key: torch.Tensor, in_sample: torch.Tensor, cells: int
+) -> torch.Tensor:
+    """Each bin's largest ratio as the sink keeps it, the plain way: over the sampled points,
+    the failing points and the bin's first defined point (``key``: each point's ratio, -inf
+    where the quantity is undefined; -inf where a bin has no defined point)."""
+    n = key.numel()
+    defined = key > -math.inf
+    first = torch.full((cells,), n).scatter_reduce(
+        0, cell[defined], torch.arange(n)[defined], reduce="amin"
+    )
+    binned = in_sample | (key > 1)
+    binned[first[first < n]] = True
+    empty = torch.full((cells,), -math.inf, dtype=torch.float64)
+    return empty.scatter_reduce(0, cell[binned], key[binned], reduce="amax")
+
+
 @pytest.mark.parametrize("d", [2, 3])
 def test_failing_bins_are_exact_and_passing_bins_come_from_the_sample(d: int) -> None:
     n, sample = 50_000, 10_000
@@ -285,11 +302,7 @@ def test_failing_bins_are_exact_and_passing_bins_come_from_the_sample(d: int) ->
             cells = grid.count.numel()
             empty = torch.full((cells,), -math.inf, dtype=torch.float64)
             every = empty.scatter_reduce(0, cell, key, reduce="amax")
-            first = torch.full((cells,), n).scatter_reduce(0, cell, index, reduce="amin")
-            is_first = torch.zeros(n, dtype=torch.bool)
-            is_first[first[first < n]] = True
-            binned = in_sample | (key > 1) | is_first
-            from_sample = empty.scatter_reduce(0, cell[binned], key[binned], reduce="amax")
+            from_sample = _kept_max(cell, key, in_sample, cells)
             got = grid.max_ratio.flatten().nan_to_num(nan=-math.inf, posinf=math.inf)
             fails = every > 1
             assert bool(fails.any()) and bool((~fails & (grid.count.flatten() > 0)).any())
@@ -299,7 +312,7 @@ def test_failing_bins_are_exact_and_passing_bins_come_from_the_sample(d: int) ->
             assert torch.equal(grid.count.flatten(), torch.bincount(cell, minlength=cells))
             failing = torch.bincount(cell[key > 1], minlength=cells)
             assert torch.equal(grid.failing.flatten(), failing)
-            # Every bin with a defined point has a ratio (its first point's, if need be).
+            # Every bin with a defined point has a ratio (its first defined point's, if need be).
             has_defined = torch.bincount(cell[defined], minlength=cells) > 0
             assert bool((got[has_defined] > -math.inf).all())
     assert lower > 100  # passing bins' largest ratios are the sample's, below the exact ones
@@ -314,6 +327,123 @@ def test_the_sample_holds_every_point_up_to_its_size() -> None:
     assert sampled_points(3 * SAMPLE_BLOCK + 5, 2) == 2 * SAMPLE_BLOCK
     with pytest.raises(ValueError):
         ErrorMaps(sample=0)
+
+
+def _feed(
+    layout: Layout,
+    pts: list[torch.Tensor],
+    values: torch.Tensor,
+    error: torch.Tensor,
+    tol: torch.Tensor,
+    chunk: int,
+    **kw: Any,
+) -> ErrorMaps:
+    """One quantity's values (exact 0, so ``error`` is ``|values|`` where defined) fed to a
+    sink in chunks of ``chunk`` points."""
+    sink = ErrorMaps(worst=2, solves=False, **kw)
+    sink.start(layout)
+    for s in range(0, layout.n, chunk):
+        sl = slice(s, s + chunk)
+        e, t = error[sl], tol[sl]
+        view = ChunkView(s, [p[sl] for p in pts], [values[sl]], [0 * e], [e], [t], [t])
+        sink.merge(sink.partial(view))
+    return sink
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+@pytest.mark.parametrize("chunk", [3 * SAMPLE_BLOCK, 1000])
+def test_a_bin_whose_first_point_is_undefined_has_its_first_defined_points_ratio(
+    chunk: int, lazy: bool
+) -> None:
+    # Block 0 (the sample: stride 3) lies in bin 0; the later blocks, not sampled, in bin 3,
+    # whose first point is undefined. Its ratio is its first defined point's (0.1), the
+    # largest of the sample and of that point, not none.
+    n = 3 * SAMPLE_BLOCK
+    x = torch.full((n,), -0.9, dtype=torch.float64)
+    x[SAMPLE_BLOCK:] = 0.9
+    error = torch.zeros(n, dtype=torch.float64)
+    error[SAMPLE_BLOCK:] = torch.linspace(2e-4, 1e-3, n - SAMPLE_BLOCK, dtype=torch.float64)
+    values = error.clone()
+    values[SAMPLE_BLOCK] = math.nan
+    tol = torch.full((n,), 2e-3, dtype=torch.float64)
+    layout = Layout(("a",), ("derivative",), ("x",), (-1.0,), (1.0,), n, lambda a, b: [x[a:b]])
+    sink = _feed(layout, [x], values, error, tol, chunk, profile_bins=4, sample=SAMPLE_BLOCK)
+    assert sink.stride == 3
+    prof = sink.result().quantities[0].profiles[0]
+    assert prof.count.tolist() == [SAMPLE_BLOCK, 0, 0, n - SAMPLE_BLOCK]
+    assert prof.undefined.tolist() == [0, 0, 0, 1]
+    first_defined = float(error[SAMPLE_BLOCK + 1] / tol[0])
+    assert prof.max_ratio[0] == 0 and prof.max_ratio[3] == first_defined
+    assert bool(torch.isnan(prof.max_ratio[1:3]).all())
+
+
+def _undefined_first_and_everywhere() -> tuple[Layout, list[torch.Tensor], torch.Tensor]:
+    """Points on [-1, 1]^2 and one quantity's value (its error: exact 0), for 4 x 4 bins and
+    a sample of blocks 0 and 3 (stride 3): block 0 lies where x < 0.5 and the quantity is
+    undefined where x < -0.5 (at every point of those bins in the run); blocks 1 to 5 lie
+    where x >= -0.5, block 3 (sampled) where x < 0.5. So the bins of x >= 0.5 have no sampled
+    point, and the first point of bin (3, 0), at the start of block 1, is undefined, its
+    next point 1,500 points later."""
+    n = 6 * SAMPLE_BLOCK
+    g = torch.Generator().manual_seed(5)
+    block = torch.arange(n) // SAMPLE_BLOCK
+    lo = torch.tensor([-1.0, -0.5, -0.5, -0.5, -0.5, -0.5], dtype=torch.float64)[block]
+    hi = torch.tensor([0.5, 1.0, 1.0, 0.5, 1.0, 1.0], dtype=torch.float64)[block]
+    x = lo + (hi - lo) * torch.rand(n, generator=g, dtype=torch.float64)
+    y = torch.rand(n, generator=g, dtype=torch.float64) * 2 - 1
+    x[SAMPLE_BLOCK], y[SAMPLE_BLOCK] = 0.75, -0.75
+    soon = torch.arange(n) < SAMPLE_BLOCK + 1500
+    hide = soon & (x >= 0.5) & (y < -0.5)
+    hide[SAMPLE_BLOCK] = False
+    y[hide] = -y[hide]  # (into bin (3, 3))
+    values = torch.rand(n, generator=g, dtype=torch.float64) * 1e-3  # ratios below 0.5
+    values[x < -0.5] = math.nan
+    values[SAMPLE_BLOCK] = math.nan
+    layout = Layout(
+        ("a",),
+        ("derivative",),
+        ("x", "y"),
+        (-1.0, -1.0),
+        (1.0, 1.0),
+        n,
+        lambda a, b: [x[a:b], y[a:b]],
+    )
+    return layout, [x, y], values
+
+
+def test_each_bin_with_a_defined_point_has_a_ratio_and_lazy_counts_still_skip() -> None:
+    layout, pts, values = _undefined_first_and_everywhere()
+    n = layout.n
+    error = values.nan_to_num(nan=0.0)
+    tol = torch.full((n,), 2e-3, dtype=torch.float64)
+    key = torch.where(torch.isfinite(values), error / tol, torch.full_like(error, -math.inf))
+    kw: dict[str, Any] = {"pair_bins": (4, 4), "sample": 2 * SAMPLE_BLOCK}
+    eager = [_feed(layout, pts, values, error, tol, c, **kw) for c in (n, 1000, 777)]
+    results = [s.result() for s in eager]
+    grid = results[0].quantities[0].pair("x", "y")
+    assert eager[0].stride == 3
+    cell = _reference_cells(pts, grid)
+    in_sample = (torch.arange(n) // SAMPLE_BLOCK) % 3 == 0
+    got = grid.max_ratio.nan_to_num(nan=-math.inf)
+    assert torch.equal(got.flatten(), _kept_max(cell, key, in_sample, 16))
+    # Bin (3, 0): its first defined point's ratio; the bins of x < -0.5: none, all undefined.
+    first = int(torch.nonzero((cell == 12) & (key > -math.inf))[0])
+    assert first > SAMPLE_BLOCK + 1500 and float(got[3, 0]) == float(key[first])
+    assert int(grid.undefined[3, 0]) == 1 and bool((got[1:] > -math.inf).all())
+    assert bool((got[0] == -math.inf).all()) and torch.equal(grid.undefined[0], grid.count[0])
+    # A lazy_counts sink bins the chunk with that point (it has no failing or undefined
+    # point), and leaves every later one for later: the bins undefined at every point do not
+    # keep it binning every chunk. Its maps are the same.
+    for chunk in (1000, 777):
+        lazy = _feed(layout, pts, values, error, tol, chunk, lazy_counts=True, **kw)
+        assert lazy._skipped[-1] == (-(-(first + 1) // chunk) * chunk, n)
+        quick = lazy.result(counts=False).quantities[0].pair("x", "y")
+        assert torch.equal(quick.max_ratio.nan_to_num(-1.0), grid.max_ratio.nan_to_num(-1.0))
+        assert torch.equal(quick.undefined, grid.undefined)
+        assert torch.equal(quick.count > 0, grid.count > 0)
+        results.append(lazy.result())
+    for other in results[1:]:
+        _same(results[0], other)
 
 
 @pytest.mark.parametrize("d", [1, 2, 3])
@@ -393,7 +523,9 @@ def test_memory_does_not_grow_with_n() -> None:
         assert result.quantities[0].count == n
         sizes.append(sink.nbytes())
         pickled.append(len(pickle.dumps(result)))
-    assert sizes[0] == sizes[1] and sizes[0] < 2_000_000
+    # The same bins; at n = 10^4 some are still empty, so the sink also keeps a flag per bin
+    # and quantity (d/dx, d/dy) saying where a quantity has no ratio yet.
+    assert sizes[0] == sizes[1] + 2 * 64 * 64 and sizes[0] < 2_000_000
     assert abs(pickled[0] - pickled[1]) < 2_000  # the same tensors; only numbers differ
 
 

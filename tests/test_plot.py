@@ -687,7 +687,7 @@ def test_the_plots_sink_keeps_the_same_memory_whatever_n() -> None:
 @needs_matplotlib
 def test_a_large_run_says_that_its_passing_bins_are_sampled() -> None:
     from pinncheck._check import prepare_check
-    from pinncheck._maps import DEFAULT_SAMPLE
+    from pinncheck._maps import DEFAULT_SAMPLE, SAMPLE_BLOCK
     from pinncheck._plot import error_maps, figure, plot_data
 
     notes = []
@@ -697,9 +697,10 @@ def test_a_large_run_says_that_its_passing_bins_are_sampled() -> None:
         report = job.run(sinks=[maps])
         data = plot_data(report, maps)
         stride = -(-n // DEFAULT_SAMPLE)
-        # One block of 4096 consecutive points in every stride blocks, counted here.
-        blocks = range(0, n, stride * 4096)
-        assert (data.stride, data.sampled) == (stride, sum(min(4096, n - b) for b in blocks))
+        # One block of SAMPLE_BLOCK consecutive points in every stride blocks, counted here.
+        blocks = range(0, n, stride * SAMPLE_BLOCK)
+        sampled = sum(min(SAMPLE_BLOCK, n - b) for b in blocks)
+        assert (data.stride, data.sampled) == (stride, sampled)
         title = " ".join(figure(report, maps).get_suptitle().split())
         assert data.note() == "" or " ".join(data.note().split()) in title
         notes.append(data.note())
