@@ -23,9 +23,10 @@ fresh process (importing what drawing needs; drawing and encoding the figure).
 The whole command's figures include medians of the paired differences and ratios (the runs
 alternate, and which goes first alternates too).
 
-``--threads`` sets torch's threads (0: torch's default, as a user runs it), in this process and (``OMP_NUM_THREADS``) in the
-commands: 1 by default, where CPU time is steadiest on a shared machine; CPU time (user +
-system) is quoted next to wall time for that reason.
+``--threads`` sets torch's threads, in this process and (``OMP_NUM_THREADS``) in the
+commands: 1 by default, where CPU time is steadiest on a shared machine (CPU time, user +
+system, is quoted next to wall time for that reason); 0 leaves torch's default, as a user
+runs it (one worker thread per core).
 """
 
 from __future__ import annotations
@@ -127,8 +128,7 @@ job = prepare_check(expr, domain, n=200_000)
 maps = _plot.error_maps()
 report = job.run(sinks=[maps])
 t = time.process_time()
-_plot.preload("png")
-_plot.settle_imports()
+import matplotlib.figure, matplotlib.backends.backend_agg, PIL.PngImagePlugin
 imported = time.process_time() - t
 t = time.process_time()
 _plot.plot_png(report, maps)

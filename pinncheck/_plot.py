@@ -21,12 +21,7 @@ carry their Jacobian's coupling matrix (:attr:`pinncheck._probe.ProbeReport.coup
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import io
-import os
-import sys
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,41 +58,24 @@ def plot_format(path: str | Path) -> str:
     return FORMATS[suffix]
 
 
-MISSING = (
-    "--plot needs matplotlib, which is not installed in this environment (it is an "
-    f"optional extra of pinncheck). Install it with: {INSTALL} (or pip install "
-    "matplotlib), then run the command again; everything else works without it."
-)
-
-
 def require_matplotlib() -> None:
     """Raise :class:`OptionError` (exit code 2) with the install command unless matplotlib
     can be imported."""
-    settle_imports()
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise OptionError(MISSING) from None
-
-
-def _installed() -> bool:
-    """Whether matplotlib can be found, without importing it (a module set to None in
-    ``sys.modules`` counts as missing, as ``import`` would find it)."""
-    if "matplotlib" in sys.modules:
-        return sys.modules["matplotlib"] is not None
-    try:
-        return importlib.util.find_spec("matplotlib") is not None
-    except (ImportError, ValueError):
-        return False
+        raise OptionError(
+            "--plot needs matplotlib, which is not installed in this environment (it is an "
+            f"optional extra of pinncheck). Install it with: {INSTALL} (or pip install "
+            "matplotlib), then run the command again; everything else works without it."
+        ) from None
 
 
 def check_target(path: str | Path) -> str:
-    """Validate a ``--plot`` path before a run: its format, that matplotlib is installed
-    (found, not imported: see :func:`preload`), and a folder to write into. Returns the
-    format."""
+    """Validate a ``--plot`` path before a run: its format, matplotlib, and a folder to write
+    into. Returns the format."""
     fmt = plot_format(path)
-    if not _installed():
-        raise OptionError(MISSING)
+    require_matplotlib()
     folder = Path(path).expanduser().parent
     if not folder.is_dir():
         raise OptionError(f"--plot {path}: the folder {folder} does not exist; create it first.")
@@ -106,52 +84,6 @@ def check_target(path: str | Path) -> str:
             f"--plot {path} is a folder; give a file name ending in .png, .svg or .pdf."
         )
     return fmt
-
-
-# Importing matplotlib while the points stream -------------------------------------------------
-
-_CANVAS = ("matplotlib.figure", "matplotlib.backends.backend_agg")
-DRAWING_MODULES = {
-    "png": (*_CANVAS, "PIL.PngImagePlugin"),
-    "svg": (*_CANVAS, "matplotlib.backends.backend_svg"),
-    "pdf": (*_CANVAS, "matplotlib.backends.backend_pdf"),
-}
-"""What drawing a figure of each format imports (the rest of matplotlib comes with them)."""
-
-_loader: threading.Thread | None = None
-
-
-def preload(fmt: str = "png") -> None:
-    """Start importing what drawing a ``fmt`` figure needs on a background thread, so that
-    the imports (about 0.4 s of CPU) overlap a run instead of following it.
-
-    The CLI calls this as a run starts. Drawing waits for the thread; so does any
-    ``os.fork`` of the process (a fork while another thread holds an import lock could leave
-    the child waiting on it forever). A failed import is not reported here: drawing imports
-    the module again and reports it."""
-    global _loader
-    if _loader is not None:
-        return
-    if hasattr(os, "register_at_fork"):
-        os.register_at_fork(before=settle_imports)
-    names = DRAWING_MODULES.get(fmt, DRAWING_MODULES["png"])
-    _loader = threading.Thread(target=_import_all, args=(names,), name="pinncheck-plot-import")
-    _loader.start()
-
-
-def _import_all(names: tuple[str, ...]) -> None:
-    for name in names:
-        try:
-            importlib.import_module(name)
-        except Exception:  # noqa: BLE001 - drawing imports it again and says why
-            return
-
-
-def settle_imports() -> None:
-    """Wait for :func:`preload`'s imports, if any are under way (not from its own thread)."""
-    loader = _loader
-    if loader is not None and loader is not threading.current_thread():
-        loader.join()
 
 
 # The figure's data ---------------------------------------------------------------------------
@@ -663,15 +595,15 @@ class PlotRequest:
     """A command's ``--plot PATH``: checked before the run, a sink during it, a file after.
 
     ``PlotRequest(None)`` asks for nothing (no sinks, nothing saved, matplotlib not
-    imported). ``streams=False`` (probe) needs no sink: the report carries its data. Asking
-    for the sinks starts importing matplotlib on a background thread (:func:`preload`).
+    imported). ``streams=False`` (probe) needs no sink: the report carries its data.
     """
 
     def __init__(self, path: str | None, *, streams: bool = True) -> None:
         self.path = path
         self.streams = streams
         self._maps: Any = None
-        self.format = check_target(path) if path is not None else None
+        if path is not None:
+            check_target(path)
 
     @property
     def wants_maps(self) -> bool:
@@ -683,14 +615,9 @@ class PlotRequest:
         """What the run must feed: the error maps, when a plot of them is asked for."""
         if not self.wants_maps:
             return []
-        self._starting()
         if self._maps is None:
             self._maps = error_maps()
         return [self._maps]
-
-    def _starting(self) -> None:
-        """The run is about to start: import matplotlib meanwhile (:func:`preload`)."""
-        preload(self.format or "png")
 
     def sinks_with(self, others: list[Any], solves: bool = True) -> list[Any]:
         """The run's sinks: ``others`` (such as the terminal map's), plus the plot's own
@@ -701,7 +628,6 @@ class PlotRequest:
 
         if not self.wants_maps:
             return list(others)
-        self._starting()
         shared = next((s for s in others if isinstance(s, ErrorMaps) and s.largest), None)
         if shared is None:
             if self._maps is None:

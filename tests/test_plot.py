@@ -4,7 +4,6 @@ behind them (pinncheck._plot)."""
 from __future__ import annotations
 
 import io
-import os
 import pickle
 import struct
 import subprocess
@@ -235,38 +234,6 @@ def test_a_plot_imports_matplotlib_on_the_agg_canvas_only(tmp_path: Path) -> Non
         after="print('PYPLOT', 'matplotlib.pyplot' in sys.modules, 'matplotlib' in sys.modules)",
     )
     assert "CODE 0" in p.stdout and "PYPLOT False True" in p.stdout, p.stdout + p.stderr
-
-
-def test_a_plot_request_checks_for_matplotlib_without_importing_it(tmp_path: Path) -> None:
-    # Importing matplotlib (about 0.4 s) starts with the run, on a thread, not before it.
-    code = (
-        "import sys\n"
-        "from pinncheck._plot import PlotRequest\n"
-        f"PlotRequest({str(tmp_path / 'a.png')!r})\n"
-        "print('LOADED', 'matplotlib' in sys.modules)\n"
-    )
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert "LOADED False" in p.stdout, p.stdout + p.stderr
-
-
-@needs_matplotlib
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
-def test_a_fork_waits_for_matplotlib_to_finish_importing() -> None:
-    # A fork while the import thread holds an import lock could leave the child waiting on
-    # it forever (pinncheck forks for SymPy's time budgets, a user's code may fork too): the
-    # fork waits for the imports first.
-    code = (
-        "import os, sys\n"
-        "from pinncheck import _plot\n"
-        "_plot.preload('png')\n"
-        "pid = os.fork()\n"
-        "if pid == 0:\n"
-        "    os._exit(0)\n"
-        "os.waitpid(pid, 0)\n"
-        "print('ALIVE', _plot._loader.is_alive(), 'DONE', 'matplotlib.figure' in sys.modules)\n"
-    )
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert "ALIVE False DONE True" in p.stdout, p.stdout + p.stderr
 
 
 def test_tick_labels_tell_round_values_apart_with_the_fewest_digits() -> None:
