@@ -26,8 +26,7 @@ from dataclasses import replace
 
 import torch
 
-from ._evaluate import _OPS as _OPS_PLAIN
-from ._evaluate import Program, _Step, heaviside_of, sign_of
+from ._evaluate import Program, _Step, _wsum, heaviside_of, sign_of
 
 UNIT_ROUNDOFF: dict[str, float] = {
     "float64": 2.0**-53,
@@ -86,7 +85,7 @@ def _weighted_sum(xs: list[_Value], step: _Step, u: float) -> _Value:
     # its partial sum: error <= sum(|w_i| b_i) + (k + 1)*u*sum(|w_i x_i|) (+ the constant's).
     c = float(step.param)
     k = len(xs) - 1 + (c != 0.0)
-    acc = _OPS_PLAIN["wsum"]([x.v for x in xs], replace(step, inplace=False))
+    acc = _wsum([x.v for x in xs], replace(step, inplace=False))
     bound: torch.Tensor | None = None
     for x, w in zip(xs, step.weights, strict=True):
         part = torch.add(x.b, x.abs, alpha=(k + 1) * u).mul_(abs(w))

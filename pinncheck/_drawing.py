@@ -125,6 +125,12 @@ CHAR = 0.6
 """A character's width, in font sizes (DejaVu Sans digits are 0.64 em; room to spare)."""
 
 
+def _text_width(chars: int) -> float:
+    """Inches taken by a tick label of ``chars`` characters (an estimate: no text is laid
+    out to place the axis labels beside them)."""
+    return chars * CHAR * TICK_SIZE * PT
+
+
 class _Box:
     """A panel's plot on the canvas: its lower left corner ``(x0, y0)``, width ``w`` and height
     ``h`` in inches, and the map from the panel's variables to them (linear, or log10 for a
@@ -179,7 +185,6 @@ class _Canvas:
     ``cmap``), and the lines (frames and ticks) gathered to be drawn as one collection."""
 
     def __init__(self, fig: Figure, width: float, height: float, norm: Any, cmap: Any) -> None:
-        self.fig = fig
         self.norm, self.cmap = norm, cmap
         self.ax: Axes = fig.add_axes((0.0, 0.0, 1.0, 1.0))
         self.ax.set_axis_off()
@@ -218,7 +223,7 @@ class _Canvas:
         characters)."""
         below = box.y0 - TICK - TICK_PAD - 1.25 * TICK_SIZE * PT - PT
         self.text(box.x0 + box.w / 2, below, xlabel, LABEL_SIZE, ha="center", va="top")
-        left = box.x0 - TICK - TICK_PAD - ywidth * CHAR * TICK_SIZE * PT - 3 * PT
+        left = box.x0 - TICK - TICK_PAD - _text_width(ywidth) - 3 * PT
         self.text(
             left, box.y0 + box.h / 2, ylabel, LABEL_SIZE, ha="right", va="center", rotation=90
         )
@@ -353,7 +358,7 @@ def _draw_bar(canvas: _Canvas, data: MapsData, corner: tuple[float, float], top:
     middle = float(box.y(float(norm(0.0))))
     canvas.ax.plot([x0, x1], [middle, middle], color="black", lw=2, zorder=2.6)
     longest = max(len(label) for label in labels)
-    right = x1 + TICK + TICK_PAD + longest * 0.55 * 8 * PT + 4 * PT
+    right = x1 + TICK + TICK_PAD + _text_width(longest) + 4 * PT
     canvas.text(
         right,
         y0 + box.h / 2,
